@@ -1,0 +1,20 @@
+# The two commands of the README's quick start, and the pieces they are made of.
+.PHONY: setup up down reset run test
+
+setup:
+	./scripts/setup.sh
+
+up: setup
+	.venv/bin/devstack up
+
+down:
+	.venv/bin/devstack down
+
+reset:
+	.venv/bin/devstack reset
+
+run: up
+	.venv/bin/pipeline check
+
+test: up
+	.venv/bin/pytest

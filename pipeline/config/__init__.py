@@ -1,0 +1,1 @@
+"""Where the pipeline learns how to reach its services: the stack-outputs contract and its loaders."""

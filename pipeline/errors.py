@@ -1,0 +1,27 @@
+"""Typed errors. Each message is one line a user can act on and never carries a secret."""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Base class: the CLI prints ``str(error)`` as one line and exits non-zero."""
+
+    exit_code = 1
+
+
+class ConfigError(PipelineError):
+    """The stack outputs or the command line are wrong or missing; the message says how to fix it."""
+
+    exit_code = 2
+
+
+class ServiceError(PipelineError):
+    """A service (Kafka, PostgreSQL, OpenSearch) refused or could not be reached."""
+
+    exit_code = 3
+
+
+class DeliveryError(PipelineError):
+    """Some messages could not be delivered to Kafka after retries."""
+
+    exit_code = 4

@@ -1,0 +1,1 @@
+"""Where sessions and events end up: PostgreSQL and OpenSearch."""

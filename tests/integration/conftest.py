@@ -1,0 +1,46 @@
+"""Integration tests run against the local stack that `devstack up` started; they never skip.
+
+If the stack is not up, every test here fails with a message that says so: a green run
+must mean the real services were exercised.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devstack.layout import load_layout
+from pipeline.config.settings import Settings
+from tests.support.kafka_topics import IsolatedTopics, create_isolated_topics, delete_topics
+
+
+@pytest.fixture(scope="session")
+def outputs_path() -> Path:
+    path = load_layout().outputs_file
+    if not path.exists():
+        pytest.fail(f"{path} not found: start the local stack with `devstack up` before the integration tests")
+    return path
+
+
+@pytest.fixture(scope="session")
+def outputs(outputs_path: Path) -> dict[str, str]:
+    return json.loads(outputs_path.read_text())
+
+
+@pytest.fixture(scope="session")
+def settings(outputs: dict[str, str], outputs_path: Path) -> Settings:
+    return Settings.from_outputs(outputs, source=str(outputs_path))
+
+
+@pytest.fixture
+def isolated_topics(settings: Settings) -> Iterator[IsolatedTopics]:
+    """Fresh events and dead-letter topics with the product's ACLs, so tests never see each other's data."""
+    topics = create_isolated_topics(settings, suffix=uuid.uuid4().hex[:10])
+    try:
+        yield topics
+    finally:
+        delete_topics(settings, [topics.events, topics.dead_letter])

@@ -1,0 +1,43 @@
+"""Per-test Kafka topics that carry exactly the production ACLs, created with the admin certificate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from devstack.kafka import acl_bindings, ensure_acls
+from pipeline.config.settings import Settings
+
+
+@dataclass(frozen=True)
+class IsolatedTopics:
+    events: str
+    dead_letter: str
+    group: str
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    return AdminClient(settings.kafka.client_config("admin"))
+
+
+def create_isolated_topics(settings: Settings, *, suffix: str, partitions: int = 6) -> IsolatedTopics:
+    topics = IsolatedTopics(
+        events=f"{settings.kafka.events_topic}-t{suffix}",
+        dead_letter=f"{settings.kafka.dead_letter_topic}-t{suffix}",
+        group=f"{settings.kafka.consumer_group}-t{suffix}",
+    )
+    admin = admin_client(settings)
+    futures = admin.create_topics(
+        [NewTopic(topics.events, partitions, 1), NewTopic(topics.dead_letter, 1, 1)], operation_timeout=30
+    )
+    for future in futures.values():
+        future.result()
+    ensure_acls(admin, acl_bindings(topics.events, topics.dead_letter, topics.group))
+    return topics
+
+
+def delete_topics(settings: Settings, names: list[str]) -> None:
+    admin = admin_client(settings)
+    for future in admin.delete_topics(names, operation_timeout=30).values():
+        future.result()
