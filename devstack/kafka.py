@@ -17,6 +17,7 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import (
     AclBinding,
+    AclBindingFilter,
     AclOperation,
     AclPermissionType,
     AdminClient,
@@ -207,14 +208,14 @@ def _ensure_topics(admin: AdminClient) -> None:
         NewTopic(names.DEAD_LETTER_TOPIC, names.DEAD_LETTER_PARTITIONS, 1, config={"min.insync.replicas": "1"}),
     ]
     missing = [t for t in wanted if t.topic not in existing]
-    if not missing:
-        return
-    for topic, future in admin.create_topics(missing, operation_timeout=30).items():
-        try:
-            future.result()
-        except KafkaException as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise DevstackError(f"creating Kafka topic {topic} failed: {exc}") from exc
+    if missing:
+        for topic, future in admin.create_topics(missing, operation_timeout=30).items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise DevstackError(f"creating Kafka topic {topic} failed: {exc}") from exc
+    wait_for_topics(admin, [t.topic for t in wanted])
 
 
 def acl_bindings(
@@ -248,11 +249,43 @@ def acl_bindings(
 
 
 def ensure_acls(admin: AdminClient, bindings: list[AclBinding] | None = None) -> None:
-    for binding, future in admin.create_acls(bindings or acl_bindings(), request_timeout=30).items():
+    """Create ACLs and wait until the broker's authorizer enforces them.
+
+    The controller commits ACLs before the broker applies them, so without the wait a
+    client that connects right away can still be refused.
+    """
+    wanted = bindings or acl_bindings()
+    for binding, future in admin.create_acls(wanted, request_timeout=30).items():
         try:
             future.result()
         except KafkaException as exc:
             raise DevstackError(f"creating Kafka ACL {binding} failed: {exc}") from exc
+
+    def applied() -> bool:
+        described = set(admin.describe_acls(_match_all(), request_timeout=10).result())
+        return all(b in described for b in wanted)
+
+    proc.wait_until(applied, what="Kafka ACLs", timeout=30)
+
+
+def wait_for_topics(admin: AdminClient, topics: list[str]) -> None:
+    """Wait until every partition of the topics has a leader the broker serves."""
+
+    def ready() -> bool:
+        meta = admin.list_topics(timeout=10).topics
+        return all(
+            t in meta and meta[t].error is None and meta[t].partitions
+            and all(p.leader >= 0 for p in meta[t].partitions.values())
+            for t in topics
+        )
+
+    proc.wait_until(ready, what=f"Kafka topics {', '.join(topics)}", timeout=30)
+
+
+def _match_all() -> AclBindingFilter:
+    return AclBindingFilter(
+        ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
+    )
 
 
 def down(layout: Layout) -> None:

@@ -43,4 +43,4 @@ def isolated_topics(settings: Settings) -> Iterator[IsolatedTopics]:
     try:
         yield topics
     finally:
-        delete_topics(settings, [topics.events, topics.dead_letter])
+        delete_topics(settings, topics)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AclBinding, AclBindingFilter, AdminClient, NewTopic
 
-from devstack.kafka import acl_bindings, ensure_acls
+from devstack.kafka import acl_bindings, ensure_acls, wait_for_topics
 from pipeline.config.settings import Settings
 
 
@@ -33,11 +33,23 @@ def create_isolated_topics(settings: Settings, *, suffix: str, partitions: int =
     )
     for future in futures.values():
         future.result()
+    wait_for_topics(admin, [topics.events, topics.dead_letter])
     ensure_acls(admin, acl_bindings(topics.events, topics.dead_letter, topics.group))
     return topics
 
 
-def delete_topics(settings: Settings, names: list[str]) -> None:
+def delete_topics(settings: Settings, topics: IsolatedTopics) -> None:
+    """Remove the topics and the ACLs that were made for them."""
     admin = admin_client(settings)
-    for future in admin.delete_topics(names, operation_timeout=30).values():
+    for future in admin.delete_topics([topics.events, topics.dead_letter], operation_timeout=30).values():
         future.result()
+    bindings = acl_bindings(topics.events, topics.dead_letter, topics.group)
+    for future in admin.delete_acls([_as_filter(b) for b in bindings], request_timeout=30).values():
+        future.result()
+
+
+def _as_filter(binding: AclBinding) -> AclBindingFilter:
+    return AclBindingFilter(
+        binding.restype, binding.name, binding.resource_pattern_type, binding.principal, binding.host,
+        binding.operation, binding.permission_type,
+    )
