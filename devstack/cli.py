@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import sys
 import time
@@ -29,11 +30,32 @@ def _up(layout: Layout) -> None:
     layout.dist_dir.mkdir(parents=True, exist_ok=True)
     proc.ensure_service_user(layout)
     ca = certs.ensure_ca(layout.certs_dir)
+    _forget_stale_runtime(layout, ca)
     _step("PostgreSQL", lambda: postgres.up(layout, ca))
     _step("Kafka", lambda: kafka.up(layout, ca))
     _step("OpenSearch", lambda: opensearch.up(layout))
     path = outputs.write(layout, ca)
     click.echo(f"devstack: stack outputs written to {path}")
+
+
+def _forget_stale_runtime(layout: Layout, ca: certs.CertPair) -> None:
+    """Wipe service data that was made for another CA and other passwords.
+
+    The runtime directory outlives the state directory (it is under /var/lib when run as
+    root); if the state directory was deleted, the old data would hold certificates and
+    passwords nobody has any more.
+    """
+    marker = layout.runtime_dir / "stack-ca.sha256"
+    fingerprint = hashlib.sha256(ca.cert.read_bytes()).hexdigest()
+    if marker.exists() and marker.read_text().strip() != fingerprint:
+        if postgres.is_running(layout) or kafka.is_running(layout) or opensearch.is_running(layout):
+            raise DevstackError(
+                f"services from an earlier stack are still running from {layout.runtime_dir}; stop them first"
+            )
+        click.echo(f"devstack: wiping data of an earlier stack in {layout.runtime_dir}")
+        shutil.rmtree(layout.runtime_dir)
+        layout.runtime_dir.mkdir(parents=True)
+    marker.write_text(fingerprint + "\n")
 
 
 def _down(layout: Layout) -> None:
