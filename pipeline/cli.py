@@ -30,6 +30,23 @@ class Context:
         return self._settings
 
 
+def source_options(fn: Callable[..., T]) -> Callable[..., T]:
+    """Accept --stack/--outputs after the subcommand too (``pipeline run --stack dev``)."""
+
+    def remember(click_ctx: click.Context, param: click.Parameter, value: object) -> object:
+        if value is not None:
+            ctx: Context = click_ctx.find_object(Context)  # type: ignore[assignment]
+            setattr(ctx, param.name or "", value)
+        return value
+
+    fn = click.option("--stack", metavar="NAME", expose_value=False, callback=remember,
+                      help="Read connection details from this Pulumi stack's outputs.")(fn)
+    fn = click.option("--outputs", metavar="FILE", expose_value=False, callback=remember,
+                      type=click.Path(path_type=Path, dir_okay=False),
+                      help="Read them from a `pulumi stack output --json --show-secrets` file.")(fn)
+    return fn
+
+
 def guarded(ctx: Context, action: Callable[[], T]) -> T:
     """Run a command body; a known error prints one line (no traceback unless --debug)."""
     try:
@@ -63,11 +80,12 @@ def main(click_ctx: click.Context, stack: str | None, outputs: Path | None, debu
         stream=sys.stderr,
     )
     for noisy in ("opensearch", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
+        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.ERROR)
     click_ctx.obj = Context(outputs=outputs, stack=stack, debug=debug)
 
 
 @main.command()
+@source_options
 @click.pass_obj
 def check(ctx: Context) -> None:
     """Connect to Kafka, PostgreSQL and OpenSearch with the stack's credentials and report."""
@@ -82,5 +100,191 @@ def check(ctx: Context) -> None:
             failures += not result.ok
         if failures:
             raise PipelineError(f"{failures} service(s) unreachable; see the lines above")
+
+    guarded(ctx, body)
+
+
+def _index_prefix_option(fn: Callable[..., T]) -> Callable[..., T]:
+    return click.option(
+        "--index-prefix", default="clickstream", show_default=True, metavar="PREFIX",
+        help="OpenSearch indices are PREFIX-events and PREFIX-sessions.",
+    )(fn)
+
+
+@main.command()
+@_index_prefix_option
+@source_options
+@click.pass_obj
+def schema(ctx: Context, index_prefix: str) -> None:
+    """Apply PostgreSQL migrations (admin role) and OpenSearch index templates. Re-running is a no-op."""
+    from pipeline.jobs.setup import prepare_sinks
+
+    def body() -> None:
+        report = prepare_sinks(ctx.settings(), index_prefix=index_prefix)
+        click.echo(report)
+
+    guarded(ctx, body)
+
+
+@main.command()
+@click.option("--group", metavar="ID", help="Consumer group (default: the stack's kafka_consumer_group).")
+@click.option("--batch-size", default=5000, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--drain", is_flag=True, help="Exit once the group has committed everything in the topic.")
+@click.option("--idle-exit", type=float, metavar="S", help="Exit after S seconds without a message.")
+@click.option("--stats-json", type=click.Path(path_type=Path, dir_okay=False), help="Write final counters here.")
+@_index_prefix_option
+@source_options
+@click.pass_obj
+def consume(ctx: Context, group: str | None, batch_size: int, drain: bool, idle_exit: float | None,
+            stats_json: Path | None, index_prefix: str) -> None:
+    """Consume events into PostgreSQL and OpenSearch until stopped (SIGINT/SIGTERM finish the batch)."""
+    import json
+    import threading
+
+    from pipeline.jobs.consume import ConsumeOptions, Consumer, install_signal_handlers
+
+    def body() -> None:
+        settings = ctx.settings()
+        options = ConsumeOptions(
+            topic=settings.kafka.events_topic, dead_letter_topic=settings.kafka.dead_letter_topic,
+            group=group or settings.kafka.consumer_group, batch_size=batch_size, drain=drain,
+            idle_exit_s=idle_exit, index_prefix=index_prefix,
+        )
+        stop = threading.Event()
+        install_signal_handlers(stop)
+        stats = Consumer(settings, options, stop=stop).run()
+        if stats_json is not None:
+            stats_json.write_text(json.dumps(stats.to_dict(), indent=2))
+
+    guarded(ctx, body)
+
+
+@main.command()
+@click.option("--hours", default=24, show_default=True, type=click.IntRange(1, 24 * 90))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@source_options
+@click.pass_obj
+def summary(ctx: Context, hours: int, as_json: bool) -> None:
+    """KPIs, top pages, the purchase funnel and the last hours, read from PostgreSQL."""
+    from pipeline.analytics.report import render_summary
+    from pipeline.analytics.summary import summary as read_summary
+
+    def body() -> None:
+        result = read_summary(ctx.settings(), hours=hours)
+        if as_json:
+            import json
+
+            click.echo(json.dumps(result.to_dict(), indent=2, default=str))
+        else:
+            click.echo(render_summary(result))
+
+    guarded(ctx, body)
+
+
+def _produce_options(fn: Callable[..., T]) -> Callable[..., T]:
+    """Options shared by ``produce`` and ``run``: what the simulated shop sends."""
+    options = [
+        click.option("--events", type=click.IntRange(min=1), help="Number of messages to send."),
+        click.option("--duration", type=click.FloatRange(min=0.1), metavar="S", help="Stop after S seconds."),
+        click.option("--rate", type=click.FloatRange(min=0.1), metavar="N",
+                     help="Live mode: N events/s with event time = now (default: backfill, as fast as possible)."),
+        click.option("--seed", type=int, help="Same seed (and --end-time) = identical stream, ids included."),
+        click.option("--end-time", type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ"]),
+                     help="Backfill: the window ends here (UTC; default now)."),
+        click.option("--window-hours", type=click.FloatRange(min=0.01), default=24.0, show_default=True,
+                     help="Backfill: event times spread over this many hours."),
+        click.option("--duplicate-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True),
+        click.option("--late-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True),
+        click.option("--max-lateness", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+                     metavar="MINUTES"),
+        click.option("--malformed-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True),
+        click.option("--dump", type=click.Path(path_type=Path, dir_okay=False),
+                     help="Write every message exactly as sent (JSON lines)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _build_produce_options(topic: str, params: dict[str, object], default_events: int | None = None):  # type: ignore[no-untyped-def]
+    import datetime as dt
+    import secrets
+
+    from pipeline.events.faults import FaultConfig
+    from pipeline.jobs.produce import ProduceOptions
+
+    end_time = params["end_time"]
+    if isinstance(end_time, dt.datetime):
+        end_time = end_time.replace(tzinfo=dt.timezone.utc)
+    events = params["events"] if params["events"] is not None else (
+        default_events if params["duration"] is None else None)
+    try:
+        return ProduceOptions(
+            topic=topic,
+            seed=params["seed"] if params["seed"] is not None else secrets.randbelow(2**31),
+            events=events, duration_s=params["duration"], rate=params["rate"], end_time=end_time,
+            window=dt.timedelta(hours=float(params["window_hours"])),  # type: ignore[arg-type]
+            faults=FaultConfig(
+                duplicate_rate=params["duplicate_rate"], late_rate=params["late_rate"],
+                max_lateness=dt.timedelta(minutes=float(params["max_lateness"])),  # type: ignore[arg-type]
+                malformed_rate=params["malformed_rate"],
+            ),
+            dump=params["dump"],
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@main.command()
+@_produce_options
+@source_options
+@click.pass_obj
+def produce(ctx: Context, **params: object) -> None:
+    """Send the simulated shop's clickstream to the events topic."""
+    import threading
+
+    from pipeline.jobs.consume import install_signal_handlers
+    from pipeline.jobs.produce import produce as run_produce
+
+    def body() -> None:
+        settings = ctx.settings()
+        options = _build_produce_options(settings.kafka.events_topic, params)
+        stop = threading.Event()
+        install_signal_handlers(stop)
+        result = run_produce(settings.kafka, options, stop=stop)
+        click.echo(f"produce: {result.line()}")
+
+    guarded(ctx, body)
+
+
+@main.command()
+@_produce_options
+@click.option("--hours", default=24, show_default=True, type=click.IntRange(1, 24 * 90),
+              help="Hours covered by the summary printed at the end.")
+@_index_prefix_option
+@source_options
+@click.pass_obj
+def run(ctx: Context, hours: int, index_prefix: str, **params: object) -> None:
+    """The main job: schema, consumer, producer (default 50,000 events), wait until written, summary."""
+    import threading
+
+    from pipeline.analytics.report import render_summary
+    from pipeline.analytics.summary import summary as read_summary
+    from pipeline.jobs.consume import install_signal_handlers
+    from pipeline.jobs.run import run as run_job
+
+    def body() -> None:
+        settings = ctx.settings()
+        options = _build_produce_options(settings.kafka.events_topic, params, default_events=50_000)
+        stop = threading.Event()
+        install_signal_handlers(stop)
+        result = run_job(settings, options, index_prefix=index_prefix, stop=stop)
+        c = result.consumed
+        click.echo(result.schema)
+        click.echo(f"produce: {result.produced.line()}")
+        click.echo(f"consume: {c.messages:,} messages -> {c.events:,} events stored, "
+                   f"{c.dead_letters:,} dead letters, {c.sessions_written:,} session updates, {c.batches} batches")
+        click.echo("")
+        click.echo(render_summary(read_summary(settings, hours=hours)))
 
     guarded(ctx, body)

@@ -25,3 +25,18 @@ class DeliveryError(PipelineError):
     """Some messages could not be delivered to Kafka after retries."""
 
     exit_code = 4
+
+
+class SinkUnavailable(ServiceError):
+    """A sink is unreachable, overloaded or timed out: transient, so the consumer retries the
+    whole write (every sink write is idempotent) instead of dead-lettering anything."""
+
+
+class IndexingError(PipelineError):
+    """OpenSearch rejected a document for a reason retrying cannot fix (mapping, closed index...).
+
+    Not transient: the message names the document so the cause can be found; the batch
+    must not be committed as if it had been indexed.
+    """
+
+    exit_code = 5

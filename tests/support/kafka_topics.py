@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from confluent_kafka.admin import AclBinding, AclBindingFilter, AdminClient, NewTopic
 
 from devstack.kafka import acl_bindings, ensure_acls, wait_for_topics
@@ -53,3 +55,30 @@ def _as_filter(binding: AclBinding) -> AclBindingFilter:
         binding.restype, binding.name, binding.resource_pattern_type, binding.principal, binding.host,
         binding.operation, binding.permission_type,
     )
+
+
+def read_all(settings: Settings, topic: str, *, timeout: float = 60.0) -> list[Message]:
+    """Every message in the topic now, read with the admin certificate (no group, no commit)."""
+    consumer = Consumer(settings.kafka.client_config("admin") | {
+        "group.id": "inspector", "enable.auto.commit": False, "enable.partition.eof": True,
+    })
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
+        wanted = {p: high for p, (low, high) in ends.items() if high > low}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in wanted])
+        out: list[Message] = []
+        deadline = time.monotonic() + timeout
+        done: set[int] = set()
+        while len(done) < len(wanted):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"read {len(out)} messages of {topic}, partitions {sorted(done)} complete")
+            for msg in consumer.consume(1000, 1.0):
+                if msg.error() is not None:
+                    continue
+                out.append(msg)
+                if msg.offset() + 1 >= wanted[msg.partition()]:
+                    done.add(msg.partition())
+        return out
+    finally:
+        consumer.close()

@@ -1,0 +1,1 @@
+"""Reporting over the stored clickstream: the queries behind `pipeline summary`."""

@@ -1,0 +1,1 @@
+"""The long-running jobs behind the CLI: produce, consume, run."""

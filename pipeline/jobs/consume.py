@@ -1,0 +1,257 @@
+"""``pipeline consume``: Kafka batches in, PostgreSQL and OpenSearch brought up to date, offsets committed.
+
+One batch is one unit of work: decode and validate every message, write the valid
+events and their recomputed sessions to PostgreSQL in one transaction, index the same
+events and session rows in OpenSearch, send invalid messages to the dead-letter topic
+and wait for their delivery, and only then commit the batch's offsets. A crash at any
+point leaves the batch uncommitted, and the sinks are idempotent, so the replay after
+a restart writes the same rows again and nothing is lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from confluent_kafka import Message
+
+from pipeline.config.settings import Settings
+from pipeline.errors import DeliveryError, SinkUnavailable
+from pipeline.events.decode import EventDecoder, InvalidEvent
+from pipeline.kafka.consumer import GroupConsumer, next_offsets
+from pipeline.kafka.dead_letters import DeadLetter
+from pipeline.kafka.producer import TrackedProducer
+from pipeline.sinks.batch import Envelope, SessionRow
+
+log = logging.getLogger(__name__)
+
+STAGES = ("poll", "decode", "postgres", "opensearch", "dead_letter", "commit")
+
+
+@dataclass
+class ConsumeStats:
+    messages: int = 0
+    events: int = 0
+    dead_letters: int = 0
+    sessions_written: int = 0
+    batches: int = 0
+    retries: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "messages": self.messages, "events": self.events, "dead_letters": self.dead_letters,
+            "sessions_written": self.sessions_written, "batches": self.batches, "retries": self.retries,
+            "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+        }
+
+
+@dataclass(frozen=True)
+class ConsumeOptions:
+    topic: str
+    dead_letter_topic: str
+    group: str
+    batch_size: int = 5_000
+    batch_wait_s: float = 0.25
+    drain: bool = False
+    """Stop once the whole group has committed everything that was in the topic."""
+    idle_exit_s: float | None = None
+    max_backoff_s: float = 30.0
+    progress_every_s: float = 5.0
+    index_prefix: str = "clickstream"
+
+
+class Sinks:
+    """The two sinks in the order the contract needs: PostgreSQL first, then OpenSearch."""
+
+    def __init__(self, settings: Settings, index_prefix: str) -> None:
+        from pipeline.sinks.opensearch.index import OpenSearchIndex
+        from pipeline.sinks.postgres.store import PostgresStore
+
+        self.postgres = PostgresStore(settings)
+        self.opensearch = OpenSearchIndex(settings, index_prefix=index_prefix)
+
+    def close(self) -> None:
+        self.postgres.close()
+        self.opensearch.close()
+
+
+class Consumer:
+    """One consumer process's loop. Several may run in one group, on one machine or many."""
+
+    def __init__(self, settings: Settings, options: ConsumeOptions, *,
+                 sinks: Sinks | None = None, stop: threading.Event | None = None,
+                 on_batch: Callable[[ConsumeStats], None] | None = None) -> None:
+        self.settings = settings
+        self.options = options
+        self.stop = stop or threading.Event()
+        self.drain = threading.Event()
+        """Set (by ``--drain`` or by ``pipeline run`` after producing) to stop once the group has caught up."""
+        if options.drain:
+            self.drain.set()
+        self.drained = False
+        self.stats = ConsumeStats()
+        self._on_batch = on_batch
+        self._decoder = EventDecoder()
+        self._sinks = sinks or Sinks(settings, options.index_prefix)
+        self._kafka = GroupConsumer(settings.kafka, topic=options.topic, group=options.group)
+        self._dead_letters = TrackedProducer(settings.kafka, "consumer", {"linger.ms": 5})
+
+    # --- the loop -----------------------------------------------------------------------
+    def run(self) -> ConsumeStats:
+        started = last_progress = time.monotonic()
+        last_message = started
+        pending: list[Message] = []
+        try:
+            while not self.stop.is_set():
+                t0 = time.perf_counter()
+                batch = pending or self._kafka.poll_batch(self.options.batch_size, self.options.batch_wait_s)
+                pending = []
+                self.stats.stage_seconds["poll"] += time.perf_counter() - t0
+                now = time.monotonic()
+                if batch:
+                    last_message = now
+                    pending = self._process(batch)
+                elif self._kafka.retry_pending() and self._should_exit(now - last_message):
+                    break
+                if now - last_progress >= self.options.progress_every_s:
+                    last_progress = now
+                    self._log_progress(now - started)
+        finally:
+            self._kafka.close()
+            self._dead_letters.flush_all(30)
+            self._sinks.close()
+        self._log_progress(time.monotonic() - started, final=True)
+        return self.stats
+
+    def _should_exit(self, idle_s: float) -> bool:
+        if self.options.idle_exit_s is not None and idle_s >= self.options.idle_exit_s:
+            log.info("no message for %.0f s: stopping", idle_s)
+            return True
+        if self.drain.is_set() and idle_s >= 1.0:
+            lag = self._kafka.group_lag()
+            if lag == 0:
+                log.info("the group has committed everything in %s: stopping", self.options.topic)
+                self.drained = True
+                return True
+        return False
+
+    # --- one batch ----------------------------------------------------------------------
+    def _process(self, batch: list[Message]) -> list[Message]:
+        """Write one batch everywhere and commit it; returns messages to re-read first (rare)."""
+        t0 = time.perf_counter()
+        envelopes, dead = self._decode(batch)
+        stages = self.stats.stage_seconds
+        stages["decode"] += time.perf_counter() - t0
+
+        unread: list[Message] = []
+        sessions: list[SessionRow] = []
+        if envelopes:
+            t0 = time.perf_counter()
+            sessions = self._with_retry("PostgreSQL", lambda: self._sinks.postgres.write(envelopes), unread)
+            stages["postgres"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            self._with_retry("OpenSearch", lambda: self._sinks.opensearch.write(envelopes, sessions), unread)
+            stages["opensearch"] += time.perf_counter() - t0
+        if dead:
+            t0 = time.perf_counter()
+            self._send_dead_letters(dead)
+            stages["dead_letter"] += time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        self._kafka.commit(next_offsets(batch))
+        stages["commit"] += time.perf_counter() - t0
+
+        self.stats.messages += len(batch)
+        self.stats.events += len(envelopes)
+        self.stats.dead_letters += len(dead)
+        self.stats.sessions_written += len(sessions)
+        self.stats.batches += 1
+        if self._on_batch is not None:
+            self._on_batch(self.stats)
+        return unread
+
+    def _decode(self, batch: Sequence[Message]) -> tuple[list[Envelope], list[DeadLetter]]:
+        now = dt.datetime.now(dt.timezone.utc)
+        decode = self._decoder.decode
+        envelopes: list[Envelope] = []
+        dead: list[DeadLetter] = []
+        for msg in batch:
+            try:
+                event = decode(msg.value() or b"", now)
+            except InvalidEvent as err:
+                dead.append(DeadLetter.from_message(msg, reason=err.reason.value, field=err.field, detail=err.message))
+                continue
+            envelopes.append(Envelope(event, msg.partition(), msg.offset(), now))
+        return envelopes, dead
+
+    def _with_retry(self, service: str, write: Callable[[], object], unread: list[Message]):  # type: ignore[no-untyped-def]
+        """Retry a transient sink failure with backoff, staying in the group while we wait.
+
+        The batch is neither committed nor skipped while a sink is down: partitions are
+        paused and the loop keeps polling, so the group does not evict this member.
+        """
+        delay = 0.5
+        held = False
+        try:
+            while True:
+                try:
+                    return write()
+                except SinkUnavailable as exc:
+                    if self.stop.is_set():
+                        raise
+                    self.stats.retries += 1
+                    log.warning("%s unavailable (%s); retrying in %.1f s", service, exc, delay)
+                    if not held:
+                        self._kafka.hold()
+                        held = True
+                    deadline = time.monotonic() + delay
+                    while time.monotonic() < deadline and not self.stop.is_set():
+                        self._kafka.keep_alive(min(0.5, max(0.0, deadline - time.monotonic())), unread)
+                    delay = min(delay * 2, self.options.max_backoff_s)
+        finally:
+            if held:
+                self._kafka.release()
+
+    def _send_dead_letters(self, dead: Sequence[DeadLetter]) -> None:
+        failed_at = dt.datetime.now(dt.timezone.utc)
+        producer = self._dead_letters
+        before_failed = producer.stats.failed
+        for letter in dead:
+            producer.send(self.options.dead_letter_topic, letter.key, letter.value,
+                          headers=letter.headers(failed_at, self.options.group))
+        producer.flush_all(120)
+        if producer.pending or producer.stats.failed > before_failed:
+            raise DeliveryError(
+                f"{producer.stats.failed - before_failed + producer.pending} dead letter(s) could not be delivered "
+                f"to {self.options.dead_letter_topic}; the batch is not committed and will be re-read"
+            )
+
+    def _log_progress(self, elapsed: float, *, final: bool = False) -> None:
+        s = self.stats
+        rate = s.messages / elapsed if elapsed > 0 else 0.0
+        lag = None if final else self._kafka_lag_safe()
+        log.info(
+            "%s%d messages (%d events, %d dead letters) in %d batches, %.0f msg/s%s",
+            "done: " if final else "", s.messages, s.events, s.dead_letters, s.batches, rate,
+            "" if lag is None else f", group lag {lag}",
+        )
+
+    def _kafka_lag_safe(self) -> int | None:
+        return self._kafka.group_lag(timeout=2.0)
+
+
+def install_signal_handlers(stop: threading.Event) -> None:
+    """SIGINT/SIGTERM finish the batch in hand, commit it, and leave the group."""
+
+    def handler(signum: int, _frame: object) -> None:
+        log.info("%s received: finishing the current batch", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)

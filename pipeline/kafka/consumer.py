@@ -1,0 +1,181 @@
+"""The Kafka side of the consumer: group membership, batches, pausing while sinks recover, commits.
+
+Offsets are committed explicitly, synchronously, and only for data already written to
+every sink, and only for partitions this process still owns; after a rebalance the new
+owner re-reads what was not committed and the idempotent sinks absorb the repeat.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from pipeline.config.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+CONSUMER_DEFAULTS: Mapping[str, object] = {
+    "enable.auto.commit": False,
+    "enable.auto.offset.store": False,
+    "auto.offset.reset": "earliest",
+    "partition.assignment.strategy": "cooperative-sticky",
+    "session.timeout.ms": 45_000,
+    "max.poll.interval.ms": 300_000,
+    "fetch.min.bytes": 1,
+    "fetch.wait.max.ms": 100,
+    "max.partition.fetch.bytes": 4_194_304,
+    "queued.max.messages.kbytes": 262_144,
+    "log_level": 3,
+}
+
+
+class GroupConsumer:
+    """A member of the pipeline's consumer group, reading one topic in batches."""
+
+    def __init__(self, kafka: KafkaSettings, *, topic: str, group: str,
+                 overrides: Mapping[str, object] | None = None) -> None:
+        self.topic = topic
+        self.group = group
+        config: dict[str, object] = {
+            **kafka.client_config("consumer"), **CONSUMER_DEFAULTS, "group.id": group, **(overrides or {}),
+            "error_cb": self._on_error,
+        }
+        self._consumer = Consumer(config)
+        self.assigned: set[int] = set()
+        self._uncommitted: dict[int, int] = {}
+        """Offsets of data already written whose commit has not succeeded yet (partition -> next offset)."""
+        self._paused = False
+        self._consumer.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
+
+    # --- group membership ---------------------------------------------------------------
+    def _on_error(self, err: KafkaError) -> None:
+        log.warning("kafka consumer: %s", err.str())
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.assigned.update(p.partition for p in partitions)
+        if self._paused and partitions:
+            self._consumer.pause(partitions)
+        if partitions:
+            log.info("assigned partitions %s (now %s)", sorted(p.partition for p in partitions), sorted(self.assigned))
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Last chance to commit what was written for these partitions: after this, the
+        # next owner starts from the committed offset.
+        revoked = {p.partition for p in partitions}
+        self._commit_pending(only=revoked)
+        self.assigned.difference_update(revoked)
+        for p in revoked:
+            self._uncommitted.pop(p, None)
+        log.info("revoked partitions %s", sorted(revoked))
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        lost = {p.partition for p in partitions}
+        self.assigned.difference_update(lost)
+        for p in lost:
+            self._uncommitted.pop(p, None)
+        log.warning("lost partitions %s", sorted(p.partition for p in partitions))
+
+    # --- reading ------------------------------------------------------------------------
+    def poll_batch(self, max_messages: int, timeout: float) -> list[Message]:
+        """Up to ``max_messages`` data messages; partition EOFs dropped, real errors raised."""
+        messages = self._consumer.consume(num_messages=max_messages, timeout=timeout)
+        out: list[Message] = []
+        for msg in messages:
+            err = msg.error()
+            if err is None:
+                out.append(msg)
+            elif err.code() == KafkaError._PARTITION_EOF:
+                continue
+            elif err.fatal() or not err.retriable():
+                raise KafkaException(err)
+            else:
+                log.warning("kafka consumer: %s", err.str())
+        return out
+
+    def hold(self) -> None:
+        """Pause every owned partition: the sinks are down and we must wait without reading on."""
+        self._paused = True
+        self._consumer.pause(self._assignment())
+
+    def keep_alive(self, timeout: float, unread: list[Message]) -> None:
+        """Serve heartbeats and rebalances while held; rewind anything a new assignment delivered."""
+        for msg in self._consumer.consume(num_messages=100, timeout=timeout):
+            if msg.error() is None:
+                tp = TopicPartition(msg.topic(), msg.partition(), msg.offset())
+                self._consumer.seek(tp)
+                self._consumer.pause([tp])
+                unread.append(msg)
+
+    def release(self) -> None:
+        self._paused = False
+        self._consumer.resume(self._assignment())
+
+    def _assignment(self) -> list[TopicPartition]:
+        return list(self._consumer.assignment())
+
+    # --- committing ---------------------------------------------------------------------
+    def commit(self, next_offsets: Mapping[int, int]) -> bool:
+        """Commit ``partition -> next offset`` for written data; True when nothing is left pending.
+
+        A commit that fails (a rebalance in progress, the coordinator unreachable) is kept
+        and retried by the next ``commit`` or ``retry_pending`` call, or in the revoke
+        callback, so written data of a partition this process keeps is never left
+        uncommitted (nobody would re-read it).
+        """
+        for partition, offset in next_offsets.items():
+            if offset > self._uncommitted.get(partition, -1):
+                self._uncommitted[partition] = offset
+        return self._commit_pending()
+
+    def retry_pending(self) -> bool:
+        return self._commit_pending() if self._uncommitted else True
+
+    def _commit_pending(self, only: set[int] | None = None) -> bool:
+        wanted = {p: o for p, o in self._uncommitted.items()
+                  if p in self.assigned and (only is None or p in only)}
+        if not wanted:
+            return not self._uncommitted
+        offsets = [TopicPartition(self.topic, p, o) for p, o in sorted(wanted.items())]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            log.warning("offset commit failed, will retry: %s", exc.args[0].str())
+            return False
+        for p, o in wanted.items():
+            if self._uncommitted.get(p) == o:
+                del self._uncommitted[p]
+        return not self._uncommitted
+
+    # --- progress -----------------------------------------------------------------------
+    def group_lag(self, timeout: float = 10.0) -> int | None:
+        """Messages of the topic not yet committed by the whole group (None if unknown now)."""
+        try:
+            meta = self._consumer.list_topics(self.topic, timeout=timeout).topics[self.topic]
+            parts = [TopicPartition(self.topic, p) for p in meta.partitions]
+            committed = self._consumer.committed(parts, timeout=timeout)
+            lag = 0
+            for tp in committed:
+                low, high = self._consumer.get_watermark_offsets(TopicPartition(self.topic, tp.partition),
+                                                                timeout=timeout)
+                done = tp.offset if tp.offset != OFFSET_INVALID and tp.offset >= 0 else low
+                lag += max(0, high - done)
+            return lag
+        except KafkaException as exc:
+            log.debug("lag unknown: %s", exc)
+            return None
+
+    def close(self) -> None:
+        """Leave the group cleanly so the partitions move to another member at once."""
+        self._consumer.close()
+
+
+def next_offsets(messages: Sequence[Message]) -> dict[int, int]:
+    """The offset to commit per partition: one past the highest offset read."""
+    out: dict[int, int] = {}
+    for msg in messages:
+        p, o = msg.partition(), msg.offset()
+        if o + 1 > out.get(p, -1):
+            out[p] = o + 1
+    return out

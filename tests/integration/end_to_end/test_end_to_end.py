@@ -1,0 +1,107 @@
+"""The whole pipeline, through its CLI, against the real services, checked against independent truth."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from pipeline.kafka.dead_letters import parse_headers
+from tests.support.isolated_pipeline import IsolatedPipeline
+from tests.support.kafka_topics import read_all
+from tests.support.sink_contents import assert_opensearch_matches, assert_postgres_matches, dumped, fetch
+from tests.support.truth import unique_events
+
+FAULTY = ["--duplicate-rate", "0.03", "--late-rate", "0.03", "--max-lateness", "20", "--malformed-rate", "0.01"]
+
+
+def _produce(world: IsolatedPipeline, dump: Path, events: int, seed: int) -> None:
+    world.cli("produce", "--events", str(events), "--seed", str(seed), "--window-hours", "6", *FAULTY,
+              "--dump", str(dump))
+
+
+def test_stream_with_duplicates_late_and_malformed_events_lands_exactly(world: IsolatedPipeline, tmp_path: Path) -> None:
+    dump = tmp_path / "sent.jsonl"
+    world.cli("schema")
+    _produce(world, dump, 12_000, seed=11)
+    world.cli("consume", "--drain")
+
+    event_values, malformed = dumped(dump)
+    assert malformed and len(event_values) > len(unique_events(event_values)), "the stream had no faults to survive"
+    sessions = assert_postgres_matches(world, event_values)
+    assert_opensearch_matches(world, set(unique_events(event_values)), sessions)
+
+    letters = read_all(world.settings, world.topics.dead_letter)
+    assert Counter(m.value() for m in letters) == Counter(malformed), "dead letters are not exactly the malformed messages"
+    for msg in letters:
+        headers = parse_headers(msg.headers())
+        assert headers["reason"] and headers["source.topic"] == world.topics.events
+        assert int(headers["source.offset"]) >= 0 and headers["failed_at"]
+
+
+def test_replay_from_the_beginning_changes_nothing(world: IsolatedPipeline, tmp_path: Path) -> None:
+    dump = tmp_path / "sent.jsonl"
+    world.cli("schema")
+    _produce(world, dump, 6_000, seed=12)
+    world.cli("consume", "--drain")
+    before = {r["session_id"]: r for r in fetch(world, "SELECT * FROM sessions")}
+
+    reset_group_to_beginning(world)
+    stats = tmp_path / "replay.json"
+    world.cli("consume", "--drain", "--stats-json", str(stats))
+
+    after = {r["session_id"]: r for r in fetch(world, "SELECT * FROM sessions")}
+    assert after == before, "re-reading the whole topic changed session rows"
+    consumed = json.loads(stats.read_text())
+    assert consumed["messages"] > 0 and consumed["events"] > 0, "the replay did not re-read anything"
+    event_values, _ = dumped(dump)
+    sessions = assert_postgres_matches(world, event_values)
+    assert_opensearch_matches(world, set(unique_events(event_values)), sessions)
+
+
+def test_two_consumers_in_one_group_stay_exact(world: IsolatedPipeline, tmp_path: Path) -> None:
+    world.cli("schema")
+    logs = [tmp_path / f"c{i}.log" for i in range(2)]
+    procs = [world.spawn("consume", "--batch-size", "500", log=log) for log in logs]
+    try:
+        wait_for(lambda: all("assigned partitions" in log.read_text() for log in logs),
+                 what="both consumers owning partitions", timeout=60)
+        dump = tmp_path / "sent.jsonl"
+        _produce(world, dump, 12_000, seed=13)
+        event_values, _ = dumped(dump)
+        expected_ids = set(unique_events(event_values))
+        wait_for(lambda: count_events(world) == len(expected_ids), what="every event stored", timeout=240)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        codes = [p.wait(timeout=60) for p in procs]
+    assert codes == [0, 0], [log.read_text()[-2000:] for log in logs]
+    sessions = assert_postgres_matches(world, event_values)
+    assert_opensearch_matches(world, expected_ids, sessions)
+
+
+def count_events(world: IsolatedPipeline) -> int:
+    return int(fetch(world, "SELECT count(*) AS n FROM events")[0]["n"])
+
+
+def wait_for(condition: Callable[[], bool], *, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def reset_group_to_beginning(world: IsolatedPipeline) -> None:
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(world.settings.kafka.client_config("admin"))
+    partitions = admin.list_topics(world.topics.events, timeout=10).topics[world.topics.events].partitions
+    request = ConsumerGroupTopicPartitions(
+        world.topics.group, [TopicPartition(world.topics.events, p, 0) for p in partitions])
+    for future in admin.alter_consumer_group_offsets([request]).values():
+        future.result()

@@ -1,0 +1,85 @@
+"""A private copy of the whole pipeline's world on the shared local stack, for one test.
+
+Fresh events and dead-letter topics (with the production ACLs), a fresh consumer group,
+a fresh PostgreSQL database and a fresh OpenSearch index prefix, described by a
+stack-outputs file of its own. The pipeline is then driven exactly as a user drives it:
+``pipeline --outputs FILE ...`` in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from opensearchpy import OpenSearch
+
+from pipeline.config.outputs import Output
+from pipeline.config.settings import Settings
+from pipeline.sinks.opensearch.templates import IndexNames, delete_all
+from pipeline.sinks.opensearch_client import connect_opensearch
+from tests.support.kafka_topics import IsolatedTopics, create_isolated_topics, delete_topics
+from tests.support.postgres_db import temporary_database
+
+
+@dataclass(frozen=True)
+class IsolatedPipeline:
+    settings: Settings
+    outputs_file: Path
+    topics: IsolatedTopics
+    index_prefix: str
+
+    def command(self, *args: str) -> list[str]:
+        sub, rest = args[0], list(args[1:])
+        if sub in ("consume", "schema", "run"):
+            rest += ["--index-prefix", self.index_prefix]
+        return [sys.executable, "-m", "pipeline", "--outputs", str(self.outputs_file), sub, *rest]
+
+    def cli(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``pipeline --outputs FILE ARGS`` and return its result (stdout+stderr captured)."""
+        result = subprocess.run(self.command(*args), capture_output=True, text=True, timeout=timeout,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        if check and result.returncode != 0:
+            raise AssertionError(f"pipeline {' '.join(args)} exited {result.returncode}:\n{result.stderr[-3000:]}")
+        return result
+
+    def spawn(self, *args: str, log: Path) -> subprocess.Popen[bytes]:
+        with open(log, "ab") as out:
+            return subprocess.Popen(self.command(*args), stdout=out, stderr=subprocess.STDOUT,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def opensearch(self) -> OpenSearch:
+        return connect_opensearch(self.settings.opensearch.admin_uri)
+
+
+@contextmanager
+def isolated_pipeline(base: Settings, outputs: dict[str, str], directory: Path) -> Iterator[IsolatedPipeline]:
+    suffix = uuid.uuid4().hex[:10]
+    topics = create_isolated_topics(base, suffix=suffix)
+    index_prefix = f"t{suffix}-clickstream"
+    try:
+        with temporary_database(base) as settings:
+            values = dict(outputs)
+            values[Output.KAFKA_EVENTS_TOPIC.value] = topics.events
+            values[Output.KAFKA_DEAD_LETTER_TOPIC.value] = topics.dead_letter
+            values[Output.KAFKA_CONSUMER_GROUP.value] = topics.group
+            values[Output.POSTGRES_APP_URI.value] = settings.postgres.app_uri.reveal()
+            values[Output.POSTGRES_ADMIN_URI.value] = settings.postgres.admin_uri.reveal()
+            path = directory / "stack-outputs.json"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(values, f)
+            isolated = IsolatedPipeline(
+                Settings.from_outputs(values, source=str(path)), path, topics, index_prefix)
+            try:
+                yield isolated
+            finally:
+                delete_all(isolated.opensearch(), IndexNames(index_prefix))
+    finally:
+        delete_topics(base, topics)

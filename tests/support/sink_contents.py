@@ -1,0 +1,101 @@
+"""Reading back what the pipeline wrote, and comparing it with the independent truth."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from pipeline.events.dump import read_dump
+from tests.support.isolated_pipeline import IsolatedPipeline
+from tests.support.truth import expected_buckets, expected_sessions, unique_events
+
+VALID_KINDS = ("valid", "duplicate", "late")
+
+
+def dumped(path: Path) -> tuple[list[str], list[bytes]]:
+    """(values of messages carrying an event, values of malformed messages) from a --dump file."""
+    events: list[str] = []
+    malformed: list[bytes] = []
+    for record in read_dump(path):
+        if record.kind in VALID_KINDS:
+            events.append(record.value.decode())
+        else:
+            assert record.kind.startswith("malformed:"), record.kind
+            malformed.append(record.value)
+    return events, malformed
+
+
+def fetch(world: IsolatedPipeline, query: str) -> list[dict[str, Any]]:
+    with psycopg.connect(world.settings.postgres.conninfo("admin"), row_factory=dict_row) as conn:
+        return conn.execute(query).fetchall()  # type: ignore[arg-type]
+
+
+def assert_postgres_matches(world: IsolatedPipeline, event_values: list[str]) -> dict[str, dict[str, Any]]:
+    """events, sessions and both time-bucket views equal what the dump implies; returns the sessions."""
+    events = unique_events(event_values)
+    stored_ids = {str(r["event_id"]) for r in fetch(world, "SELECT event_id FROM events")}
+    assert stored_ids == set(events), (
+        f"{len(set(events) - stored_ids)} events missing, {len(stored_ids - set(events))} unexpected")
+
+    expected = expected_sessions(events.values())
+    rows = {r["session_id"]: r for r in fetch(world, "SELECT * FROM sessions")}
+    assert set(rows) == set(expected), f"{len(set(expected) ^ set(rows))} sessions differ in presence"
+    mismatches = [
+        (sid, key, want, rows[sid][key])
+        for sid, exp in expected.items() for key, want in exp.items()
+        if rows[sid][key] != want
+    ]
+    assert not mismatches, f"{len(mismatches)} session values differ, e.g. {mismatches[:5]}"
+
+    for view, width in (("stats_per_minute", dt.timedelta(minutes=1)), ("stats_per_hour", dt.timedelta(hours=1))):
+        want_buckets = expected_buckets(events.values(), expected.values(), width)
+        got = {r["bucket"]: r for r in fetch(world, f"SELECT * FROM {view}")}
+        assert set(got) == set(want_buckets), f"{view}: buckets differ"
+        for bucket, want in want_buckets.items():
+            for key, value in want.items():
+                have = got[bucket][key]
+                if isinstance(value, Decimal) and key.endswith("_rate"):
+                    assert have is not None and abs(Decimal(have) - value) < Decimal("1e-9"), (view, bucket, key)
+                else:
+                    assert have == value, (view, bucket, key, value, have)
+    return expected
+
+
+def assert_opensearch_matches(world: IsolatedPipeline, event_ids: set[str], sessions: dict[str, dict[str, Any]]) -> None:
+    client = world.opensearch()
+    client.indices.refresh(index=f"{world.index_prefix}-*")
+    events_alias = f"{world.index_prefix}-events"
+    sessions_index = f"{world.index_prefix}-sessions"
+    assert client.count(index=events_alias)["count"] == len(event_ids)
+    assert client.count(index=sessions_index)["count"] == len(sessions)
+    rows = {r["session_id"]: r for r in fetch(world, "SELECT * FROM sessions")}
+    seen = 0
+    for hit in _scan(client, sessions_index):
+        doc, row = hit["_source"], rows[hit["_id"]]
+        assert hit["_version"] == row["version"], hit["_id"]
+        for key in ("events", "page_views", "purchases", "landing_page", "exit_page", "is_bounce", "converted"):
+            assert doc[key] == row[key], (hit["_id"], key)
+        assert Decimal(str(doc["revenue"])) == row["revenue"]
+        seen += 1
+    assert seen == len(rows)
+    found_ids = {hit["_id"] for hit in _scan(client, events_alias)}
+    assert found_ids == event_ids
+
+
+def _scan(client: Any, index: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    page = client.search(index=index, scroll="1m", size=5000, body={"query": {"match_all": {}}, "version": True})
+    scroll_id = page["_scroll_id"]
+    try:
+        while page["hits"]["hits"]:
+            out.extend(page["hits"]["hits"])
+            page = client.scroll(scroll_id=scroll_id, scroll="1m")
+            scroll_id = page["_scroll_id"]
+    finally:
+        client.clear_scroll(scroll_id=scroll_id)
+    return out
