@@ -14,7 +14,7 @@ reset:
 	.venv/bin/devstack reset
 
 run: up
-	.venv/bin/pipeline check
+	.venv/bin/pipeline run
 
 test: up
 	.venv/bin/pytest

@@ -69,15 +69,42 @@ class ProduceResult:
 
 
 def backfill_messages(options: ProduceOptions) -> Iterator[Message]:
-    """Exactly ``options.events`` messages of a simulated window ending at ``end_time``."""
+    """Exactly ``options.events`` messages of a simulated window ending at ``end_time``.
+
+    The rate is calibrated so one simulation of the window holds about that many; if it
+    falls short, another population (derived seed) fills the same window, so the count is
+    always met and the stream stays deterministic.
+    """
     assert options.events is not None
     end = options.end_time or dt.datetime.now(dt.timezone.utc)
-    # The simulation's rate is events per second of event time; ask for a little more
-    # than needed so the window always holds ``events`` messages, then cut. The daily
-    # traffic curve only averages out over whole days, so shorter windows run flat.
-    rate = max(1.0, 1.15 * options.events / options.window.total_seconds())
-    config = SimulationConfig(seed=options.seed, rate=rate, diurnal=options.window >= dt.timedelta(hours=24))
-    return itertools.islice(backfill(config, end, window=options.window, faults=options.faults), options.events)
+    rate = backfill_rate(options, end)
+    remaining = options.events
+    for round_ in itertools.count():
+        config = SimulationConfig(seed=options.seed + round_ * 1_000_003, rate=rate,
+                                  diurnal=options.window >= dt.timedelta(hours=24))
+        for message in backfill(config, end, window=options.window, faults=options.faults):
+            yield message
+            remaining -= 1
+            if remaining == 0:
+                return
+
+
+def backfill_rate(options: ProduceOptions, end: dt.datetime, *, probe_share: float = 0.25) -> float:
+    """The simulation rate at which the window holds just over ``events`` messages.
+
+    How many messages a simulated day yields per unit of rate depends on visit shapes,
+    returning users and the daily curve, so it is measured, not assumed: a probe run at a
+    tenth of the rate counts the window, and the rate is scaled from it. The stream is
+    then cut at ``events``, so it ends close to ``end`` (within a few percent of the window).
+    """
+    assert options.events is not None
+    seconds = options.window.total_seconds()
+    diurnal = options.window >= dt.timedelta(hours=24)
+    guess = max(1.0, options.events / seconds)
+    probe = SimulationConfig(seed=options.seed, rate=guess * probe_share, diurnal=diurnal)
+    counted = sum(1 for _ in backfill(probe, end, window=options.window))
+    per_rate = max(counted, 1) / (guess * probe_share)
+    return max(0.001, 1.05 * options.events / per_rate)
 
 
 def live_messages(options: ProduceOptions, stop: threading.Event) -> Iterator[Message]:
