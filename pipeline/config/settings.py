@@ -182,6 +182,16 @@ def read_stack_outputs(stack: str, work_dir: Path) -> dict[str, object]:
         raise ConfigError(f"reading stack {stack!r} failed: {first.strip()[:200]}") from None
 
 
+def find_pulumi_project(start: Path | None = None) -> Path:
+    """The nearest directory (the current one or a parent) holding Pulumi.yaml."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        if (directory / "Pulumi.yaml").exists():
+            return directory
+    raise ConfigError("--stack needs the Pulumi project: run the command inside the checkout (no Pulumi.yaml "
+                      f"in {here} or its parents)")
+
+
 def find_local_outputs(start: Path | None = None) -> Path:
     """The local stack's outputs file: in the current directory or the nearest parent that has one."""
     here = (start or Path.cwd()).resolve()
@@ -196,7 +206,8 @@ def load_settings(*, outputs_file: Path | None = None, stack: str | None = None,
     if outputs_file is not None and stack is not None:
         raise ConfigError("give either --outputs FILE or --stack NAME, not both")
     if stack is not None:
-        return Settings.from_outputs(read_stack_outputs(stack, work_dir or Path.cwd()), source=f"stack {stack!r}")
+        project = work_dir or find_pulumi_project()
+        return Settings.from_outputs(read_stack_outputs(stack, project), source=f"stack {stack!r}")
     path = outputs_file or find_local_outputs()
     return Settings.from_outputs(read_outputs_file(path), source=str(path))
 
