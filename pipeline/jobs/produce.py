@@ -77,7 +77,11 @@ def backfill_messages(options: ProduceOptions) -> Iterator[Message]:
     """
     assert options.events is not None
     end = options.end_time or dt.datetime.now(dt.timezone.utc)
-    rate = backfill_rate(options, end)
+    return _backfill_rounds(options, end, backfill_rate(options, end))
+
+
+def _backfill_rounds(options: ProduceOptions, end: dt.datetime, rate: float) -> Iterator[Message]:
+    assert options.events is not None
     remaining = options.events
     for round_ in itertools.count():
         config = SimulationConfig(seed=options.seed + round_ * 1_000_003, rate=rate,
@@ -142,8 +146,8 @@ def produce(kafka: KafkaSettings, options: ProduceOptions, *, stop: threading.Ev
     elif options.rate is None:
         messages = _until(messages, None, stop)
 
-    progress = Progress(lambda s: f"produce: sent {producer.sent:,} delivered {producer.stats.delivered:,} "
-                                  f"failed {producer.stats.failed:,} ({producer.stats.delivered / max(s, 1e-9):,.0f}/s)")
+    progress = Progress(lambda s: f"produce: sent {producer.sent:,}, in flight {producer.pending:,}, "
+                                  f"failed {producer.stats.failed:,} ({producer.sent / max(s, 1e-9):,.0f}/s)")
     started = time.monotonic()
     dump: IO[bytes] | None = open(options.dump, "wb") if options.dump else None
     try:
@@ -155,6 +159,7 @@ def produce(kafka: KafkaSettings, options: ProduceOptions, *, stop: threading.Ev
         progress.done()
     result = ProduceResult(
         sent=producer.sent, delivered=stats.delivered, failed=stats.failed + producer.pending,
+        # (pending is non-zero only if flush_all timed out: those are reported as failed)
         seconds=time.monotonic() - started, seed=options.seed, errors=dict(stats.errors),
     )
     if result.failed:
