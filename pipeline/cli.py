@@ -132,11 +132,13 @@ def schema(ctx: Context, index_prefix: str) -> None:
 @click.option("--drain", is_flag=True, help="Exit once the group has committed everything in the topic.")
 @click.option("--idle-exit", type=float, metavar="S", help="Exit after S seconds without a message.")
 @click.option("--stats-json", type=click.Path(path_type=Path, dir_okay=False), help="Write final counters here.")
+@click.option("--session-timeout-ms", type=click.IntRange(6_000, 300_000), metavar="MS",
+              help="Group session timeout (default 45000): a crashed member's partitions move after this long.")
 @_index_prefix_option
 @source_options
 @click.pass_obj
 def consume(ctx: Context, group: str | None, batch_size: int, drain: bool, idle_exit: float | None,
-            stats_json: Path | None, index_prefix: str) -> None:
+            stats_json: Path | None, session_timeout_ms: int | None, index_prefix: str) -> None:
     """Consume events into PostgreSQL and OpenSearch until stopped (SIGINT/SIGTERM finish the batch)."""
     import json
     import threading
@@ -144,11 +146,15 @@ def consume(ctx: Context, group: str | None, batch_size: int, drain: bool, idle_
     from pipeline.jobs.consume import ConsumeOptions, Consumer, install_signal_handlers
 
     def body() -> None:
+        from pipeline.health import require_kafka, require_postgres
+
         settings = ctx.settings()
+        require_kafka(settings, "consumer")
+        require_postgres(settings)
         options = ConsumeOptions(
             topic=settings.kafka.events_topic, dead_letter_topic=settings.kafka.dead_letter_topic,
             group=group or settings.kafka.consumer_group, batch_size=batch_size, drain=drain,
-            idle_exit_s=idle_exit, index_prefix=index_prefix,
+            idle_exit_s=idle_exit, index_prefix=index_prefix, session_timeout_ms=session_timeout_ms,
         )
         stop = threading.Event()
         install_signal_handlers(stop)
@@ -247,8 +253,11 @@ def produce(ctx: Context, **params: object) -> None:
     from pipeline.jobs.produce import produce as run_produce
 
     def body() -> None:
+        from pipeline.health import require_kafka
+
         settings = ctx.settings()
         options = _build_produce_options(settings.kafka.events_topic, params)
+        require_kafka(settings, "producer")
         stop = threading.Event()
         install_signal_handlers(stop)
         result = run_produce(settings.kafka, options, stop=stop)

@@ -9,7 +9,8 @@ import psycopg
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from pipeline.config.settings import Settings
+from pipeline.config.settings import KafkaRole, Settings
+from pipeline.errors import ServiceError
 from pipeline.sinks.opensearch_client import connect_opensearch
 
 
@@ -52,6 +53,32 @@ def check_opensearch(settings: Settings) -> CheckResult:
         return CheckResult("OpenSearch", True, f"version {info['version']['number']}")
     except Exception as exc:  # the client raises many unrelated types; report any of them
         return CheckResult("OpenSearch", False, _first_line(type(exc).__name__ + ": " + str(exc)))
+
+
+def require_kafka(settings: Settings, role: KafkaRole, *, timeout: float = 10.0) -> None:
+    """Start-up gate: one bounded metadata round trip with ``role``'s certificate, or a one-line ServiceError.
+
+    Without it an unreachable broker or a rejected certificate makes librdkafka retry
+    (and log) forever instead of failing.
+    """
+    topic = settings.kafka.events_topic
+    try:
+        admin = AdminClient(settings.kafka.client_config(role) | {"log_level": 0})
+        meta = admin.list_topics(topic=topic, timeout=timeout).topics.get(topic)
+    except KafkaException as exc:
+        raise ServiceError(f"Kafka {settings.kafka.bootstrap} not reachable with the {role} certificate "
+                           f"within {timeout:.0f} s: {_first_line(exc.args[0].str())}") from None
+    if meta is None or meta.error is not None:
+        raise ServiceError(f"Kafka topic {topic} not visible to the {role} principal at {settings.kafka.bootstrap}")
+
+
+def require_postgres(settings: Settings, *, timeout: int = 10) -> None:
+    """Start-up gate: the application role must be able to log in, or a one-line ServiceError."""
+    try:
+        with psycopg.connect(settings.postgres.conninfo("app"), connect_timeout=timeout):
+            pass
+    except psycopg.Error as exc:
+        raise ServiceError(f"PostgreSQL: {_first_line(str(exc))}") from None
 
 
 def check_all(settings: Settings) -> Iterator[CheckResult]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import signal
 import threading
 import time
@@ -29,6 +30,36 @@ from pipeline.kafka.producer import TrackedProducer
 from pipeline.sinks.batch import Envelope, SessionRow
 
 log = logging.getLogger(__name__)
+
+FAULT_ENV = "PIPELINE_FAULT_KILL_AT"
+
+
+def _read_fault_point() -> tuple[str, int] | None:
+    """TEST-ONLY fault hook, read once at import: ``PIPELINE_FAULT_KILL_AT=STAGE:N``.
+
+    STAGE is ``after_postgres`` (right after the PostgreSQL transaction of batch N
+    committed, before OpenSearch) or ``after_opensearch`` (after both sinks, before the
+    dead letters and the offset commit); N counts this process's batches from 1. The
+    process then SIGKILLs itself, so crash-recovery tests can hit those exact windows.
+    Unset (production) it does nothing.
+    """
+    raw = os.environ.get(FAULT_ENV, "").strip()
+    if not raw:
+        return None
+    stage, _, n = raw.partition(":")
+    if stage not in ("after_postgres", "after_opensearch") or not n.isdigit():
+        raise ValueError(f"{FAULT_ENV} must be after_postgres:N or after_opensearch:N, not {raw!r}")
+    return stage, int(n)
+
+
+_FAULT_POINT = _read_fault_point()
+
+
+def _fault_point(stage: str, batch: int) -> None:
+    """SIGKILL this process if the test-only fault hook names this stage and batch; else nothing."""
+    if _FAULT_POINT == (stage, batch):
+        os.kill(os.getpid(), signal.SIGKILL)
+
 
 STAGES = ("poll", "decode", "postgres", "opensearch", "dead_letter", "commit")
 
@@ -64,6 +95,8 @@ class ConsumeOptions:
     max_backoff_s: float = 30.0
     progress_every_s: float = 5.0
     index_prefix: str = "clickstream"
+    session_timeout_ms: int | None = None
+    """Override the group session timeout (default 45 s): how soon a dead member's partitions move."""
 
 
 class Sinks:
@@ -99,7 +132,8 @@ class Consumer:
         self._on_batch = on_batch
         self._decoder = EventDecoder()
         self._sinks = sinks or Sinks(settings, options.index_prefix)
-        self._kafka = GroupConsumer(settings.kafka, topic=options.topic, group=options.group)
+        overrides = {} if options.session_timeout_ms is None else {"session.timeout.ms": options.session_timeout_ms}
+        self._kafka = GroupConsumer(settings.kafka, topic=options.topic, group=options.group, overrides=overrides)
         self._dead_letters = TrackedProducer(settings.kafka, "consumer", {"linger.ms": 5})
 
     # --- the loop -----------------------------------------------------------------------
@@ -155,9 +189,11 @@ class Consumer:
             t0 = time.perf_counter()
             sessions = self._with_retry("PostgreSQL", lambda: self._sinks.postgres.write(envelopes), unread)
             stages["postgres"] += time.perf_counter() - t0
+            _fault_point("after_postgres", self.stats.batches + 1)
             t0 = time.perf_counter()
             self._with_retry("OpenSearch", lambda: self._sinks.opensearch.write(envelopes, sessions), unread)
             stages["opensearch"] += time.perf_counter() - t0
+            _fault_point("after_opensearch", self.stats.batches + 1)
         if dead:
             t0 = time.perf_counter()
             self._send_dead_letters(dead)

@@ -117,10 +117,14 @@ def live_messages(options: ProduceOptions, stop: threading.Event) -> Iterator[Me
     start = dt.datetime.now(dt.timezone.utc)
     stream = LiveStream(SimulationConfig(seed=options.seed, rate=options.rate, diurnal=False), start,
                         faults=options.faults)
+    # Building the simulation takes seconds; run its clock that much behind the wall
+    # clock so the first events are not sent as one burst (they carry their own
+    # occurred_at, a few seconds before they are sent, as a tracker's would).
+    lag = dt.datetime.now(dt.timezone.utc) - start
     deadline = None if options.duration_s is None else time.monotonic() + options.duration_s
     remaining = options.events
     while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-        batch = stream.until(dt.datetime.now(dt.timezone.utc))
+        batch = stream.until(dt.datetime.now(dt.timezone.utc) - lag)
         if remaining is not None:
             batch = batch[:remaining]
             remaining -= len(batch)
@@ -129,7 +133,7 @@ def live_messages(options: ProduceOptions, stop: threading.Event) -> Iterator[Me
             return
         due = stream.next_due()
         if due is not None:
-            wait = (due - dt.datetime.now(dt.timezone.utc)).total_seconds()
+            wait = (due + lag - dt.datetime.now(dt.timezone.utc)).total_seconds()
             if wait > 0:
                 stop.wait(min(wait, 0.05))
 

@@ -1,0 +1,147 @@
+"""The benchmark's PNG: throughput of every stage against the limits, and the freshness distribution.
+
+Why these three panels: the first answers "how far is the pipeline from what the parts
+could do, and which part is the ceiling" at a glance (limits and pipeline runs on one
+axis, targets as lines); the second shows the whole freshness distribution per sink as
+an empirical CDF, where p50/p99 and the 5 s OpenSearch refresh steps are visible, which
+a table of percentiles hides; the third shows every sample's delay over time with the
+send rate and the consumer's lag, so a start-up backlog or a consumer falling behind is
+visible instead of being averaged into a percentile. matplotlib is in the ``bench`` extra; without it the
+benchmark still writes its JSON and says the chart was skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+LIMIT_COLOR = "#8c8c8c"
+PIPELINE_COLOR = "#1f77b4"
+PRODUCER_COLOR = "#2ca02c"
+SINK_COLORS = {"postgres_events": "#1f77b4", "postgres_sessions": "#ff7f0e", "opensearch_events": "#2ca02c"}
+
+
+def render(path: Path, bars: Sequence[tuple[str, float, str]], targets: Mapping[str, float],
+           plot: Mapping[str, Any], freshness_target_s: float, title: str) -> str | None:
+    """Write the chart; returns None on success or the reason it was skipped.
+
+    ``plot`` is what ``FreshnessSampler.results`` returns for charts: sorted delays per
+    sink (``cdf``), (send time, delay) pairs per sink (``timeline``), the warm-up and the
+    send rate per 100 ms.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (pip install -e '.[bench]')"
+
+    fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(11, 14), gridspec_kw={"height_ratios": [1.1, 1, 1]})
+    _throughput(top, bars, targets)
+    _cdf(middle, plot.get("cdf", {}), freshness_target_s)
+    _timeline(bottom, plot, freshness_target_s)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return None
+
+
+def _throughput(ax: Any, bars: Sequence[tuple[str, float, str]], targets: Mapping[str, float]) -> None:
+    colors = {"limit": LIMIT_COLOR, "pipeline": PIPELINE_COLOR, "producer": PRODUCER_COLOR}
+    labels = [b[0] for b in bars]
+    values = [b[1] for b in bars]
+    y = list(range(len(bars)))[::-1]
+    ax.barh(y, values, color=[colors.get(b[2], PIPELINE_COLOR) for b in bars])
+    ax.set_yticks(y, labels)
+    ax.set_xscale("log")
+    ax.set_xlabel("events per second (log scale)")
+    for yi, value in zip(y, values, strict=True):
+        ax.text(value, yi, f" {value:,.0f}", va="center", fontsize=8)
+    for name, value in targets.items():
+        ax.axvline(value, linestyle="--", color="#d62728", linewidth=1)
+        ax.text(value, max(y, default=0) + 0.55, f" {name}", color="#d62728", fontsize=8, va="bottom")
+    positive = [v for v in values if v > 0]
+    ax.set_xlim(min(positive + list(targets.values())) / 2 if positive else 1,
+                max(positive + list(targets.values()) + [1]) * 3)
+    ax.set_title("throughput: limits (grey), producer (green), pipeline drain (blue); targets dashed")
+    ax.grid(axis="x", which="both", alpha=0.3)
+
+
+def _cdf(ax: Any, cdf: Mapping[str, Sequence[float]], target_s: float) -> None:
+    plotted = False
+    for sink, values in cdf.items():
+        if not values:
+            continue
+        n = len(values)
+        ax.step(values, [(i + 1) / n for i in range(n)], where="post", label=f"{sink} (n={n:,})",
+                color=SINK_COLORS.get(sink))
+        plotted = True
+    ax.axvline(target_s, linestyle="--", color="#d62728", linewidth=1)
+    ax.text(target_s, 0.02, f" target p99 <= {target_s:g} s", color="#d62728", fontsize=8)
+    for q in (0.5, 0.95, 0.99):
+        ax.axhline(q, color="#cccccc", linewidth=0.8)
+    ax.set_xlabel("seconds from send (Kafka CreateTime) to visible in the sink")
+    ax.set_ylabel("fraction of sampled events")
+    ax.set_ylim(0, 1.01)
+    ax.set_xlim(left=0)
+    ax.set_title("freshness in the measured window: empirical CDF per sink (OpenSearch refresh_interval 5 s by design)")
+    if plotted:
+        ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+
+
+def _timeline(ax: Any, plot: Mapping[str, Any], target_s: float) -> None:
+    for sink, points in plot.get("timeline", {}).items():
+        if points:
+            ax.scatter([p[0] for p in points], [p[1] for p in points], s=3, alpha=0.5, label=sink,
+                       color=SINK_COLORS.get(sink))
+    window = plot.get("window")
+    if window:
+        ax.axvspan(window[0], window[1], color="#e8f0fa", zorder=0, label="measured window")
+    ax.axhline(target_s, linestyle="--", color="#d62728", linewidth=1)
+    ax.set_xlabel("send time, seconds from the first message of the load")
+    ax.set_ylabel("seconds to visible")
+    ax.set_ylim(bottom=0)
+    twin = ax.twinx()
+    rate = plot.get("send_rate") or []
+    if rate:
+        twin.plot([r[0] for r in rate], [r[1] for r in rate], color="#7f7f7f", linewidth=0.8, alpha=0.7,
+                  label="send rate (messages/s, per 100 ms)")
+    lag = plot.get("lag") or []
+    if lag:
+        twin.plot([r[0] for r in lag], [r[1] for r in lag], color="#9467bd", linewidth=0.8, alpha=0.7,
+                  label="consumer group lag (messages)")
+    twin.set_ylabel("messages", color="#7f7f7f")
+    # The producer's start-up burst would flatten everything else: scale to the steady part.
+    rates = sorted(r[1] for r in rate)
+    steady = rates[len(rates) // 2] if rates else 0.0
+    top = max([n for _, n in lag] + [3 * steady, 1.0]) * 1.1
+    twin.set_ylim(0, top)
+    if rate or lag:
+        twin.legend(loc="upper center", fontsize=8)
+    ax.set_title("freshness over time: every sampled event, the send rate and the consumer's lag")
+    if ax.has_data():
+        ax.legend(loc="upper right", markerscale=4, fontsize=8)
+    ax.grid(alpha=0.3)
+
+
+def bars_from(report: Mapping[str, Any]) -> list[tuple[str, float, str]]:
+    """(label, events/s, kind) for every throughput figure of a report."""
+    out: list[tuple[str, float, str]] = []
+    names = {"kafka_consume": "limit: Kafka consume (raw)", "decode": "limit: decode + validate",
+             "postgres_copy": "limit: PostgreSQL binary COPY", "opensearch_bulk": "limit: OpenSearch bulk"}
+    for key, label in names.items():
+        limit = report.get("limits", {}).get(key)
+        if limit:
+            out.append((label, float(limit["events_per_s"]), "limit"))
+    producer = report.get("producer", {})
+    if producer.get("events_per_s"):
+        out.append(("producer (pipeline produce)", float(producer["events_per_s"]), "producer"))
+    for key, run in report.get("drain", {}).items():
+        if run.get("events_per_s"):
+            out.append((f"drain, {run['consumers']} consumer{'s' if run['consumers'] > 1 else ''}",
+                        float(run["events_per_s"]), "pipeline"))
+    return out

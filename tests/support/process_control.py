@@ -1,0 +1,52 @@
+"""Starting, watching and killing pipeline CLI processes of an isolated pipeline, for crash tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.support.isolated_pipeline import IsolatedPipeline
+from tests.support.sink_contents import fetch
+
+FAST_SESSION = ("--session-timeout-ms", "6000")
+"""A SIGKILLed member's partitions move after 6 s instead of the default 45 s."""
+
+
+def spawn(world: IsolatedPipeline, *args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """``pipeline --outputs FILE ARGS`` in the background, output appended to ``log``, extra env vars set."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(world.command(*args), stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+
+
+def wait_for(condition: Callable[[], bool], *, what: str, timeout: float,
+             process: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> None:
+    """Poll ``condition`` until true; fail on timeout, or early if ``process`` died meanwhile."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process is not None and process.poll() is not None:
+            tail = log.read_text()[-3000:] if log is not None else ""
+            raise AssertionError(f"process exited {process.returncode} while waiting for {what}:\n{tail}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def sigkill(process: subprocess.Popen[bytes]) -> int:
+    """SIGKILL and reap; returns the exit status (-9 when the kill, not an exit, ended it)."""
+    process.send_signal(signal.SIGKILL)
+    return process.wait(timeout=30)
+
+
+def count_events(world: IsolatedPipeline) -> int:
+    return int(fetch(world, "SELECT count(*) AS n FROM events")[0]["n"])
+
+
+def count_indexed_events(world: IsolatedPipeline) -> int:
+    client = world.opensearch()
+    client.indices.refresh(index=f"{world.index_prefix}-*")
+    return int(client.count(index=f"{world.index_prefix}-events")["count"])
