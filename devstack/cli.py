@@ -89,6 +89,18 @@ def down() -> None:
     _run(_down)
 
 
+_SERVICES: dict[str, Callable[[Layout], None]] = {
+    "postgres": postgres.down, "kafka": kafka.down, "opensearch": opensearch.down,
+}
+
+
+@main.command()
+@click.argument("service", type=click.Choice(sorted(_SERVICES)))
+def stop(service: str) -> None:
+    """Stop one service, keeping its data (fault-injection tests use it); `up` starts it again."""
+    _run(lambda layout: _SERVICES[service](layout))
+
+
 @main.command()
 def reset() -> None:
     """Stop every service and wipe its data, certificates and passwords."""

@@ -8,6 +8,7 @@ the producer dumped or from what is really in the topic. No service is stopped h
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
 import signal
 import subprocess
@@ -47,11 +48,16 @@ def _assert_dead_letters_cover_exactly(world: IsolatedPipeline, malformed: list[
     assert len(sources) == len(malformed), "dead letters do not name exactly one source offset per malformed message"
 
 
+RANDOM_KILLS = int(os.environ.get("CLICKSTREAM_SOAK_KILLS", "3"))
+"""Soak mode for manual runs: CLICKSTREAM_SOAK_KILLS=40 kills the consumer 40 times over a
+stream grown to match (CI keeps the default, 3)."""
+
+
 def test_consumer_killed_at_the_fault_points_and_at_random_moments_ends_exact(
         world: IsolatedPipeline, tmp_path: Path) -> None:
     world.cli("schema")
     dump = tmp_path / "sent.jsonl"
-    _produce(world, dump, 12_000, seed=21)
+    _produce(world, dump, 12_000 * max(1, RANDOM_KILLS // 3), seed=21)
     event_values, malformed = dumped(dump)
     expected_ids = set(unique_events(event_values))
     log = tmp_path / "consumer.log"
@@ -71,7 +77,7 @@ def test_consumer_killed_at_the_fault_points_and_at_random_moments_ends_exact(
 
     # 3. External SIGKILLs at seeded random moments while batches are being written.
     rng = random.Random(7_2107)
-    for _ in range(3):
+    for _ in range(RANDOM_KILLS):
         proc = spawn(world, *consume, log=log)
         target = min(count_events(world) + rng.randint(300, 1_500), len(expected_ids))
         wait_for(lambda: count_events(world) >= target, what=f"{target} events stored", timeout=120,

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.kafka.dead_letters import parse_headers
 from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.kafka_topics import read_all
+from tests.support.process_control import count_events, wait_for
 from tests.support.sink_contents import assert_opensearch_matches, assert_postgres_matches, dumped, fetch
 from tests.support.truth import unique_events
 
@@ -81,18 +80,6 @@ def test_two_consumers_in_one_group_stay_exact(world: IsolatedPipeline, tmp_path
     assert codes == [0, 0], [log.read_text()[-2000:] for log in logs]
     sessions = assert_postgres_matches(world, event_values)
     assert_opensearch_matches(world, expected_ids, sessions)
-
-
-def count_events(world: IsolatedPipeline) -> int:
-    return int(fetch(world, "SELECT count(*) AS n FROM events")[0]["n"])
-
-
-def wait_for(condition: Callable[[], bool], *, what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def reset_group_to_beginning(world: IsolatedPipeline) -> None:
