@@ -8,6 +8,7 @@ Keys are EC P-256 in PKCS#8 (Kafka's PEM keystore and libpq both read that form)
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import tempfile
@@ -110,4 +111,36 @@ def issue_certificate(
         _openssl(
             "x509", "-req", "-in", str(csr), "-CA", str(ca.cert), "-CAkey", str(ca.key),
             "-CAcreateserial", "-out", str(pair.cert), "-days", str(days), "-sha256", "-extfile", str(ext),
+        )
+
+
+def issue_expired_certificate(ca: CertPair, pair: CertPair, *, common_name: str) -> None:
+    """A client certificate signed by ``ca`` whose validity ended a day ago (tests of expiry).
+
+    ``openssl x509`` cannot back-date a certificate; ``openssl ca`` takes explicit start
+    and end dates, so it signs this one from a throw-away CA database.
+    """
+    now = dt.datetime.now(dt.timezone.utc)
+    stamp = "%y%m%d%H%M%SZ"
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        (work / "index.txt").write_text("")
+        (work / "serial").write_text("1000\n")
+        config = work / "ca.cnf"
+        config.write_text(
+            "[ca]\ndefault_ca = stack\n"
+            f"[stack]\ndatabase = {work}/index.txt\nserial = {work}/serial\nnew_certs_dir = {work}\n"
+            "default_md = sha256\npolicy = any\nunique_subject = no\n"
+            "[any]\ncommonName = supplied\n"
+            "[client]\nbasicConstraints = critical,CA:FALSE\n"
+            "keyUsage = critical,digitalSignature,keyEncipherment\nextendedKeyUsage = clientAuth\n"
+        )
+        _new_key(pair.key)
+        csr = work / "req.csr"
+        _openssl("req", "-new", "-key", str(pair.key), "-out", str(csr), "-subj", f"/CN={common_name}")
+        _openssl(
+            "ca", "-batch", "-config", str(config), "-cert", str(ca.cert), "-keyfile", str(ca.key),
+            "-in", str(csr), "-out", str(pair.cert), "-notext", "-extensions", "client",
+            "-startdate", (now - dt.timedelta(days=3)).strftime(stamp),
+            "-enddate", (now - dt.timedelta(days=1)).strftime(stamp),
         )

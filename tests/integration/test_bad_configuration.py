@@ -1,9 +1,8 @@
 """A wrong configuration is reported by the CLI as one line on stderr and a non-zero exit, fast.
 
 Each case runs the real ``pipeline`` command in a subprocess against the local stack with
-one thing wrong. Not covered: an expired client certificate (openssl 3.0 cannot mint one
-cheaply: ``-days`` cannot go negative and there is no ``-not_after``), and an unknown
-Pulumi stack name (the Pulumi CLI is not installed here; the missing-CLI case is covered).
+one thing wrong. Not covered: an unknown Pulumi stack name (the Pulumi CLI is not
+installed here; the missing-CLI case is covered).
 """
 
 from __future__ import annotations
@@ -17,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack.certs import CertPair, ensure_ca, issue_certificate
+from devstack.certs import CertPair, ensure_ca, issue_certificate, issue_expired_certificate
+from devstack.layout import load_layout
 
 TIMEOUT = 60
 
@@ -154,3 +154,24 @@ def test_stack_without_pulumi_cli(tmp_path: Path) -> None:
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     result = run_cli("--debug", "--outputs", str(tmp_path / "nope.json"), "check")
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_expired_client_certificate(tmp_path: Path, outputs: dict[str, str]) -> None:
+    stack_ca = CertPair(load_layout().certs_dir / "ca.pem", load_layout().certs_dir / "ca.key")
+    values = dict(outputs)
+    for role in ("admin", "producer", "consumer"):
+        pair = CertPair(tmp_path / f"{role}.pem", tmp_path / f"{role}.key")
+        issue_expired_certificate(stack_ca, pair, common_name=f"clickstream-{role}")
+        values[f"kafka_{role}_access_cert"] = pair.cert_pem()
+        values[f"kafka_{role}_access_key"] = pair.key_pem()
+    # Signed by the stack's own CA, so expiry is the only thing wrong with it.
+    verdict = subprocess.run(["openssl", "verify", "-CAfile", str(stack_ca.cert), str(tmp_path / "consumer.pem")],
+                             capture_output=True, text=True)
+    assert verdict.returncode != 0 and "certificate has expired" in verdict.stdout + verdict.stderr
+    path = str(write_outputs(tmp_path, values))
+    check, *others = run_many([("--outputs", path, *command) for command in COMMANDS])
+    assert_one_line_failure(check, mentions=r"unreachable")
+    assert re.search(r"Kafka\s+FAIL", check.stdout), check.stdout
+    for result in others:
+        assert_one_line_failure(result, mentions=r"not reachable with the (consumer|producer) certificate")
+        assert result.returncode == 3
