@@ -40,3 +40,9 @@ class IndexingError(PipelineError):
     """
 
     exit_code = 5
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (drivers often add multi-line context), bounded."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import psycopg
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, TopicMetadata
 
 from pipeline.config.settings import KafkaRole, Settings
 from pipeline.errors import ServiceError
@@ -23,15 +23,11 @@ class CheckResult:
 
 def check_kafka(settings: Settings) -> CheckResult:
     try:
-        admin = AdminClient(settings.kafka.client_config("consumer") | {"log_level": 0})
-        topics = admin.list_topics(topic=settings.kafka.events_topic, timeout=10).topics
-        meta = topics.get(settings.kafka.events_topic)
-        if meta is None or meta.error is not None:
-            return CheckResult("Kafka", False, f"topic {settings.kafka.events_topic} not visible to the consumer")
-        return CheckResult("Kafka", True, f"{settings.kafka.bootstrap}, topic {settings.kafka.events_topic} "
-                                          f"({len(meta.partitions)} partitions)")
-    except KafkaException as exc:
-        return CheckResult("Kafka", False, f"{settings.kafka.bootstrap}: {exc.args[0].str()}")
+        meta = require_kafka(settings, "consumer")
+    except ServiceError as exc:
+        return CheckResult("Kafka", False, str(exc))
+    return CheckResult("Kafka", True, f"{settings.kafka.bootstrap}, topic {settings.kafka.events_topic} "
+                                      f"({len(meta.partitions)} partitions)")
 
 
 def check_postgres(settings: Settings) -> CheckResult:
@@ -55,7 +51,7 @@ def check_opensearch(settings: Settings) -> CheckResult:
         return CheckResult("OpenSearch", False, _first_line(type(exc).__name__ + ": " + str(exc)))
 
 
-def require_kafka(settings: Settings, role: KafkaRole, *, timeout: float = 10.0) -> None:
+def require_kafka(settings: Settings, role: KafkaRole, *, timeout: float = 10.0) -> TopicMetadata:
     """Start-up gate: one bounded metadata round trip with ``role``'s certificate, or a one-line ServiceError.
 
     Without it an unreachable broker or a rejected certificate makes librdkafka retry
@@ -70,6 +66,7 @@ def require_kafka(settings: Settings, role: KafkaRole, *, timeout: float = 10.0)
                            f"within {timeout:.0f} s: {_first_line(exc.args[0].str())}") from None
     if meta is None or meta.error is not None:
         raise ServiceError(f"Kafka topic {topic} not visible to the {role} principal at {settings.kafka.bootstrap}")
+    return meta
 
 
 def require_postgres(settings: Settings, *, timeout: int = 10) -> None:

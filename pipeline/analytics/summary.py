@@ -27,7 +27,7 @@ import psycopg
 from psycopg.rows import class_row
 
 from pipeline.config.settings import Settings
-from pipeline.errors import ServiceError
+from pipeline.errors import ServiceError, first_line
 
 TOP_PAGES: Final = 10
 _HOUR: Final = dt.timedelta(hours=1)
@@ -176,11 +176,11 @@ def summary(settings: Settings, hours: int = 24, *, until: dt.datetime | None = 
                 with conn.cursor(row_factory=class_row(HourStats)) as cur:
                     hourly = cur.execute(_HOURLY, params).fetchall()
     except psycopg.OperationalError as exc:
-        raise ServiceError(f"PostgreSQL unavailable: {_first_line(exc)}") from None
+        raise ServiceError(f"PostgreSQL unavailable: {first_line(exc)}") from None
     except psycopg.errors.UndefinedTable as exc:
-        raise ServiceError(f"PostgreSQL schema missing ({_first_line(exc)}); run `pipeline schema`") from None
+        raise ServiceError(f"PostgreSQL schema missing ({first_line(exc)}); run `pipeline schema`") from None
     except psycopg.Error as exc:
-        raise ServiceError(f"reading the summary failed: {_first_line(exc)}") from None
+        raise ServiceError(f"reading the summary failed: {first_line(exc)}") from None
     assert kpis is not None and funnel is not None and until is not None
     return Summary(
         hours=hours, since=since, until=until, kpis=kpis, funnel=funnel,
@@ -198,8 +198,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
     return value
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__

@@ -21,7 +21,6 @@ from typing import IO
 
 from pipeline.config.settings import KafkaSettings
 from pipeline.errors import DeliveryError
-from pipeline.events.dump import format_dump_line
 from pipeline.events.faults import NO_FAULTS, FaultConfig, Message
 from pipeline.events.generator import LiveStream, SimulationConfig, backfill
 from pipeline.jobs.progress import Progress

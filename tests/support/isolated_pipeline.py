@@ -49,10 +49,11 @@ class IsolatedPipeline:
             raise AssertionError(f"pipeline {' '.join(args)} exited {result.returncode}:\n{result.stderr[-3000:]}")
         return result
 
-    def spawn(self, *args: str, log: Path) -> subprocess.Popen[bytes]:
+    def spawn(self, *args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """``pipeline --outputs FILE ARGS`` in the background, output appended to ``log``, extra env vars set."""
         with open(log, "ab") as out:
             return subprocess.Popen(self.command(*args), stdout=out, stderr=subprocess.STDOUT,
-                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 
     def opensearch(self) -> OpenSearch:
         return connect_opensearch(self.settings.opensearch.admin_uri)

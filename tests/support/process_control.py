@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
@@ -14,13 +13,6 @@ from tests.support.sink_contents import fetch
 
 FAST_SESSION = ("--session-timeout-ms", "6000")
 """A SIGKILLed member's partitions move after 6 s instead of the default 45 s."""
-
-
-def spawn(world: IsolatedPipeline, *args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """``pipeline --outputs FILE ARGS`` in the background, output appended to ``log``, extra env vars set."""
-    with open(log, "ab") as out:
-        return subprocess.Popen(world.command(*args), stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 
 
 def wait_for(condition: Callable[[], bool], *, what: str, timeout: float,

@@ -39,7 +39,7 @@ import psycopg
 from psycopg import sql
 
 from pipeline.config.settings import Settings
-from pipeline.errors import PipelineError, ServiceError
+from pipeline.errors import PipelineError, ServiceError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -174,9 +174,9 @@ def apply_migrations(settings: Settings) -> list[str]:
         with psycopg.connect(settings.postgres.conninfo("admin"), autocommit=True, connect_timeout=15) as conn:
             return migrate(conn, app_role=app_role_name(settings))
     except psycopg.OperationalError as exc:
-        raise ServiceError(f"PostgreSQL (admin) unavailable while migrating: {_first_line(exc)}") from None
+        raise ServiceError(f"PostgreSQL (admin) unavailable while migrating: {first_line(exc)}") from None
     except psycopg.Error as exc:
-        raise MigrationError(f"migration failed: {_first_line(exc)}") from None
+        raise MigrationError(f"migration failed: {first_line(exc)}") from None
 
 
 def migrate(conn: psycopg.Connection[tuple[object, ...]], *, app_role: str) -> list[str]:
@@ -274,7 +274,7 @@ def ensure_timescaledb(conn: psycopg.Connection[tuple[object, ...]]) -> Flavour:
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
         except psycopg.Error as exc:
             raise MigrationError(
-                f"TimescaleDB is available but CREATE EXTENSION failed ({_first_line(exc)}); "
+                f"TimescaleDB is available but CREATE EXTENSION failed ({first_line(exc)}); "
                 "it must be in shared_preload_libraries and the admin user must be allowed to create it"
             ) from None
     return detect_flavour(conn)
@@ -282,8 +282,3 @@ def ensure_timescaledb(conn: psycopg.Connection[tuple[object, ...]]) -> Flavour:
 
 def _quote_ident(name: str) -> str:
     return sql.Identifier(name).as_string(None)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__

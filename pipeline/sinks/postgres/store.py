@@ -63,7 +63,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from pipeline.config.settings import Settings
-from pipeline.errors import ServiceError, SinkUnavailable
+from pipeline.errors import ServiceError, SinkUnavailable, first_line
 from pipeline.events.contract import FIELDS
 from pipeline.sessions import metrics_sql
 from pipeline.sinks.batch import Envelope, SessionRow
@@ -236,18 +236,18 @@ class PostgresStore:
             # Typically "out of shared memory" from the lock table: one advisory lock per session.
             raise SinkUnavailable(
                 f"PostgreSQL ran out of shared memory with {len(lock_keys)} session locks in one batch "
-                f"({_first_line(exc)}); raise max_locks_per_transaction or use smaller batches"
+                f"({first_line(exc)}); raise max_locks_per_transaction or use smaller batches"
             ) from exc
         except psycopg.OperationalError as exc:  # includes deadlocks and serialization failures
             if conn.closed or conn.broken:
                 self._discard()
-            raise SinkUnavailable(f"PostgreSQL write failed, batch rolled back (retry): {_first_line(exc)}") from exc
+            raise SinkUnavailable(f"PostgreSQL write failed, batch rolled back (retry): {first_line(exc)}") from exc
         except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
             raise ServiceError(
-                f"PostgreSQL schema missing or outdated ({_first_line(exc)}); run `pipeline schema`"
+                f"PostgreSQL schema missing or outdated ({first_line(exc)}); run `pipeline schema`"
             ) from exc
         except psycopg.Error as exc:
-            raise ServiceError(f"PostgreSQL rejected the batch: {_first_line(exc)}") from exc
+            raise ServiceError(f"PostgreSQL rejected the batch: {first_line(exc)}") from exc
         # Two runs already in session_id order (merged, then unchanged sessions): a cheap sort.
         result.sort(key=_session_id)
         return result
@@ -289,18 +289,18 @@ class PostgresStore:
                 application_name=self._application_name,
             )
         except psycopg.OperationalError as exc:
-            raise SinkUnavailable(f"cannot connect to PostgreSQL: {_first_line(exc)}") from exc
+            raise SinkUnavailable(f"cannot connect to PostgreSQL: {first_line(exc)}") from exc
         try:
             for setting in SESSION_SETTINGS:
                 conn.execute(setting)
             self._column_types = self._create_staging(conn)
         except psycopg.OperationalError as exc:
             conn.close()
-            raise SinkUnavailable(f"PostgreSQL failed while preparing the session: {_first_line(exc)}") from exc
+            raise SinkUnavailable(f"PostgreSQL failed while preparing the session: {first_line(exc)}") from exc
         except psycopg.Error as exc:
             conn.close()
             raise ServiceError(
-                f"cannot prepare the staging table ({_first_line(exc)}); has `pipeline schema` been run?"
+                f"cannot prepare the staging table ({first_line(exc)}); has `pipeline schema` been run?"
             ) from exc
         self._conn = conn
         return conn
@@ -346,11 +346,6 @@ _session_id: Final = operator.itemgetter("session_id")
 def _since(mark: float) -> tuple[float, float]:
     now = time.perf_counter()
     return now - mark, now
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 __all__ = ["COLUMNS", "NEW_EVENT_COLUMNS", "CopyFormat", "PostgresStore", "WriteTimings", "session_lock_key"]

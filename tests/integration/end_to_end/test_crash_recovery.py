@@ -23,7 +23,7 @@ from pipeline.kafka.dead_letters import parse_headers
 from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.kafka_topics import read_all
 from tests.support.process_control import (
-    FAST_SESSION, count_events, count_indexed_events, sigkill, spawn, wait_for,
+    FAST_SESSION, count_events, count_indexed_events, sigkill, wait_for,
 )
 from tests.support.sink_contents import VALID_KINDS, assert_opensearch_matches, assert_postgres_matches, dumped
 from tests.support.truth import unique_events
@@ -64,13 +64,13 @@ def test_consumer_killed_at_the_fault_points_and_at_random_moments_ends_exact(
     consume = ("consume", "--batch-size", "400", *FAST_SESSION)
 
     # 1. Between the PostgreSQL commit of batch 3 and its OpenSearch write.
-    first = spawn(world, *consume, log=log, env={FAULT_ENV: "after_postgres:3"})
+    first = world.spawn(*consume, log=log, env={FAULT_ENV: "after_postgres:3"})
     assert first.wait(timeout=120) == KILLED, log.read_text()[-3000:]
     stored, indexed = count_events(world), count_indexed_events(world)
     assert 0 < indexed < stored, f"not killed between the sinks: {stored} stored, {indexed} indexed"
 
     # 2. After both sinks, before the dead letters and the offset commit of batch 2.
-    second = spawn(world, *consume, log=log, env={FAULT_ENV: "after_opensearch:2"})
+    second = world.spawn(*consume, log=log, env={FAULT_ENV: "after_opensearch:2"})
     assert second.wait(timeout=120) == KILLED, log.read_text()[-3000:]
     stored_after = count_events(world)
     assert stored_after > stored and count_indexed_events(world) == stored_after
@@ -78,7 +78,7 @@ def test_consumer_killed_at_the_fault_points_and_at_random_moments_ends_exact(
     # 3. External SIGKILLs at seeded random moments while batches are being written.
     rng = random.Random(7_2107)
     for _ in range(RANDOM_KILLS):
-        proc = spawn(world, *consume, log=log)
+        proc = world.spawn(*consume, log=log)
         target = min(count_events(world) + rng.randint(300, 1_500), len(expected_ids))
         wait_for(lambda: count_events(world) >= target, what=f"{target} events stored", timeout=120,
                  process=proc, log=log)
@@ -98,7 +98,7 @@ def test_consumer_killed_at_the_fault_points_and_at_random_moments_ends_exact(
 def test_survivor_takes_over_the_partitions_of_a_killed_consumer(world: IsolatedPipeline, tmp_path: Path) -> None:
     world.cli("schema")
     logs = [tmp_path / f"c{i}.log" for i in range(2)]
-    procs = [spawn(world, "consume", "--batch-size", "200", *FAST_SESSION, log=log) for log in logs]
+    procs = [world.spawn("consume", "--batch-size", "200", *FAST_SESSION, log=log) for log in logs]
     try:
         wait_for(lambda: _split_between(logs), what="the partitions split between both consumers", timeout=60)
         dump = tmp_path / "sent.jsonl"
@@ -152,7 +152,7 @@ def test_killed_producer_leaves_no_partial_message_and_the_sinks_match_the_topic
     killed_events, killed_seed = 200_000, 31
     dump1, dump2 = tmp_path / "killed.jsonl", tmp_path / "second.jsonl"
     log = tmp_path / "producer.log"
-    producer = spawn(world, "produce", "--events", str(killed_events), "--seed", str(killed_seed),
+    producer = world.spawn("produce", "--events", str(killed_events), "--seed", str(killed_seed),
                      "--end-time", end_time.strftime("%Y-%m-%dT%H:%M:%S"), "--window-hours", "6", *FAULTY,
                      "--dump", str(dump1), log=log)
     wait_for(lambda: dump1.exists() and dump1.stat().st_size > 1_500_000, what="the producer well under way",
