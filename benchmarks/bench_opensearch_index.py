@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from opensearchpy import OpenSearch  # noqa: E402
 from opensearchpy.serializer import JSONSerializer  # noqa: E402
 
+from devstack.opensearch_access import settings_for_prefix  # noqa: E402
 from pipeline.config.settings import Settings, find_local_outputs, load_settings  # noqa: E402
 from pipeline.events.contract import Event  # noqa: E402
 from pipeline.sinks.batch import Envelope, SessionRow  # noqa: E402
@@ -52,7 +53,7 @@ from pipeline.sinks.opensearch.templates import (  # noqa: E402
     delete_all,
     ensure_templates,
 )
-from pipeline.sinks.opensearch_client import connect_opensearch  # noqa: E402
+from pipeline.sinks.opensearch_client import opensearch_client  # noqa: E402
 
 MIB = 1024 * 1024
 UTC = dt.timezone.utc
@@ -178,9 +179,17 @@ def run_case(
     admin: OpenSearch, settings: Settings, case: Case, envelopes: Sequence[Envelope], batch: int, sessions: bool
 ) -> Result:
     names = IndexNames(f"bench{uuid.uuid4().hex[:8]}-clickstream")
+    with settings_for_prefix(settings, names) as scoped:
+        return _run_case(admin, scoped, names, case, envelopes, batch, sessions)
+
+
+def _run_case(
+    admin: OpenSearch, settings: Settings, names: IndexNames, case: Case, envelopes: Sequence[Envelope],
+    batch: int, sessions: bool,
+) -> Result:
     ensure_templates(settings, names.prefix, client=admin, event_shards=case.shards, refresh_interval=case.refresh)
     sink = OpenSearchIndex(
-        client=connect_opensearch(settings.opensearch.uri, timeout=120),
+        client=opensearch_client(settings.opensearch, "app", timeout=120),
         index_prefix=names.prefix,
         max_docs=case.max_docs,
         max_bytes=case.max_bytes,
@@ -267,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     settings = load_settings(outputs_file=args.outputs or find_local_outputs())
-    admin = connect_opensearch(settings.opensearch.admin_uri, timeout=120)
+    admin = opensearch_client(settings.opensearch, "admin", timeout=120)
     envelopes = synthetic_events(args.docs)
     print(
         f"{args.docs:,} events, {args.batch:,} per write(); building the NDJSON alone: "

@@ -54,7 +54,7 @@ from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, TopicPartition
 
 from pipeline.config.settings import Settings
 from pipeline.sinks.opensearch.templates import IndexNames
-from pipeline.sinks.opensearch_client import connect_opensearch
+from pipeline.sinks.opensearch_client import opensearch_client
 
 log = logging.getLogger("pipeline_bench.freshness")
 
@@ -215,7 +215,7 @@ class _OpenSearchPoller(_Poller):
     def __init__(self, settings: Settings, tick_s: float, alias: str) -> None:
         super().__init__("opensearch_events", tick_s)
         self.alias = alias
-        self.client = connect_opensearch(settings.opensearch.admin_uri, timeout=30)
+        self.client = opensearch_client(settings.opensearch, "admin", timeout=30)
 
     def close(self) -> None:
         self.client.close()

@@ -36,6 +36,7 @@ import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from psycopg import sql
 
+from devstack.opensearch_access import settings_for_prefix
 from pipeline.config.settings import Settings
 from pipeline.events.decode import EventDecoder, InvalidEvent
 from pipeline.kafka.consumer import CONSUMER_DEFAULTS
@@ -43,7 +44,7 @@ from pipeline.sinks.batch import Envelope
 from pipeline.sinks.opensearch.documents import bulk_body, bulk_items, chunks
 from pipeline.sinks.opensearch.index import BULK_FILTER_PATH, DEFAULT_MAX_BYTES, DEFAULT_MAX_DOCS
 from pipeline.sinks.opensearch.templates import IndexNames, create_index, delete_all, ensure_templates
-from pipeline.sinks.opensearch_client import connect_opensearch
+from pipeline.sinks.opensearch_client import opensearch_client
 from pipeline.sinks.postgres.store import COLUMNS
 
 UTC = dt.timezone.utc
@@ -209,9 +210,14 @@ def decode_and_postgres_limits(settings: Settings, topic: str, *, chunk: int = 5
 
 def opensearch_limit(settings: Settings, topic: str, index_prefix: str, *, chunk: int = 50_000) -> Limit:
     """Bulk rate of the event documents (the sink's builders and request size) into a scratch prefix."""
-    admin = connect_opensearch(settings.opensearch.admin_uri, timeout=120)
-    client = connect_opensearch(settings.opensearch.uri, timeout=120)
     names = IndexNames(index_prefix)
+    with settings_for_prefix(settings, names) as scoped:
+        return _opensearch_limit(scoped, topic, names, chunk)
+
+
+def _opensearch_limit(settings: Settings, topic: str, names: IndexNames, chunk: int) -> Limit:
+    admin = opensearch_client(settings.opensearch, "admin", timeout=120)
+    client = opensearch_client(settings.opensearch, "app", timeout=120)
     decoder = EventDecoder()
     build_s = bulk_s = 0.0
     docs = requests = nbytes = 0

@@ -87,7 +87,7 @@ from pipeline.jobs.consume import STAGES, ConsumeOptions  # noqa: E402
 from pipeline.kafka.producer import PRODUCER_DEFAULTS  # noqa: E402
 from pipeline.sinks.opensearch.index import DEFAULT_MAX_BYTES, DEFAULT_MAX_DOCS  # noqa: E402
 from pipeline.sinks.opensearch.templates import DEFAULT_REFRESH_INTERVAL, IndexNames  # noqa: E402
-from pipeline.sinks.opensearch_client import connect_opensearch  # noqa: E402
+from pipeline.sinks.opensearch_client import opensearch_client  # noqa: E402
 
 log = logging.getLogger("pipeline_bench")
 
@@ -168,7 +168,7 @@ def versions(settings: Settings) -> dict[str, Any]:
     with psycopg.connect(settings.postgres.conninfo("admin"), autocommit=True) as conn:
         row = conn.execute("SHOW server_version").fetchone()
         out["postgresql"] = str(row[0]) if row else None
-    client = connect_opensearch(settings.opensearch.admin_uri)
+    client = opensearch_client(settings.opensearch, "admin")
     try:
         info = client.info()
         out["opensearch"] = f"{info['version'].get('distribution', 'opensearch')} {info['version']['number']}"
@@ -396,7 +396,7 @@ class Bench:
             row = conn.execute("SELECT count(*), extract(epoch FROM max(ingested_at) - min(ingested_at)) "
                                "FROM events").fetchone()
             sessions = conn.execute("SELECT count(*) FROM sessions").fetchone()
-        client = connect_opensearch(sinks.settings.opensearch.admin_uri, timeout=120)
+        client = opensearch_client(sinks.settings.opensearch, "admin", timeout=120)
         try:
             names = IndexNames(sinks.index_prefix)
             # the operation times first: the refresh below (to count) would add to them
@@ -574,7 +574,7 @@ def _wait_drained(children: list[Child], watcher: GroupWatcher, *, deadline: flo
 
 def _search_seconds(sinks: SinkSet) -> float:
     """Query time OpenSearch has spent on the sink set's events indices so far (the sampler's searches)."""
-    client = connect_opensearch(sinks.settings.opensearch.admin_uri)
+    client = opensearch_client(sinks.settings.opensearch, "admin")
     try:
         stats = client.indices.stats(index=IndexNames(sinks.index_prefix).events_pattern, metric="search")
         return float(stats["_all"]["total"]["search"]["query_time_in_millis"]) / 1000

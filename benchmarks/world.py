@@ -9,7 +9,8 @@ data and measure their data too. So every run gets, on the same real services:
   production), created with the admin certificate;
 * per "sink set" (one per measurement that needs empty sinks): a fresh PostgreSQL
   database, locked down like production and migrated with the real migrations, a fresh
-  OpenSearch index prefix with the real templates, a fresh consumer group, and a
+  OpenSearch index prefix with the real templates and a user limited to it (as the
+  pipeline's user is in production), a fresh consumer group, and a
   stack-outputs file of its own so that ``pipeline --outputs FILE ...`` runs the real
   CLI against it without knowing it is a benchmark.
 
@@ -41,14 +42,16 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import psycopg
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AclBinding, AclBindingFilter, AdminClient, NewTopic
+from opensearchpy import OpenSearch
 from psycopg import sql
 
 from devstack.kafka import acl_bindings, ensure_acls, wait_for_topics
+from devstack.opensearch_access import grant_prefix, new_password, prefix_user, revoke_prefix, user_uri
 from pipeline.config.outputs import Output
 from pipeline.config.secret import Secret
 from pipeline.config.settings import Settings
 from pipeline.sinks.opensearch.templates import IndexNames, delete_all, ensure_templates
-from pipeline.sinks.opensearch_client import connect_opensearch
+from pipeline.sinks.opensearch_client import opensearch_client
 from pipeline.sinks.postgres.migrate import app_role_name, apply_migrations
 
 log = logging.getLogger("pipeline_bench.world")
@@ -238,7 +241,11 @@ class BenchWorld:
         names = IndexNames(index_prefix)
         self._undo(f"OpenSearch prefix {index_prefix}", lambda: self.delete_prefix(names))
         ensure_templates(settings, index_prefix)
+        user, password = prefix_user(names), new_password()
+        self._undo(f"OpenSearch user {user}", lambda: self._with_admin(lambda c: revoke_prefix(c, user=user)))
+        self._with_admin(lambda c: grant_prefix(c, user=user, password=password, names=names))
         values = dict(self.base_outputs)
+        values[Output.OPENSEARCH_URI.value] = user_uri(self.base.opensearch.uri.reveal(), user, password)
         values[Output.KAFKA_EVENTS_TOPIC.value] = self.topic
         values[Output.KAFKA_DEAD_LETTER_TOPIC.value] = self.dead_letter
         group = self.group(label)
@@ -257,9 +264,12 @@ class BenchWorld:
         self.delete_prefix(IndexNames(sinks.index_prefix))
 
     def delete_prefix(self, names: IndexNames) -> None:
-        client = connect_opensearch(self.base.opensearch.admin_uri)
+        self._with_admin(lambda client: delete_all(client, names))
+
+    def _with_admin(self, action: Callable[[OpenSearch], None]) -> None:
+        client = opensearch_client(self.base.opensearch, "admin")
         try:
-            delete_all(client, names)
+            action(client)
         finally:
             client.close()
 

@@ -33,7 +33,7 @@ def _up(layout: Layout) -> None:
     _forget_stale_runtime(layout, ca)
     _step("PostgreSQL", lambda: postgres.up(layout, ca))
     _step("Kafka", lambda: kafka.up(layout, ca))
-    _step("OpenSearch", lambda: opensearch.up(layout))
+    _step("OpenSearch", lambda: opensearch.up(layout, ca))
     path = outputs.write(layout, ca)
     click.echo(f"devstack: stack outputs written to {path}")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVICE_USER = "clickstream-devstack"
 KAFKA_VERSION = "4.1.1"
-OPENSEARCH_VERSION = "2.19.6"
+OPENSEARCH_VERSION = "2.19.4"
 
 
 def _int_env(name: str, default: int) -> int:

@@ -1,25 +1,49 @@
-"""OpenSearch from the integ-test distribution on Maven Central, single node on loopback.
+"""OpenSearch with its security plugin, single node on loopback, both from Maven Central.
 
-That distribution carries the core engine without the security plugin, so the local
-node speaks plain HTTP on 127.0.0.1 with no authentication; the README says so. The
-pipeline's HTTPS and credential code paths are the ones it uses against Aiven.
+As on Aiven, the node speaks HTTPS only and every request needs a user: ``avnadmin``
+may do anything, the pipeline user only what :mod:`devstack.opensearch_access` grants.
+The node's certificate is signed by the stack CA, which the outputs file exports as
+``opensearch_ca_cert``. devstack itself configures users and roles over the security
+REST API with an admin client certificate (the plugin's ``admin_dn``), so no password
+hash is ever written to a file, and the demo users the plugin ships with are replaced
+by an empty user list before the node first starts.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import ssl
 import subprocess
 import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
 
-from devstack import proc
+from opensearchpy import OpenSearch
+from opensearchpy.exceptions import TransportError
+
+from devstack import certs, proc
 from devstack.errors import DevstackError
 from devstack.layout import OPENSEARCH_VERSION, REPO_ROOT, Layout
+from devstack.opensearch_access import ADMIN_USER, PIPELINE_USER, ensure_admin, grant_prefix, user_uri
+from devstack.secrets_store import password
+from pipeline.sinks.opensearch.templates import IndexNames
 
 HOST = "127.0.0.1"
 POM = REPO_ROOT / "devstack" / "maven" / "opensearch-pom.xml"
+NODE_CN = "clickstream-devstack-opensearch-node"
+ADMIN_CERT_CN = "clickstream-devstack-opensearch-admin"
+#: The plugin initialises its configuration index from these files on the first start only.
+#: Users, roles and mappings are then managed over the REST API (idempotently, on every
+#: ``up``), so the files hold nothing but their headers: no demo users, no demo roles.
+_EMPTY_SECURITY_FILES = {
+    "internal_users.yml": "internalusers",
+    "roles.yml": "roles",
+    "roles_mapping.yml": "rolesmapping",
+    "tenants.yml": "tenants",
+    "action_groups.yml": "actiongroups",
+}
 
 
 def home(layout: Layout) -> Path:
@@ -27,20 +51,21 @@ def home(layout: Layout) -> Path:
 
 
 def install(layout: Layout) -> None:
-    """Resolve the distribution zip with Maven (cached in ~/.m2) and unpack it once."""
-    if (home(layout) / "bin" / "opensearch").exists():
+    """Resolve the distribution and the security plugin with Maven (cached in ~/.m2); unpack and install once."""
+    if (home(layout) / "plugins" / "opensearch-security").is_dir():
         return
     mvn = proc.require_tool("mvn", "install Maven (sudo apt-get install maven)")
     download = layout.dist_dir / "opensearch-zip"
     shutil.rmtree(download, ignore_errors=True)
     result = subprocess.run(
         [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-         f"-Dopensearch.version={OPENSEARCH_VERSION}", f"-DoutputDirectory={download}"],
+         f"-Dopensearch.version={OPENSEARCH_VERSION}", f"-DoutputDirectory={download}", "-DexcludeTransitive=true"],
         capture_output=True, text=True,
     )
     if result.returncode != 0:
         raise DevstackError("fetching OpenSearch with Maven failed: " + (result.stdout + result.stderr).strip()[-500:])
-    archive = next(download.glob("opensearch-*.zip"))
+    archive = next(download.glob(f"opensearch-{OPENSEARCH_VERSION}.zip"))
+    plugin = next(download.glob("opensearch-security-*.zip"))
     partial = layout.dist_dir / "opensearch.partial"
     shutil.rmtree(partial, ignore_errors=True)
     with zipfile.ZipFile(archive) as zf:
@@ -48,6 +73,14 @@ def install(layout: Layout) -> None:
     unpacked = partial / f"opensearch-{OPENSEARCH_VERSION}"
     for script in (unpacked / "bin").iterdir():
         script.chmod(0o755)
+    result = subprocess.run(
+        [str(unpacked / "bin" / "opensearch-plugin"), "install", "--batch", plugin.resolve().as_uri()],
+        env={**os.environ, "OPENSEARCH_JAVA_HOME": str(layout.java_home)}, capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        raise DevstackError("installing the OpenSearch security plugin failed: "
+                            + (result.stdout + result.stderr).strip()[-500:])
+    shutil.rmtree(home(layout), ignore_errors=True)
     unpacked.replace(home(layout))
     shutil.rmtree(partial, ignore_errors=True)
     shutil.rmtree(download, ignore_errors=True)
@@ -66,15 +99,49 @@ def _log_file(layout: Layout) -> Path:
 
 
 def url(layout: Layout) -> str:
-    return f"http://{HOST}:{layout.opensearch_port}"
+    return f"https://{HOST}:{layout.opensearch_port}"
 
 
-def _write_config(layout: Layout) -> Path:
+def admin_password(layout: Layout) -> str:
+    return password(layout.secrets_file, f"opensearch:{ADMIN_USER}")
+
+
+def pipeline_password(layout: Layout) -> str:
+    return password(layout.secrets_file, f"opensearch:{PIPELINE_USER}")
+
+
+def admin_uri(layout: Layout) -> str:
+    return user_uri(url(layout), ADMIN_USER, admin_password(layout))
+
+
+def pipeline_uri(layout: Layout) -> str:
+    return user_uri(url(layout), PIPELINE_USER, pipeline_password(layout))
+
+
+def _admin_context(layout: Layout, ca: certs.CertPair) -> ssl.SSLContext:
+    """TLS that trusts the stack CA and presents the admin certificate: how devstack manages users."""
+    admin = certs.ensure_leaf(layout.certs_dir, ca, "opensearch-admin", common_name=ADMIN_CERT_CN)
+    context = ssl.create_default_context(cafile=str(ca.cert))
+    context.load_cert_chain(str(admin.cert), str(admin.key))
+    return context
+
+
+def _write_config(layout: Layout, ca: certs.CertPair) -> Path:
     service_dir = _service_dir(layout)
     conf = service_dir / "config"
     if conf.exists():
         shutil.rmtree(conf)
     shutil.copytree(home(layout) / "config", conf)
+    node = certs.ensure_leaf(
+        layout.certs_dir, ca, "opensearch-node", common_name=NODE_CN,
+        server_names=("localhost",), server_ips=(HOST,), client=True,
+    )
+    shutil.copy(ca.cert, conf / "ca.pem")
+    shutil.copy(node.cert, conf / "node.pem")
+    shutil.copy(node.key, conf / "node.key")
+    (conf / "node.key").chmod(0o600)
+    for name, kind in _EMPTY_SECURITY_FILES.items():
+        (conf / "opensearch-security" / name).write_text(f"_meta:\n  type: \"{kind}\"\n  config_version: 2\n")
     # The shipped jvm.options names paths relative to the distribution; the node's
     # logs and heap dumps belong in its own service directory.
     jvm_options = conf / "jvm.options"
@@ -94,6 +161,21 @@ def _write_config(layout: Layout) -> Path:
         "discovery.type: single-node\n"
         "action.auto_create_index: false\n"
         "cluster.routing.allocation.disk.threshold_enabled: false\n"
+        "plugins.security.ssl.transport.pemcert_filepath: node.pem\n"
+        "plugins.security.ssl.transport.pemkey_filepath: node.key\n"
+        "plugins.security.ssl.transport.pemtrustedcas_filepath: ca.pem\n"
+        "plugins.security.ssl.transport.enforce_hostname_verification: false\n"
+        "plugins.security.ssl.http.enabled: true\n"
+        "plugins.security.ssl.http.pemcert_filepath: node.pem\n"
+        "plugins.security.ssl.http.pemkey_filepath: node.key\n"
+        "plugins.security.ssl.http.pemtrustedcas_filepath: ca.pem\n"
+        "plugins.security.ssl.http.clientauth_mode: OPTIONAL\n"
+        "plugins.security.allow_default_init_securityindex: true\n"
+        f"plugins.security.authcz.admin_dn: ['CN={ADMIN_CERT_CN}']\n"
+        f"plugins.security.nodes_dn: ['CN={NODE_CN}']\n"
+        "plugins.security.restapi.roles_enabled: ['all_access']\n"
+        "plugins.security.system_indices.enabled: true\n"
+        "plugins.security.audit.type: noop\n"
     )
     return conf
 
@@ -102,20 +184,43 @@ def is_running(layout: Layout) -> bool:
     return proc.read_pid(_pid_file(layout)) is not None
 
 
-def _answers(layout: Layout) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url(layout)}/_cluster/health?wait_for_status=yellow&timeout=2s", timeout=5) as r:
-            return r.status == 200
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
+def _answers(layout: Layout, context: ssl.SSLContext) -> bool:
+    """Yellow health, and the security plugin's configuration loaded (it answers 500 before)."""
+    for path in ("/_cluster/health?wait_for_status=yellow&timeout=2s", "/_plugins/_security/api/rolesmapping"):
+        try:
+            with urllib.request.urlopen(f"{url(layout)}{path}", timeout=5, context=context) as r:
+                if r.status != 200:
+                    return False
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+    return True
 
 
-def up(layout: Layout) -> None:
+def _check_data_version(layout: Layout) -> None:
+    """Refuse, with the way out, data that this OpenSearch version cannot open.
+
+    OpenSearch refuses to start on data written by a newer release; without this check
+    the user would only see the node die and have to dig the reason out of its log.
+    """
+    data = _service_dir(layout) / "data"
+    marker = _service_dir(layout) / "version"
+    written_by = marker.read_text().strip() if marker.exists() else None
+    if data.is_dir() and any(data.iterdir()) and written_by != OPENSEARCH_VERSION:
+        raise DevstackError(
+            f"the OpenSearch data in {data} was written by OpenSearch {written_by or 'before 2.19.4'}, "
+            f"and this stack now runs {OPENSEARCH_VERSION} with the security plugin; "
+            "run `devstack reset` to start the local stack afresh"
+        )
+    marker.write_text(OPENSEARCH_VERSION + "\n")
+
+
+def up(layout: Layout, ca: certs.CertPair) -> None:
     install(layout)
     service_dir = _service_dir(layout)
     service_dir.mkdir(parents=True, exist_ok=True)
     if not is_running(layout):
-        conf = _write_config(layout)
+        _check_data_version(layout)
+        conf = _write_config(layout, ca)
         (service_dir / "data").mkdir(exist_ok=True)
         (service_dir / "logs").mkdir(exist_ok=True)
         proc.own(layout, service_dir)
@@ -128,10 +233,19 @@ def up(layout: Layout) -> None:
             layout, [str(home(layout) / "bin" / "opensearch")],
             env=env, log_file=_log_file(layout), pid_file=_pid_file(layout),
         )
+    context = _admin_context(layout, ca)
     proc.wait_until(
-        lambda: _answers(layout), what="OpenSearch", timeout=180,
+        lambda: _answers(layout, context), what="OpenSearch", timeout=180,
         alive=lambda: is_running(layout), log_file=_log_file(layout),
     )
+    client = OpenSearch(hosts=[url(layout)], use_ssl=True, ssl_context=context, timeout=30)
+    try:
+        ensure_admin(client, admin_password(layout))
+        grant_prefix(client, user=PIPELINE_USER, password=pipeline_password(layout), names=IndexNames())
+    except TransportError as exc:
+        raise DevstackError(f"setting up OpenSearch users failed: {exc.status_code} {exc.error}") from None
+    finally:
+        client.close()
 
 
 def down(layout: Layout) -> None:

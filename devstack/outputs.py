@@ -37,8 +37,9 @@ def build(layout: Layout, ca: certs.CertPair) -> dict[str, str]:
         Output.POSTGRES_APP_URI: postgres.uri(layout, postgres.APP_USER),
         Output.POSTGRES_ADMIN_URI: postgres.uri(layout, postgres.ADMIN_USER),
         Output.POSTGRES_CA_CERT: ca_pem,
-        Output.OPENSEARCH_URI: opensearch.url(layout),
-        Output.OPENSEARCH_ADMIN_URI: opensearch.url(layout),
+        Output.OPENSEARCH_URI: opensearch.pipeline_uri(layout),
+        Output.OPENSEARCH_ADMIN_URI: opensearch.admin_uri(layout),
+        Output.OPENSEARCH_CA_CERT: ca_pem,
         # The registries this stack installs from carry no OpenSearch Dashboards build.
         Output.OPENSEARCH_DASHBOARDS_URI: "",
     }

@@ -25,9 +25,10 @@ import pulumi_aiven as aiven
 from infra.config import PlatformConfig
 from infra.uris import first, host_port, https_uri, postgres_uri, with_database
 from pipeline.config.outputs import Output
+from pipeline.sinks.opensearch.templates import DEFAULT_PREFIX, IndexNames
 
 #: The pipeline's OpenSearch indices (see the architecture's "Names other parts depend on").
-PIPELINE_INDEX_PATTERNS: tuple[str, ...] = ("clickstream-events*", "clickstream-sessions*")
+PIPELINE_INDEX_PATTERNS: tuple[str, ...] = IndexNames(DEFAULT_PREFIX).access_patterns
 POSTGRES_DATABASE = "clickstream"
 POSTGRES_APP_USER = "clickstream_app"
 KAFKA_PRODUCER_USER = "clickstream-producer"
@@ -294,6 +295,10 @@ def _output_values(
             os_service.service_host, os_service.service_port,
         ).apply(lambda a: https_uri(a[0], a[1], a[2], a[3])),
         Output.OPENSEARCH_ADMIN_URI: os_service.service_uri,
+        # Aiven's OpenSearch endpoint presents a browser-recognised certificate that the
+        # system trust store already covers; the pipeline adds this CA to that store, so
+        # exporting the project CA costs nothing and keeps verification on either way.
+        Output.OPENSEARCH_CA_CERT: project_ca,
         Output.OPENSEARCH_DASHBOARDS_URI: os_service.opensearches.apply(
             lambda blocks: first(blocks, "opensearch").opensearch_dashboards_uri
         ),

@@ -146,11 +146,10 @@ def consume(ctx: Context, group: str | None, batch_size: int, drain: bool, idle_
     from pipeline.jobs.consume import ConsumeOptions, Consumer, install_signal_handlers
 
     def body() -> None:
-        from pipeline.health import require_kafka, require_postgres
+        from pipeline.health import require_consumer_services
 
         settings = ctx.settings()
-        require_kafka(settings, "consumer")
-        require_postgres(settings)
+        require_consumer_services(settings)
         options = ConsumeOptions(
             topic=settings.kafka.events_topic, dead_letter_topic=settings.kafka.dead_letter_topic,
             group=group or settings.kafka.consumer_group, batch_size=batch_size, drain=drain,

@@ -42,7 +42,9 @@ class IndexingError(PipelineError):
     exit_code = 5
 
 
-def first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException | str) -> str:
     """The first line of an exception's message (drivers often add multi-line context), bounded."""
     text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
+    if text:
+        return text.splitlines()[0][:300]
+    return type(exc).__name__ if isinstance(exc, BaseException) else "unknown error"

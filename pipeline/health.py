@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import psycopg
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, TopicMetadata
+from opensearchpy.exceptions import AuthenticationException, AuthorizationException, TransportError
+from opensearchpy.exceptions import ConnectionError as OSConnectionError
+from opensearchpy.exceptions import SSLError as OSSSLError
 
 from pipeline.config.settings import KafkaRole, Settings
-from pipeline.errors import ServiceError
-from pipeline.sinks.opensearch_client import connect_opensearch
+from pipeline.errors import ServiceError, first_line
+from pipeline.sinks.opensearch_client import opensearch_client
 
 
 @dataclass(frozen=True)
@@ -39,16 +44,17 @@ def check_postgres(settings: Settings) -> CheckResult:
         return CheckResult("PostgreSQL", True, f"{where} server {version[0] if version else '?'}, "
                                                f"TLS {'verified (verify-full)' if tls else 'OFF'}")
     except psycopg.Error as exc:
-        return CheckResult("PostgreSQL", False, _first_line(str(exc)))
+        return CheckResult("PostgreSQL", False, first_line(str(exc)))
 
 
 def check_opensearch(settings: Settings) -> CheckResult:
     try:
-        client = connect_opensearch(settings.opensearch.uri)
-        info = client.info()
-        return CheckResult("OpenSearch", True, f"version {info['version']['number']}")
-    except Exception as exc:  # the client raises many unrelated types; report any of them
-        return CheckResult("OpenSearch", False, _first_line(type(exc).__name__ + ": " + str(exc)))
+        version = require_opensearch(settings)
+    except ServiceError as exc:
+        return CheckResult("OpenSearch", False, str(exc))
+    https = urlsplit(settings.opensearch.uri.reveal()).scheme == "https"
+    return CheckResult("OpenSearch", True, f"{_opensearch_where(settings)} version {version}, "
+                                           f"TLS {'verified' if https else 'OFF (the URI says http://)'}")
 
 
 def require_kafka(settings: Settings, role: KafkaRole, *, timeout: float = 10.0) -> TopicMetadata:
@@ -63,7 +69,7 @@ def require_kafka(settings: Settings, role: KafkaRole, *, timeout: float = 10.0)
         meta = admin.list_topics(topic=topic, timeout=timeout).topics.get(topic)
     except KafkaException as exc:
         raise ServiceError(f"Kafka {settings.kafka.bootstrap} not reachable with the {role} certificate "
-                           f"within {timeout:.0f} s: {_first_line(exc.args[0].str())}") from None
+                           f"within {timeout:.0f} s: {first_line(exc.args[0].str())}") from None
     if meta is None or meta.error is not None:
         raise ServiceError(f"Kafka topic {topic} not visible to the {role} principal at {settings.kafka.bootstrap}")
     return meta
@@ -75,7 +81,51 @@ def require_postgres(settings: Settings, *, timeout: int = 10) -> None:
         with psycopg.connect(settings.postgres.conninfo("app"), connect_timeout=timeout):
             pass
     except psycopg.Error as exc:
-        raise ServiceError(f"PostgreSQL: {_first_line(str(exc))}") from None
+        raise ServiceError(f"PostgreSQL: {first_line(str(exc))}") from None
+
+
+def require_opensearch(settings: Settings, *, timeout: float = 10.0) -> str:
+    """Start-up gate: the pipeline's user must reach OpenSearch over verified TLS and log in.
+
+    Returns the server version. Without it a wrong password or an untrusted certificate
+    would only surface at the first bulk request, after PostgreSQL had been written.
+    """
+    where = _opensearch_where(settings)
+    client = opensearch_client(settings.opensearch, "app", timeout=timeout)
+    try:
+        return str(client.info()["version"]["number"])
+    except AuthenticationException:
+        raise ServiceError(f"OpenSearch {where} refused the pipeline user's credentials (HTTP 401); "
+                           "check the user and password in the stack output opensearch_uri") from None
+    except AuthorizationException:
+        raise ServiceError(f"OpenSearch {where}: the pipeline user may not call GET / (HTTP 403); "
+                           "grant it cluster:monitor/main") from None
+    except OSSSLError as exc:
+        reason = re.search(r"certificate verify failed: ([^(]+)", str(exc))
+        raise ServiceError(
+            f"OpenSearch {where}: TLS certificate not trusted ({reason.group(1).strip() if reason else 'handshake failed'}); "
+            "the stack output opensearch_ca_cert must hold the CA that signed it"
+        ) from None
+    except OSConnectionError as exc:
+        raise ServiceError(f"OpenSearch {where} not reachable within {timeout:.0f} s: "
+                           f"{first_line(str(exc.info) if exc.info else exc.error)}") from None
+    except TransportError as exc:
+        raise ServiceError(f"OpenSearch {where} answered GET / with HTTP {exc.status_code} {exc.error}") from None
+    finally:
+        client.close()
+
+
+def require_consumer_services(settings: Settings) -> None:
+    """Every service the consumer writes to or reads from, checked with the consumer's own credentials."""
+    require_kafka(settings, "consumer")
+    require_postgres(settings)
+    require_opensearch(settings)
+
+
+def _opensearch_where(settings: Settings) -> str:
+    """host:port of the OpenSearch URI: the only part of it that is safe to print."""
+    parts = urlsplit(settings.opensearch.uri.reveal())
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
 
 
 def check_all(settings: Settings) -> Iterator[CheckResult]:
@@ -83,6 +133,3 @@ def check_all(settings: Settings) -> Iterator[CheckResult]:
     yield check_postgres(settings)
     yield check_opensearch(settings)
 
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0][:200] if text.strip() else "unknown error"

@@ -37,6 +37,7 @@ class Output(str, Enum):
     POSTGRES_CA_CERT = "postgres_ca_cert"
     OPENSEARCH_URI = "opensearch_uri"
     OPENSEARCH_ADMIN_URI = "opensearch_admin_uri"
+    OPENSEARCH_CA_CERT = "opensearch_ca_cert"
     OPENSEARCH_DASHBOARDS_URI = "opensearch_dashboards_uri"
 
     @property
@@ -65,6 +66,9 @@ _SPECS: dict[Output, _Spec] = {
     Output.POSTGRES_CA_CERT: _Spec(False, "PEM CA that signs the PostgreSQL server certificate"),
     Output.OPENSEARCH_URI: _Spec(True, "OpenSearch URI of the pipeline user (may carry credentials)"),
     Output.OPENSEARCH_ADMIN_URI: _Spec(True, "OpenSearch URI of the admin user, for index templates"),
+    Output.OPENSEARCH_CA_CERT: _Spec(
+        False, "PEM CA trusted for the OpenSearch HTTPS endpoint in addition to the system's trust store"
+    ),
     Output.OPENSEARCH_DASHBOARDS_URI: _Spec(True, "OpenSearch Dashboards URI (may carry credentials)"),
 }
 

@@ -80,6 +80,7 @@ class OpenSearchSettings:
     uri: Secret
     admin_uri: Secret
     dashboards_uri: Secret
+    ca_pem: str = ""
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,7 @@ class Settings:
                 uri=secret(Output.OPENSEARCH_URI),
                 admin_uri=secret(Output.OPENSEARCH_ADMIN_URI),
                 dashboards_uri=secret(Output.OPENSEARCH_DASHBOARDS_URI),
+                ca_pem=text(Output.OPENSEARCH_CA_CERT),
             ),
             source=source,
         )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from pipeline.config.settings import Settings
 from pipeline.errors import PipelineError
+from pipeline.health import require_consumer_services, require_kafka
 from pipeline.jobs.consume import ConsumeOptions, ConsumeStats, Consumer
 from pipeline.jobs.produce import ProduceOptions, ProduceResult, produce
 from pipeline.jobs.setup import prepare_sinks
@@ -29,6 +30,8 @@ class RunResult:
 
 def run(settings: Settings, produce_options: ProduceOptions, *, index_prefix: str,
         stop: threading.Event) -> RunResult:
+    require_consumer_services(settings)
+    require_kafka(settings, "producer")
     schema = prepare_sinks(settings, index_prefix=index_prefix)
     log.info(schema)
     consume_options = ConsumeOptions(

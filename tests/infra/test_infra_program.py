@@ -303,6 +303,7 @@ def test_opensearch_outputs(dev_run: ProgramRun, dev_config: dict[str, str]) -> 
     assert (unquote(pipeline.username or ""), unquote(pipeline.password or "")) == (
         "clickstream-pipeline", OPENSEARCH_PIPELINE_PASSWORD,
     )
+    assert dev_run.output(Output.OPENSEARCH_CA_CERT.value) == PROJECT_CA
     admin_base = f"https://avnadmin:{OPENSEARCH_ADMIN_PASSWORD}@{os_host}"
     assert dev_run.output(Output.OPENSEARCH_ADMIN_URI.value) == f"{admin_base}:{OPENSEARCH_PORT}"
     assert dev_run.output(Output.OPENSEARCH_DASHBOARDS_URI.value) == f"{admin_base}:443"

@@ -12,9 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from opensearchpy import OpenSearch
 
 from devstack.layout import load_layout
 from pipeline.config.settings import Settings
+from pipeline.sinks.opensearch_client import opensearch_client
 from tests.support.kafka_topics import IsolatedTopics, create_isolated_topics, delete_topics
 
 
@@ -34,6 +36,14 @@ def outputs(outputs_path: Path) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def settings(outputs: dict[str, str], outputs_path: Path) -> Settings:
     return Settings.from_outputs(outputs, source=str(outputs_path))
+
+
+@pytest.fixture
+def opensearch_admin(settings: Settings) -> Iterator[OpenSearch]:
+    """A client of the stack's OpenSearch admin user (set-up, clean-up and reading back what was written)."""
+    client = opensearch_client(settings.opensearch, "admin")
+    yield client
+    client.close()
 
 
 @pytest.fixture

@@ -1,16 +1,15 @@
-"""OpenSearch on the local stack: index a document and find it again."""
+"""OpenSearch on the local stack: HTTPS with the stack CA, a user per request, and documents that come back."""
 
 from __future__ import annotations
 
 import uuid
 
-from opensearchpy import OpenSearch
-
 from pipeline.config.settings import Settings
+from pipeline.sinks.opensearch_client import opensearch_client
 
 
 def test_index_and_search_a_document(settings: Settings) -> None:
-    client = OpenSearch(hosts=[settings.opensearch.uri.reveal()], timeout=30)
+    client = opensearch_client(settings.opensearch, "admin")
     index = f"it-{uuid.uuid4().hex[:10]}"
     client.indices.create(index=index, body={"mappings": {"properties": {"page": {"type": "keyword"}}}})
     try:

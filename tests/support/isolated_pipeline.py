@@ -1,8 +1,8 @@
 """A private copy of the whole pipeline's world on the shared local stack, for one test.
 
 Fresh events and dead-letter topics (with the production ACLs), a fresh consumer group,
-a fresh PostgreSQL database and a fresh OpenSearch index prefix, described by a
-stack-outputs file of its own. The pipeline is then driven exactly as a user drives it:
+a fresh PostgreSQL database and a fresh OpenSearch index prefix with a user that may
+touch only that prefix, described by a stack-outputs file of its own. The pipeline is then driven exactly as a user drives it:
 ``pipeline --outputs FILE ...`` in a subprocess.
 """
 
@@ -20,10 +20,11 @@ from pathlib import Path
 
 from opensearchpy import OpenSearch
 
+from devstack.opensearch_access import scoped_user
 from pipeline.config.outputs import Output
 from pipeline.config.settings import Settings
 from pipeline.sinks.opensearch.templates import IndexNames, delete_all
-from pipeline.sinks.opensearch_client import connect_opensearch
+from pipeline.sinks.opensearch_client import opensearch_client
 from tests.support.kafka_topics import IsolatedTopics, create_isolated_topics, delete_topics
 from tests.support.postgres_db import temporary_database
 
@@ -56,17 +57,19 @@ class IsolatedPipeline:
                                     env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 
     def opensearch(self) -> OpenSearch:
-        return connect_opensearch(self.settings.opensearch.admin_uri)
+        return opensearch_client(self.settings.opensearch, "admin")
 
 
 @contextmanager
 def isolated_pipeline(base: Settings, outputs: dict[str, str], directory: Path) -> Iterator[IsolatedPipeline]:
     suffix = uuid.uuid4().hex[:10]
     topics = create_isolated_topics(base, suffix=suffix)
-    index_prefix = f"t{suffix}-clickstream"
+    names = IndexNames(f"t{suffix}-clickstream")
+    admin = opensearch_client(base.opensearch, "admin")
     try:
-        with temporary_database(base) as settings:
+        with temporary_database(base) as settings, scoped_user(admin, base.opensearch.uri.reveal(), names) as uri:
             values = dict(outputs)
+            values[Output.OPENSEARCH_URI.value] = uri
             values[Output.KAFKA_EVENTS_TOPIC.value] = topics.events
             values[Output.KAFKA_DEAD_LETTER_TOPIC.value] = topics.dead_letter
             values[Output.KAFKA_CONSUMER_GROUP.value] = topics.group
@@ -77,10 +80,11 @@ def isolated_pipeline(base: Settings, outputs: dict[str, str], directory: Path) 
             with os.fdopen(fd, "w") as f:
                 json.dump(values, f)
             isolated = IsolatedPipeline(
-                Settings.from_outputs(values, source=str(path)), path, topics, index_prefix)
+                Settings.from_outputs(values, source=str(path)), path, topics, names.prefix)
             try:
                 yield isolated
             finally:
-                delete_all(isolated.opensearch(), IndexNames(index_prefix))
+                delete_all(admin, names)
     finally:
+        admin.close()
         delete_topics(base, topics)

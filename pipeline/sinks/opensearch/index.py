@@ -52,7 +52,7 @@ from pipeline.sinks.opensearch.templates import (
     error_type,
     service_error,
 )
-from pipeline.sinks.opensearch_client import connect_opensearch
+from pipeline.sinks.opensearch_client import opensearch_client
 
 DEFAULT_MAX_DOCS: Final = 10_000
 """Actions per bulk request; with :data:`DEFAULT_MAX_BYTES` this means "one request per
@@ -207,7 +207,7 @@ class OpenSearchIndex:
         if client is None:
             if settings is None:
                 raise ValueError("OpenSearchIndex needs settings or a client")
-            client = connect_opensearch(settings.opensearch.uri)
+            client = opensearch_client(settings.opensearch, "app")
         self.client = client
         self.names = IndexNames(index_prefix)
         self.max_docs = max_docs

@@ -56,7 +56,7 @@ from opensearchpy.exceptions import TransportError
 
 from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError, ServiceError, SinkUnavailable
-from pipeline.sinks.opensearch_client import connect_opensearch
+from pipeline.sinks.opensearch_client import opensearch_client
 
 MAPPING_VERSION: Final = 1
 """Bumped with every mapping change; stored in each index's ``_meta`` and checked by the sink."""
@@ -124,6 +124,15 @@ class IndexNames:
     @property
     def sessions_index(self) -> str:
         return f"{self.prefix}-sessions-v{SESSIONS_GENERATION}"
+
+    @property
+    def access_patterns(self) -> tuple[str, str]:
+        """What the pipeline's credentials may touch: both aliases and every index behind them.
+
+        The Aiven ACL rules (``infra``) and the local stack's role are both built from
+        this, so the two grant exactly the same indices.
+        """
+        return (f"{self.events_alias}*", f"{self.sessions_alias}*")
 
     @property
     def settings_component(self) -> str:
@@ -384,7 +393,7 @@ def ensure_templates(
     """
     names = IndexNames(index_prefix)
     if client is None:
-        client = connect_opensearch(settings.opensearch.admin_uri)
+        client = opensearch_client(settings.opensearch, "admin")
     if replicas is None:
         replicas = default_replicas(client)
     if replicas < 0 or event_shards < 1 or session_shards < 1:

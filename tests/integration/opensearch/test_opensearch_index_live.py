@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from opensearchpy import OpenSearch
 
+from devstack.opensearch_access import settings_for_prefix
 from pipeline.config.settings import Settings
 from pipeline.errors import ConfigError, IndexingError
 from pipeline.sinks.opensearch.documents import encode_event_document, session_document
@@ -21,7 +22,6 @@ from pipeline.sinks.opensearch.templates import (
     ensure_templates,
     replicas_for,
 )
-from pipeline.sinks.opensearch_client import connect_opensearch
 from tests.unit.opensearch.samples import (
     T0,
     UTC,
@@ -34,10 +34,8 @@ from tests.unit.opensearch.samples import (
 
 
 @pytest.fixture
-def admin(settings: Settings) -> Iterator[OpenSearch]:
-    client = connect_opensearch(settings.opensearch.admin_uri)
-    yield client
-    client.close()
+def admin(opensearch_admin: OpenSearch) -> OpenSearch:
+    return opensearch_admin
 
 
 @pytest.fixture
@@ -51,8 +49,15 @@ def names(settings: Settings, admin: OpenSearch) -> Iterator[IndexNames]:
 
 
 @pytest.fixture
-def sink(settings: Settings, names: IndexNames) -> Iterator[OpenSearchIndex]:
-    with OpenSearchIndex(settings, index_prefix=names.prefix) as s:
+def scoped(settings: Settings, names: IndexNames) -> Iterator[Settings]:
+    """The stack's settings with a pipeline user limited to ``names``, as the consumer runs in production."""
+    with settings_for_prefix(settings, names) as scoped:
+        yield scoped
+
+
+@pytest.fixture
+def sink(scoped: Settings, names: IndexNames) -> Iterator[OpenSearchIndex]:
+    with OpenSearchIndex(scoped, index_prefix=names.prefix) as s:
         yield s
 
 
@@ -203,7 +208,7 @@ def test_a_value_of_the_wrong_type_fails_naming_the_session(names: IndexNames, s
 def test_the_sink_refuses_indices_without_our_templates(settings: Settings, admin: OpenSearch) -> None:
     bare = IndexNames(f"t{uuid.uuid4().hex[:10]}-clickstream")
     try:
-        with OpenSearchIndex(settings, index_prefix=bare.prefix) as s:
+        with settings_for_prefix(settings, bare) as scoped, OpenSearchIndex(scoped, index_prefix=bare.prefix) as s:
             with pytest.raises(ConfigError, match="ensure_templates"):
                 s.write([envelope(make_event())], [])
             with pytest.raises(ConfigError, match="does not exist"):
@@ -212,7 +217,7 @@ def test_the_sink_refuses_indices_without_our_templates(settings: Settings, admi
         delete_all(admin, bare)
 
 
-def test_many_events_in_several_requests_all_arrive(admin: OpenSearch, names: IndexNames, settings: Settings) -> None:
+def test_many_events_in_several_requests_all_arrive(admin: OpenSearch, names: IndexNames, scoped: Settings) -> None:
     envelopes = [
         envelope(
             make_page_view(occurred_at=T0 - dt.timedelta(seconds=i), page_url=f"https://shop.example.com/p/{i}"),
@@ -220,7 +225,7 @@ def test_many_events_in_several_requests_all_arrive(admin: OpenSearch, names: In
         )
         for i in range(2_500)
     ]
-    with OpenSearchIndex(settings, index_prefix=names.prefix, max_docs=400, max_bytes=150_000) as s:
+    with OpenSearchIndex(scoped, index_prefix=names.prefix, max_docs=400, max_bytes=150_000) as s:
         s.write(envelopes, [session_row(f"s-{i}", 1) for i in range(300)])
         assert s.stats.requests >= 8
     assert refresh_and_count(admin, names.events_alias) == 2_500
