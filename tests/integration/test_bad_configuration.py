@@ -52,6 +52,18 @@ def assert_one_line_failure(result: subprocess.CompletedProcess[str], *, mention
     assert re.search(mentions, lines[0], re.IGNORECASE), lines[0]
 
 
+def assert_every_command_refused(path: Path, commands: list[tuple[str, ...]], *, service: str,
+                                 check_says: str, others_say: str) -> list[subprocess.CompletedProcess[str]]:
+    """``check`` lists ``service`` as FAIL and ends with one summary line; every other command exits 3 in one line."""
+    check, *others = run_many([("--outputs", str(path), *command) for command in commands])
+    assert_one_line_failure(check, mentions=r"unreachable")
+    assert re.search(rf"{service}\s+FAIL{check_says}", check.stdout), check.stdout
+    for result in others:
+        assert_one_line_failure(result, mentions=others_say)
+        assert result.returncode == 3
+    return [check, *others]
+
+
 def write_outputs(tmp_path: Path, values: dict[str, str], name: str = "outputs.json") -> Path:
     path = tmp_path / name
     path.write_text(json.dumps(values))
@@ -87,14 +99,8 @@ def test_missing_output_name(tmp_path: Path, outputs: dict[str, str], command: t
 
 def test_unreachable_kafka(tmp_path: Path, outputs: dict[str, str]) -> None:
     values = outputs | {"kafka_bootstrap_servers": "127.0.0.1:1"}
-    path = str(write_outputs(tmp_path, values))
-    check, *others = run_many([("--outputs", path, *command) for command in COMMANDS])
-    # `check` lists each service on stdout and ends with one summary line on stderr.
-    assert_one_line_failure(check, mentions=r"unreachable")
-    assert re.search(r"Kafka\s+FAIL", check.stdout), check.stdout
-    for result in others:
-        assert_one_line_failure(result, mentions=r"Kafka 127\.0\.0\.1:1 not reachable")
-        assert result.returncode == 3
+    assert_every_command_refused(write_outputs(tmp_path, values), COMMANDS, service="Kafka", check_says="",
+                                 others_say=r"Kafka 127\.0\.0\.1:1 not reachable")
 
 
 def _postgres_uris(outputs: dict[str, str], change) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -140,13 +146,8 @@ def assert_kafka_refuses_certificates(tmp_path: Path, outputs: dict[str, str],
         issue(pair, f"clickstream-{role}")
         values[f"kafka_{role}_access_cert"] = pair.cert_pem()
         values[f"kafka_{role}_access_key"] = pair.key_pem()
-    path = str(write_outputs(tmp_path, values))
-    check, *others = run_many([("--outputs", path, *command) for command in COMMANDS])
-    assert_one_line_failure(check, mentions=r"unreachable")
-    assert re.search(r"Kafka\s+FAIL", check.stdout), check.stdout
-    for result in others:
-        assert_one_line_failure(result, mentions=r"not reachable with the (consumer|producer) certificate")
-        assert result.returncode == 3
+    assert_every_command_refused(write_outputs(tmp_path, values), COMMANDS, service="Kafka", check_says="",
+                                 others_say=r"not reachable with the (consumer|producer) certificate")
 
 
 def test_stack_without_pulumi_cli(tmp_path: Path) -> None:
@@ -174,3 +175,27 @@ def test_expired_client_certificate(tmp_path: Path, outputs: dict[str, str]) -> 
     assert verdict.returncode != 0 and "certificate has expired" in verdict.stdout + verdict.stderr
     assert_kafka_refuses_certificates(
         tmp_path, outputs, lambda pair, name: issue_expired_certificate(stack_ca, pair, common_name=name))
+
+
+CONSUMING = [("check",), ("consume", "--drain"), ("run", "--events", "10")]
+
+
+def test_wrong_opensearch_password(tmp_path: Path, outputs: dict[str, str]) -> None:
+    uri = outputs["opensearch_uri"]
+    wrong = re.sub(r"^(https://[^:/@]+):[^@]+@", r"\1:not-the-password@", uri)
+    assert wrong != uri
+    results = assert_every_command_refused(
+        write_outputs(tmp_path, outputs | {"opensearch_uri": wrong}), CONSUMING, service="OpenSearch",
+        check_says=r" .*refused the pipeline user's credentials \(HTTP 401\)",
+        others_say=r"OpenSearch .* refused the pipeline user's credentials")
+    for result in results:
+        assert "not-the-password" not in result.stdout + result.stderr
+
+
+def test_opensearch_certificate_from_an_untrusted_ca(tmp_path: Path, outputs: dict[str, str]) -> None:
+    """With another CA in opensearch_ca_cert, the node's certificate must not be accepted."""
+    other_ca = ensure_ca(tmp_path / "other-ca")
+    assert_every_command_refused(
+        write_outputs(tmp_path, outputs | {"opensearch_ca_cert": other_ca.cert_pem()}), CONSUMING,
+        service="OpenSearch", check_says=r" .*TLS certificate not trusted",
+        others_say=r"OpenSearch .*TLS certificate not trusted .*opensearch_ca_cert")
