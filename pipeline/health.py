@@ -5,18 +5,22 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import psycopg
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, TopicMetadata
-from opensearchpy.exceptions import AuthenticationException, AuthorizationException, TransportError
+from opensearchpy.exceptions import (
+    AuthenticationException,
+    AuthorizationException,
+    OpenSearchException,
+    TransportError,
+)
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import SSLError as OSSSLError
 
 from pipeline.config.settings import KafkaRole, Settings
-from pipeline.errors import ServiceError, first_line
-from pipeline.sinks.opensearch_client import opensearch_client
+from pipeline.errors import PipelineError, ServiceError, first_line
+from pipeline.sinks.opensearch_client import host_and_port, opensearch_client
 
 
 @dataclass(frozen=True)
@@ -50,11 +54,10 @@ def check_postgres(settings: Settings) -> CheckResult:
 def check_opensearch(settings: Settings) -> CheckResult:
     try:
         version = require_opensearch(settings)
-    except ServiceError as exc:
+    except PipelineError as exc:
         return CheckResult("OpenSearch", False, str(exc))
-    https = urlsplit(settings.opensearch.uri.reveal()).scheme == "https"
-    return CheckResult("OpenSearch", True, f"{_opensearch_where(settings)} version {version}, "
-                                           f"TLS {'verified' if https else 'OFF (the URI says http://)'}")
+    host, port = host_and_port(settings.opensearch.uri)
+    return CheckResult("OpenSearch", True, f"{host}:{port} version {version}, TLS verified")
 
 
 def require_kafka(settings: Settings, role: KafkaRole, *, timeout: float = 10.0) -> TopicMetadata:
@@ -90,7 +93,8 @@ def require_opensearch(settings: Settings, *, timeout: float = 10.0) -> str:
     Returns the server version. Without it a wrong password or an untrusted certificate
     would only surface at the first bulk request, after PostgreSQL had been written.
     """
-    where = _opensearch_where(settings)
+    host, port = host_and_port(settings.opensearch.uri)
+    where = f"{host}:{port}"
     client = opensearch_client(settings.opensearch, "app", timeout=timeout)
     try:
         return str(client.info()["version"]["number"])
@@ -101,18 +105,31 @@ def require_opensearch(settings: Settings, *, timeout: float = 10.0) -> str:
         raise ServiceError(f"OpenSearch {where}: the pipeline user may not call GET / (HTTP 403); "
                            "grant it cluster:monitor/main") from None
     except OSSSLError as exc:
-        reason = re.search(r"certificate verify failed: ([^(]+)", str(exc))
-        raise ServiceError(
-            f"OpenSearch {where}: TLS certificate not trusted ({reason.group(1).strip() if reason else 'handshake failed'}); "
-            "the stack output opensearch_ca_cert must hold the CA that signed it"
-        ) from None
+        raise ServiceError(f"OpenSearch {where}: {_tls_failure(str(exc), host)}") from None
     except OSConnectionError as exc:
         raise ServiceError(f"OpenSearch {where} not reachable within {timeout:.0f} s: "
-                           f"{first_line(str(exc.info) if exc.info else exc.error)}") from None
+                           f"{first_line(str(exc.info) if exc.info else str(exc.error))}") from None
     except TransportError as exc:
-        raise ServiceError(f"OpenSearch {where} answered GET / with HTTP {exc.status_code} {exc.error}") from None
+        raise ServiceError(f"OpenSearch {where} answered GET / with HTTP {exc.status_code} "
+                           f"{first_line(str(exc.error))}") from None
+    except (OpenSearchException, KeyError, TypeError):
+        raise ServiceError(f"OpenSearch {where} did not answer GET / like OpenSearch; "
+                           "check the host and port in the stack output opensearch_uri") from None
     finally:
         client.close()
+
+
+def _tls_failure(text: str, host: str) -> str:
+    """Say which TLS problem it is: the CA, the name on the certificate, or not TLS at all."""
+    if "Hostname mismatch" in text or "doesn't match" in text or "IP address mismatch" in text:
+        return f"TLS certificate does not name {host}; use the host name the certificate was issued for"
+    if "certificate has expired" in text:
+        return "TLS certificate has expired"
+    reason = re.search(r"certificate verify failed: ([^(]+)", text)
+    if reason:
+        return (f"TLS certificate not trusted ({reason.group(1).strip()}); "
+                "the stack output opensearch_ca_cert must hold the CA that signed it")
+    return "TLS handshake failed (is that port HTTPS?)"
 
 
 def require_consumer_services(settings: Settings) -> None:
@@ -120,12 +137,6 @@ def require_consumer_services(settings: Settings) -> None:
     require_kafka(settings, "consumer")
     require_postgres(settings)
     require_opensearch(settings)
-
-
-def _opensearch_where(settings: Settings) -> str:
-    """host:port of the OpenSearch URI: the only part of it that is safe to print."""
-    parts = urlsplit(settings.opensearch.uri.reveal())
-    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
 
 
 def check_all(settings: Settings) -> Iterator[CheckResult]:

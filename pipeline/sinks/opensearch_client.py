@@ -3,11 +3,11 @@
 The URI may carry ``user:password@``; they are split off into ``http_auth`` so that the
 host list the client prints in its errors and logs never contains them.
 
-HTTPS is always verified: against the system's trust store (Aiven's endpoint has a
-browser-recognised certificate) plus the stack's ``opensearch_ca_cert`` when there is
-one (the local stack signs its node certificate with its own CA). There is no switch
-that turns verification off; plain ``http://`` is accepted only because a URI that says
-so cannot be verified anyway, and ``pipeline check`` reports it.
+Only ``https://`` is accepted, always verified: against the system's trust store
+(Aiven's endpoint has a browser-recognised certificate) plus the stack's
+``opensearch_ca_cert`` when there is one (the local stack signs its node certificate with
+its own CA), with hostname checks. There is no switch that turns verification off, and
+no plain-HTTP path that would send the password in clear text.
 """
 
 from __future__ import annotations
@@ -38,19 +38,36 @@ def tls_context(ca_pem: str = "") -> ssl.SSLContext:
     return context
 
 
-def connect_opensearch(uri: Secret, *, ca_pem: str = "", timeout: float = 30.0) -> OpenSearch:
+def host_and_port(uri: Secret) -> tuple[str, int]:
+    """The only parts of an OpenSearch URI that are safe to print; ConfigError if they are not usable.
+
+    The error never quotes the URI: a password with an unescaped ``/`` or ``#`` would
+    otherwise be read as the port, and a parser's message would echo part of it.
+    """
     parts = urlsplit(uri.reveal())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError("the OpenSearch URI in the stack outputs must look like https://user:password@host:port")
-    https = parts.scheme == "https"
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme != "https" or not parts.hostname or port == -1:
+        raise ConfigError(
+            "the OpenSearch URI in the stack outputs must look like https://user:password@host:port "
+            "(HTTPS only; percent-encode any '/', '#', '?' or '@' in the user or password)"
+        )
+    return parts.hostname, port or 443
+
+
+def connect_opensearch(uri: Secret, *, ca_pem: str = "", timeout: float = 30.0) -> OpenSearch:
+    host, port = host_and_port(uri)
+    parts = urlsplit(uri.reveal())
     auth = (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
-    tls: dict[str, object] = {"use_ssl": True, "ssl_context": tls_context(ca_pem)} if https else {}
     return OpenSearch(
-        hosts=[{"host": parts.hostname, "port": parts.port or (443 if https else 80), "scheme": parts.scheme}],
+        hosts=[{"host": host, "port": port, "scheme": "https"}],
         http_auth=auth,
         timeout=timeout,
         http_compress=False,
-        **tls,
+        use_ssl=True,
+        ssl_context=tls_context(ca_pem),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import ssl
 from pathlib import Path
 
@@ -41,6 +42,19 @@ def test_a_ca_that_is_not_pem_is_a_configuration_error() -> None:
         connect_opensearch(Secret("https://u:p@h:1"), ca_pem="not a certificate")
 
 
-def test_a_uri_without_a_scheme_is_a_configuration_error() -> None:
-    with pytest.raises(ConfigError, match="must look like https://user:password@host:port"):
-        connect_opensearch(Secret("pipeline:pw@h:1"))
+@pytest.mark.parametrize(("uri", "secret"), [
+    ("pipeline:s3cr3t@h:1", "s3cr3t"),                    # no scheme
+    ("http://pipeline:plain-s3cr3t@h:9200", "s3cr3t"),     # a password must never travel in clear text
+    ("https://pipeline:s3c/r3t-tail@h:9200", "s3c"),       # unescaped '/' makes the password look like a port
+])
+def test_a_uri_that_is_not_usable_https_is_a_configuration_error_that_quotes_nothing(uri: str, secret: str) -> None:
+    with pytest.raises(ConfigError, match="must look like https://user:password@host:port") as caught:
+        connect_opensearch(Secret(uri))
+    assert secret not in str(caught.value)
+
+
+def test_the_credentials_become_basic_auth_and_the_port_defaults_to_443() -> None:
+    client = connect_opensearch(Secret("https://clickstream%2Dpipeline:p%40ss@search.example.com"))
+    connection = client.transport.connection_pool.connections[0]
+    assert connection.host == "https://search.example.com:443"
+    assert connection.headers["authorization"] == "Basic " + base64.b64encode(b"clickstream-pipeline:p@ss").decode()

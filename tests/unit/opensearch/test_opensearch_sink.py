@@ -328,7 +328,7 @@ def test_an_index_not_shaped_by_our_template_is_refused() -> None:
 
 
 def test_a_real_client_on_a_closed_port_raises_the_transient_error() -> None:
-    s = OpenSearchIndex(client=connect_opensearch(Secret("http://user:pw@127.0.0.1:9"), timeout=2), index_prefix="t-cs")
+    s = OpenSearchIndex(client=connect_opensearch(Secret("https://user:pw@127.0.0.1:9"), timeout=2), index_prefix="t-cs")
     with pytest.raises(SinkUnavailable) as caught:
         s.write(events(1), [])
     assert isinstance(caught.value, ServiceError) and "pw" not in str(caught.value)
