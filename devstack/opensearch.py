@@ -11,11 +11,11 @@ by an empty user list before the node first starts.
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import ssl
 import subprocess
-import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -27,7 +27,7 @@ from devstack import certs, proc
 from devstack.errors import DevstackError
 from devstack.layout import OPENSEARCH_VERSION, REPO_ROOT, Layout
 from devstack.opensearch_access import ADMIN_USER, PIPELINE_USER, ensure_admin, grant_prefix, user_uri
-from devstack.secrets_store import password
+from devstack.secrets_store import password, write_private
 from pipeline.sinks.opensearch.templates import IndexNames
 
 HOST = "127.0.0.1"
@@ -132,14 +132,14 @@ def _write_config(layout: Layout, ca: certs.CertPair) -> Path:
     if conf.exists():
         shutil.rmtree(conf)
     shutil.copytree(home(layout) / "config", conf)
+    conf.chmod(0o700)  # before the node's private key is written into it
     node = certs.ensure_leaf(
         layout.certs_dir, ca, "opensearch-node", common_name=NODE_CN,
         server_names=("localhost",), server_ips=(HOST,), client=True,
     )
     shutil.copy(ca.cert, conf / "ca.pem")
     shutil.copy(node.cert, conf / "node.pem")
-    shutil.copy(node.key, conf / "node.key")
-    (conf / "node.key").chmod(0o600)
+    write_private(conf / "node.key", node.key_pem())
     for name, kind in _EMPTY_SECURITY_FILES.items():
         (conf / "opensearch-security" / name).write_text(f"_meta:\n  type: \"{kind}\"\n  config_version: 2\n")
     # The shipped jvm.options names paths relative to the distribution; the node's
@@ -191,7 +191,7 @@ def _answers(layout: Layout, context: ssl.SSLContext) -> bool:
             with urllib.request.urlopen(f"{url(layout)}{path}", timeout=5, context=context) as r:
                 if r.status != 200:
                     return False
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
+        except (OSError, http.client.HTTPException):  # URLError, TLS and socket errors are OSErrors
             return False
     return True
 
@@ -203,21 +203,35 @@ def _check_data_version(layout: Layout) -> None:
     the user would only see the node die and have to dig the reason out of its log.
     """
     data = _service_dir(layout) / "data"
-    marker = _service_dir(layout) / "version"
-    written_by = marker.read_text().strip() if marker.exists() else None
+    written_by = _data_version(layout)
     if data.is_dir() and any(data.iterdir()) and written_by != OPENSEARCH_VERSION:
         raise DevstackError(
-            f"the OpenSearch data in {data} was written by OpenSearch {written_by or 'before 2.19.4'}, "
+            f"the OpenSearch data in {data} was written by "
+            f"{'OpenSearch ' + written_by if written_by else 'an earlier devstack (OpenSearch without security)'}, "
             f"and this stack now runs {OPENSEARCH_VERSION} with the security plugin; "
             "run `devstack reset` to start the local stack afresh"
         )
-    marker.write_text(OPENSEARCH_VERSION + "\n")
+    _version_marker(layout).write_text(OPENSEARCH_VERSION + "\n")
+
+
+def _version_marker(layout: Layout) -> Path:
+    return _service_dir(layout) / "version"
+
+
+def _data_version(layout: Layout) -> str | None:
+    marker = _version_marker(layout)
+    return marker.read_text().strip() if marker.exists() else None
 
 
 def up(layout: Layout, ca: certs.CertPair) -> None:
     install(layout)
     service_dir = _service_dir(layout)
     service_dir.mkdir(parents=True, exist_ok=True)
+    if is_running(layout) and _data_version(layout) != OPENSEARCH_VERSION:
+        raise DevstackError(
+            f"an OpenSearch from an earlier devstack is running from {service_dir}; "
+            "stop it with `devstack down`, then run `devstack reset` to start afresh"
+        )
     if not is_running(layout):
         _check_data_version(layout)
         conf = _write_config(layout, ca)

@@ -2,9 +2,10 @@
 
 On Aiven the Pulumi program gives the pipeline user ``readwrite`` on the patterns of
 :attr:`IndexNames.access_patterns` and nothing else. Here the security plugin does the
-same job with a role per index prefix: read, write and create indices on exactly those
-patterns, plus the cluster-level actions a bulk request and ``pipeline check`` need. No
-template, no other index, no security configuration, no index deletion.
+same job with a role per index prefix: read and index documents and create indices on
+exactly those patterns, plus the cluster-level actions a bulk request and ``pipeline
+check`` need. No template, no other index, no security configuration, no deletion of
+documents or indices.
 
 Tests and benchmarks give every isolated world a user of its own through
 :func:`grant_prefix`, so each of them runs with least privilege too, and a test can show
@@ -32,14 +33,16 @@ ADMIN_USER = "avnadmin"
 PIPELINE_USER = "clickstream-pipeline"
 _API = "/_plugins/_security/api"
 
-#: Cluster-level actions of the pipeline user: ``_bulk`` and multi-gets are checked at the
-#: cluster level first (each item's index is checked against the index permissions after),
-#: and ``GET /`` is what ``pipeline check`` calls.
-PIPELINE_CLUSTER_ACTIONS: tuple[str, ...] = ("cluster_composite_ops", "cluster:monitor/main")
-#: Index-level actions on the pipeline's own patterns: documents in and out, creating next
-#: month's events index from the template, and reading an index's mapping (the sink checks
-#: that the template shaped an index before it writes into it).
-PIPELINE_INDEX_ACTIONS: tuple[str, ...] = ("crud", "create_index", "indices:admin/mappings/get")
+#: Cluster-level actions of the pipeline user: ``_bulk`` is checked at the cluster level
+#: first (each item's index is then checked against the index permissions), the read-only
+#: multi-document requests (mget, msearch, scroll) likewise, and ``GET /`` is what the
+#: start-up check calls. Not ``cluster_composite_ops``: that adds reindex and alias changes.
+PIPELINE_CLUSTER_ACTIONS: tuple[str, ...] = ("cluster:monitor/main", "indices:data/write/bulk", "cluster_composite_ops_ro")
+#: Index-level actions on the pipeline's own patterns: read, index (not delete) documents,
+#: create next month's events index from the template, and read an index's mapping (the
+#: sink checks that the template shaped an index before it writes into it). Not ``crud``:
+#: that would add deleting documents and delete-by-query, which the pipeline never does.
+PIPELINE_INDEX_ACTIONS: tuple[str, ...] = ("read", "index", "create_index", "indices:admin/mappings/get")
 
 
 def pipeline_role(names: IndexNames) -> dict[str, Any]:

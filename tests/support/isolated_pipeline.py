@@ -63,28 +63,30 @@ class IsolatedPipeline:
 @contextmanager
 def isolated_pipeline(base: Settings, outputs: dict[str, str], directory: Path) -> Iterator[IsolatedPipeline]:
     suffix = uuid.uuid4().hex[:10]
-    topics = create_isolated_topics(base, suffix=suffix)
     names = IndexNames(f"t{suffix}-clickstream")
     admin = opensearch_client(base.opensearch, "admin")
     try:
-        with temporary_database(base) as settings, scoped_user(admin, base.opensearch.uri.reveal(), names) as uri:
-            values = dict(outputs)
-            values[Output.OPENSEARCH_URI.value] = uri
-            values[Output.KAFKA_EVENTS_TOPIC.value] = topics.events
-            values[Output.KAFKA_DEAD_LETTER_TOPIC.value] = topics.dead_letter
-            values[Output.KAFKA_CONSUMER_GROUP.value] = topics.group
-            values[Output.POSTGRES_APP_URI.value] = settings.postgres.app_uri.reveal()
-            values[Output.POSTGRES_ADMIN_URI.value] = settings.postgres.admin_uri.reveal()
-            path = directory / "stack-outputs.json"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                json.dump(values, f)
-            isolated = IsolatedPipeline(
-                Settings.from_outputs(values, source=str(path)), path, topics, names.prefix)
-            try:
-                yield isolated
-            finally:
-                delete_all(admin, names)
+        topics = create_isolated_topics(base, suffix=suffix)
+        try:
+            with temporary_database(base) as settings, scoped_user(admin, base.opensearch.uri.reveal(), names) as uri:
+                values = dict(outputs)
+                values[Output.OPENSEARCH_URI.value] = uri
+                values[Output.KAFKA_EVENTS_TOPIC.value] = topics.events
+                values[Output.KAFKA_DEAD_LETTER_TOPIC.value] = topics.dead_letter
+                values[Output.KAFKA_CONSUMER_GROUP.value] = topics.group
+                values[Output.POSTGRES_APP_URI.value] = settings.postgres.app_uri.reveal()
+                values[Output.POSTGRES_ADMIN_URI.value] = settings.postgres.admin_uri.reveal()
+                path = directory / "stack-outputs.json"
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    json.dump(values, f)
+                isolated = IsolatedPipeline(
+                    Settings.from_outputs(values, source=str(path)), path, topics, names.prefix)
+                try:
+                    yield isolated
+                finally:
+                    delete_all(admin, names)
+        finally:
+            delete_topics(base, topics)
     finally:
         admin.close()
-        delete_topics(base, topics)

@@ -392,8 +392,21 @@ def ensure_templates(
     hold (:func:`replicas_for`). ``client`` replaces the admin connection (tests, benchmarks).
     """
     names = IndexNames(index_prefix)
-    if client is None:
-        client = opensearch_client(settings.opensearch, "admin")
+    if client is not None:
+        _ensure_templates(client, names, replicas, event_shards, session_shards, refresh_interval, now)
+        return names
+    owned = opensearch_client(settings.opensearch, "admin")
+    try:
+        _ensure_templates(owned, names, replicas, event_shards, session_shards, refresh_interval, now)
+    finally:
+        owned.close()
+    return names
+
+
+def _ensure_templates(
+    client: OpenSearch, names: IndexNames, replicas: int | None, event_shards: int, session_shards: int,
+    refresh_interval: str, now: dt.datetime | None,
+) -> None:
     if replicas is None:
         replicas = default_replicas(client)
     if replicas < 0 or event_shards < 1 or session_shards < 1:
@@ -423,7 +436,6 @@ def ensure_templates(
     month = names.events_index(now or dt.datetime.now(_UTC))
     create_index(client, month)
     check_index(client, month, "events")
-    return names
 
 
 def delete_all(client: OpenSearch, names: IndexNames) -> None:
