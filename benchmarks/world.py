@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import shutil
 import sys
 import tempfile
@@ -47,6 +46,7 @@ from psycopg import sql
 
 from devstack.kafka import acl_bindings, ensure_acls, wait_for_topics
 from devstack.opensearch_access import grant_prefix, new_password, prefix_user, revoke_prefix, user_uri
+from devstack.secrets_store import write_private
 from pipeline.config.outputs import Output
 from pipeline.config.secret import Secret
 from pipeline.config.settings import Settings
@@ -253,9 +253,7 @@ class BenchWorld:
         values[Output.POSTGRES_APP_URI.value] = settings.postgres.app_uri.reveal()
         values[Output.POSTGRES_ADMIN_URI.value] = settings.postgres.admin_uri.reveal()
         path = self.private_dir / f"stack-outputs-{label}.json"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(values, f)
+        write_private(path, json.dumps(values))
         return SinkSet(label, database, index_prefix, group, Settings.from_outputs(values, source=str(path)), path)
 
     def drop_sinks(self, sinks: SinkSet) -> None:

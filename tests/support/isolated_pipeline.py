@@ -21,6 +21,7 @@ from pathlib import Path
 from opensearchpy import OpenSearch
 
 from devstack.opensearch_access import scoped_user
+from devstack.secrets_store import write_private
 from pipeline.config.outputs import Output
 from pipeline.config.settings import Settings
 from pipeline.sinks.opensearch.templates import IndexNames, delete_all
@@ -77,9 +78,7 @@ def isolated_pipeline(base: Settings, outputs: dict[str, str], directory: Path) 
                 values[Output.POSTGRES_APP_URI.value] = settings.postgres.app_uri.reveal()
                 values[Output.POSTGRES_ADMIN_URI.value] = settings.postgres.admin_uri.reveal()
                 path = directory / "stack-outputs.json"
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w") as f:
-                    json.dump(values, f)
+                write_private(path, json.dumps(values))
                 isolated = IsolatedPipeline(
                     Settings.from_outputs(values, source=str(path)), path, topics, names.prefix)
                 try:
