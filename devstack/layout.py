@@ -20,7 +20,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVICE_USER = "clickstream-devstack"
-KAFKA_VERSION = "4.1.1"
+KAFKA_VERSION = "4.3.1"
 OPENSEARCH_VERSION = "2.19.4"
 
 

@@ -37,6 +37,8 @@ def build(layout: Layout, ca: certs.CertPair) -> dict[str, str]:
         Output.POSTGRES_APP_URI: postgres.uri(layout, postgres.APP_USER),
         Output.POSTGRES_ADMIN_URI: postgres.uri(layout, postgres.ADMIN_USER),
         Output.POSTGRES_CA_CERT: ca_pem,
+        # Debian's PostgreSQL has no TimescaleDB: the plain-table path is the one run here.
+        Output.POSTGRES_TIMESCALEDB: "false",
         Output.OPENSEARCH_URI: opensearch.pipeline_uri(layout),
         Output.OPENSEARCH_ADMIN_URI: opensearch.admin_uri(layout),
         Output.OPENSEARCH_CA_CERT: ca_pem,

@@ -14,12 +14,15 @@ two stacks can share one Aiven project without colliding.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import typing
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Protocol
 
 import pulumi
+
+from infra.aiven_schema import KAFKA_VERSIONS, OPENSEARCH_VERSIONS, POSTGRES_VERSIONS, SCHEMA_VERSION
 
 #: The Pulumi config namespace of this project; equals ``name`` in Pulumi.yaml.
 CONFIG_NAMESPACE = "clickstream"
@@ -30,6 +33,16 @@ _KEY = "pulumi_key"
 #: Aiven service names allow lowercase letters, digits and hyphens and start with a letter.
 _PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9-]*$")
 _MAX_PREFIX_LENGTH = 24  # keeps "<prefix>-clickstream-opensearch" well under Aiven's 64 chars
+
+#: ``classic``: fixed plans with local broker disks (what existing Aiven accounts have).
+#: ``standard``: Aiven's "Standard" Kafka (called ``inkless`` in the API), the only Kafka
+#: new accounts can create: Kafka 4.x, tiered storage on, a throughput offering as plan.
+KAFKA_FLAVORS = ("classic", "standard")
+#: Fixed Classic plan names (``startup-4``, ``business-8``...); Standard takes offering names instead.
+_CLASSIC_PLAN = re.compile(r"^(hobbyist|startup|business|premium)-\d+$")
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):[0-5]\d:[0-5]\d$")
+_MAX_TAG_VALUE = 64
 
 
 class ConfigError(pulumi.RunError):
@@ -56,24 +69,28 @@ class PlatformConfig:
     project: str = field(metadata=_key("project"))
     cloud_name: str = field(default="google-europe-north1", metadata=_key("cloudName"))
     name_prefix: str = field(default="dev", metadata=_key("namePrefix"))
+    owner: str = field(default="", metadata=_key("owner"))
+    kafka_flavor: str = field(default="classic", metadata=_key("kafkaFlavor"))
     kafka_plan: str = field(default="business-4", metadata=_key("kafkaPlan"))
-    kafka_version: str = field(default="3.8", metadata=_key("kafkaVersion"))
+    kafka_version: str = field(default="4.3", metadata=_key("kafkaVersion"))
     postgres_plan: str = field(default="startup-4", metadata=_key("postgresPlan"))
-    postgres_version: str = field(default="16", metadata=_key("postgresVersion"))
+    postgres_version: str = field(default="17", metadata=_key("postgresVersion"))
     opensearch_plan: str = field(default="startup-4", metadata=_key("opensearchPlan"))
-    opensearch_version: str = field(default="2", metadata=_key("opensearchVersion"))
+    opensearch_version: str = field(default="2.19", metadata=_key("opensearchVersion"))
     topic_partitions: int = field(default=6, metadata=_key("topicPartitions"))
     topic_replication: int = field(default=3, metadata=_key("topicReplication"))
     topic_min_insync_replicas: int = field(default=2, metadata=_key("topicMinInsyncReplicas"))
     topic_retention_hours: int = field(default=168, metadata=_key("topicRetentionHours"))
     timescaledb: bool = field(default=True, metadata=_key("timescaledb"))
+    allowed_cidrs: str = field(default="0.0.0.0/0,::/0", metadata=_key("allowedCidrs"))
+    maintenance_dow: str = field(default="sunday", metadata=_key("maintenanceDow"))
+    maintenance_time: str = field(default="03:00:00", metadata=_key("maintenanceTime"))
     termination_protection: bool = field(default=False, metadata=_key("terminationProtection"))
 
     def __post_init__(self) -> None:
         """Reject values Aiven would refuse late (mid-``pulumi up``) or that break the pipeline."""
         problems: list[str] = []
-        for name in ("project", "cloud_name", "kafka_plan", "kafka_version", "postgres_plan",
-                     "postgres_version", "opensearch_plan", "opensearch_version"):
+        for name in ("project", "cloud_name", "kafka_plan", "postgres_plan", "opensearch_plan"):
             if not str(getattr(self, name)).strip():
                 problems.append(f"{config_key_of(name)} must not be empty")
         if not _PREFIX_PATTERN.match(self.name_prefix) or len(self.name_prefix) > _MAX_PREFIX_LENGTH:
@@ -93,8 +110,56 @@ class PlatformConfig:
             )
         if self.topic_retention_hours < 1:
             problems.append(f"{config_key_of('topic_retention_hours')} must be at least 1")
+        problems += self._service_problems()
         if problems:
             raise ConfigError("Invalid stack configuration:\n  - " + "\n  - ".join(problems))
+
+    def _service_problems(self) -> list[str]:
+        """Versions, Kafka flavor, network and maintenance settings Aiven would refuse mid-deployment."""
+        problems = [
+            _version_problem(config_key_of(name), str(getattr(self, name)), valid)
+            for name, valid in (("kafka_version", KAFKA_VERSIONS), ("postgres_version", POSTGRES_VERSIONS),
+                                ("opensearch_version", OPENSEARCH_VERSIONS))
+        ]
+        flavor = config_key_of("kafka_flavor")
+        if self.kafka_flavor not in KAFKA_FLAVORS:
+            problems.append(f"{flavor} is {self.kafka_flavor!r}: use one of {', '.join(KAFKA_FLAVORS)}")
+        elif self.kafka_flavor == "standard":
+            if not self.kafka_version.startswith("4."):
+                problems.append(f"{flavor} standard runs Kafka 4.x only; {config_key_of('kafka_version')} is "
+                                f"{self.kafka_version!r}")
+            if _CLASSIC_PLAN.match(self.kafka_plan):
+                problems.append(
+                    f"{config_key_of('kafka_plan')} is the Classic plan {self.kafka_plan!r}: Standard Kafka takes a "
+                    "throughput offering as its plan; list them with `avn inkless offering list "
+                    "--organization-id ORG --project PROJECT` and set it with "
+                    f"`pulumi config set {config_key_of('kafka_plan')} OFFERING`"
+                )
+        try:
+            self.ip_filter
+        except ValueError as exc:
+            problems.append(f"{config_key_of('allowed_cidrs')}: {exc}")
+        if self.maintenance_dow not in _WEEKDAYS:
+            problems.append(f"{config_key_of('maintenance_dow')} is {self.maintenance_dow!r}: use a weekday in "
+                            f"lowercase English ({', '.join(_WEEKDAYS)})")
+        if not _TIME_OF_DAY.match(self.maintenance_time):
+            problems.append(f"{config_key_of('maintenance_time')} is {self.maintenance_time!r}: use HH:MM:SS (UTC)")
+        if len(self.owner) > _MAX_TAG_VALUE:
+            problems.append(f"{config_key_of('owner')} is longer than {_MAX_TAG_VALUE} characters")
+        return [p for p in problems if p]
+
+    @property
+    def ip_filter(self) -> list[str]:
+        """``allowed_cidrs`` as the list of networks Aiven's ``ip_filter`` takes; raises ValueError if malformed."""
+        networks = [part.strip() for part in self.allowed_cidrs.split(",") if part.strip()]
+        if not networks:
+            raise ValueError("give at least one CIDR block (0.0.0.0/0,::/0 opens the services to everyone)")
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=True)
+            except ValueError as exc:
+                raise ValueError(f"{network!r} is not a CIDR block ({exc})") from None
+        return networks
 
     # Names derived from the prefix: one place, so the outputs and the resources agree.
 
@@ -125,6 +190,14 @@ class PlatformConfig:
     @property
     def topic_retention_ms(self) -> int:
         return self.topic_retention_hours * 3600 * 1000
+
+
+def _version_problem(key: str, value: str, valid: tuple[str, ...]) -> str:
+    """Empty when Aiven still creates services of ``value``, else a message naming the versions it does."""
+    if value in valid:
+        return ""
+    return (f"{key} is {value!r}, which Aiven deprecated or does not know; it creates services of "
+            f"{', '.join(valid)} (API schema {SCHEMA_VERSION}): `pulumi config set {key} {valid[-1]}`")
 
 
 class ConfigSource(Protocol):

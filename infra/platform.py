@@ -11,6 +11,12 @@ topic; the consumer may only read it and write the dead-letter topic; the OpenSe
 pipeline user may only touch the pipeline indices; the PostgreSQL application user is
 not the admin. Admin credentials are exported separately, for migrations and index
 templates only.
+
+``pulumi destroy`` removes everything in one run: every child is ``deleted_with`` its
+service (deleting the service deletes what lives in it, so Pulumi skips those calls), and
+where a child is deleted on its own, dependencies order it (the database goes before
+the role that was granted privileges inside it). Only ``terminationProtection`` protects
+anything.
 """
 
 from __future__ import annotations
@@ -34,8 +40,12 @@ POSTGRES_APP_USER = "clickstream_app"
 KAFKA_PRODUCER_USER = "clickstream-producer"
 KAFKA_CONSUMER_USER = "clickstream-consumer"
 OPENSEARCH_PIPELINE_USER = "clickstream-pipeline"
-#: TimescaleDB's own default; set explicitly so enabling the flag is visible in the service config.
-TIMESCALEDB_BACKGROUND_WORKERS = 16
+#: Aiven's OpenSearch ACL permission of the pipeline user on its index patterns. ``write``
+#: covers what the pipeline does (``_bulk``, creating an index matching the pattern, reading
+#: its ``_mapping``) without ``read`` (``_search``, ``_mget``); no permission below
+#: ``admin`` allows deleting an index, but ``write`` does allow deleting documents and
+#: ``_delete_by_query``/``_update_by_query`` (https://aiven.io/docs/products/opensearch/concepts/users-access-controls).
+OPENSEARCH_PIPELINE_PERMISSION = "write"
 
 
 @dataclass(frozen=True)
@@ -97,16 +107,39 @@ class ClickstreamPlatform(pulumi.ComponentResource):
 
     # Options -----------------------------------------------------------------
 
-    def _child(self, depends_on: list[pulumi.Resource] | None = None) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions(parent=self, depends_on=depends_on)
+    def _service(self) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self)
 
-    def _data(self) -> pulumi.ResourceOptions:
-        """Options for resources whose deletion loses data (topics, the database).
+    def _child(
+        self, service: pulumi.Resource, depends_on: list[pulumi.Resource] | None = None, *, data: bool = False
+    ) -> pulumi.ResourceOptions:
+        """Options of a resource that lives inside ``service``.
 
-        Pulumi-side protection follows the termination-protection flag: on for production
-        stacks, off for dev stacks and tests so ``pulumi destroy`` can clean up.
+        ``data`` marks resources whose deletion loses data (topics, the database): Pulumi
+        protects them exactly when the termination-protection flag is on.
         """
-        return pulumi.ResourceOptions(parent=self, protect=self._config.termination_protection)
+        return pulumi.ResourceOptions(
+            parent=self, depends_on=depends_on, deleted_with=service,
+            protect=self._config.termination_protection if data else None,
+        )
+
+    def _common(self) -> dict[str, Any]:
+        """Arguments every service takes the same way: placement, maintenance, protection."""
+        cfg = self._config
+        return {
+            "project": cfg.project,
+            "cloud_name": cfg.cloud_name,
+            "maintenance_window_dow": cfg.maintenance_dow,
+            "maintenance_window_time": cfg.maintenance_time,
+            "termination_protection": cfg.termination_protection,
+        }
+
+    def _tags(self) -> dict[str, str]:
+        """Tags of every service: which Pulumi project and stack own it, and who to ask."""
+        tags = {"pulumi-project": pulumi.get_project(), "pulumi-stack": pulumi.get_stack()}
+        if self._config.owner:
+            tags["owner"] = self._config.owner
+        return tags
 
     def _res(self, suffix: str) -> str:
         return f"{self._name}-{suffix}"
@@ -115,25 +148,32 @@ class ClickstreamPlatform(pulumi.ComponentResource):
 
     def _kafka(self) -> _Kafka:
         cfg = self._config
+        standard = cfg.kafka_flavor == "standard"
         service = aiven.Kafka(
             self._res("kafka"),
-            project=cfg.project,
-            cloud_name=cfg.cloud_name,
+            **self._common(),
             plan=cfg.kafka_plan,
             service_name=cfg.kafka_service_name,
-            termination_protection=cfg.termination_protection,
+            tags=[aiven.KafkaTagArgs(key=k, value=v) for k, v in self._tags().items()],
             # Keep Aiven's avnadmin-admin-on-all-topics entry: the admin certificate is
             # exported for topic administration. Pipeline users get only the ACLs below.
             default_acl=True,
             kafka_user_config=aiven.KafkaKafkaUserConfigArgs(
                 kafka_version=cfg.kafka_version,
-                schema_registry=True,
+                # Nothing in the pipeline uses a schema registry (the event contract is
+                # enforced by the consumer); off, it costs no memory on small plans.
+                schema_registry=False,
                 kafka_authentication_methods=aiven.KafkaKafkaUserConfigKafkaAuthenticationMethodsArgs(
                     certificate=True,
                     sasl=False,
                 ),
+                ip_filter_strings=cfg.ip_filter,
+                # Standard Kafka ("inkless" in the API) is chosen at creation and keeps
+                # classic topics on tiered storage.
+                inkless=aiven.KafkaKafkaUserConfigInklessArgs(enabled=True) if standard else None,
+                tiered_storage=aiven.KafkaKafkaUserConfigTieredStorageArgs(enabled=True) if standard else None,
             ),
-            opts=self._child(),
+            opts=self._service(),
         )
         events = self._topic("events-topic", service, cfg.events_topic, "Clickstream events, keyed by user_id")
         dead_letter = self._topic(
@@ -141,11 +181,11 @@ class ClickstreamPlatform(pulumi.ComponentResource):
         )
         producer = aiven.KafkaUser(
             self._res("kafka-producer"), project=cfg.project, service_name=service.service_name,
-            username=KAFKA_PRODUCER_USER, opts=self._child(),
+            username=KAFKA_PRODUCER_USER, opts=self._child(service),
         )
         consumer = aiven.KafkaUser(
             self._res("kafka-consumer"), project=cfg.project, service_name=service.service_name,
-            username=KAFKA_CONSUMER_USER, opts=self._child(),
+            username=KAFKA_CONSUMER_USER, opts=self._child(service),
         )
         self._acl("producer-write-events", service, producer, events, "write")
         self._acl("consumer-read-events", service, consumer, events, "read")
@@ -167,7 +207,7 @@ class ClickstreamPlatform(pulumi.ComponentResource):
                 retention_ms=str(cfg.topic_retention_ms),
                 min_insync_replicas=str(cfg.topic_min_insync_replicas),
             ),
-            opts=self._data(),
+            opts=self._child(service, data=True),
         )
 
     def _acl(
@@ -180,7 +220,7 @@ class ClickstreamPlatform(pulumi.ComponentResource):
             username=user.username,
             topic=topic.topic_name,
             permission=permission,
-            opts=self._child(),
+            opts=self._child(service),
         )
 
     # PostgreSQL --------------------------------------------------------------
@@ -189,28 +229,26 @@ class ClickstreamPlatform(pulumi.ComponentResource):
         cfg = self._config
         service = aiven.Pg(
             self._res("pg"),
-            project=cfg.project,
-            cloud_name=cfg.cloud_name,
+            **self._common(),
             plan=cfg.postgres_plan,
             service_name=cfg.postgres_service_name,
-            termination_protection=cfg.termination_protection,
-            pg_user_config=aiven.PgPgUserConfigArgs(
-                pg_version=cfg.postgres_version,
-                timescaledb=(
-                    aiven.PgPgUserConfigTimescaledbArgs(max_background_workers=TIMESCALEDB_BACKGROUND_WORKERS)
-                    if cfg.timescaledb
-                    else None
-                ),
-            ),
-            opts=self._child(),
-        )
-        database = aiven.PgDatabase(
-            self._res("pg-database"), project=cfg.project, service_name=service.service_name,
-            database_name=POSTGRES_DATABASE, opts=self._data(),
+            tags=[aiven.PgTagArgs(key=k, value=v) for k, v in self._tags().items()],
+            # No TimescaleDB settings here: Aiven's defaults run it, and a user-config key
+            # once set cannot be removed again. Whether to use it is the stack output
+            # postgres_timescaledb, which `pipeline schema` honours.
+            pg_user_config=aiven.PgPgUserConfigArgs(pg_version=cfg.postgres_version, ip_filter_strings=cfg.ip_filter),
+            opts=self._service(),
         )
         app_user = aiven.PgUser(
             self._res("pg-app-user"), project=cfg.project, service_name=service.service_name,
-            username=POSTGRES_APP_USER, opts=self._child(),
+            username=POSTGRES_APP_USER, opts=self._child(service),
+        )
+        # Migrations grant the application role privileges inside the database, and
+        # PostgreSQL refuses to drop a role that still holds some: the database depends on
+        # the role so that Pulumi deletes the database first.
+        database = aiven.PgDatabase(
+            self._res("pg-database"), project=cfg.project, service_name=service.service_name,
+            database_name=POSTGRES_DATABASE, opts=self._child(service, [app_user], data=True),
         )
         return _Postgres(service, database, app_user)
 
@@ -220,27 +258,27 @@ class ClickstreamPlatform(pulumi.ComponentResource):
         cfg = self._config
         service = aiven.OpenSearch(
             self._res("opensearch"),
-            project=cfg.project,
-            cloud_name=cfg.cloud_name,
+            **self._common(),
             plan=cfg.opensearch_plan,
             service_name=cfg.opensearch_service_name,
-            termination_protection=cfg.termination_protection,
+            tags=[aiven.OpenSearchTagArgs(key=k, value=v) for k, v in self._tags().items()],
             opensearch_user_config=aiven.OpenSearchOpensearchUserConfigArgs(
                 opensearch_version=cfg.opensearch_version,
                 opensearch_dashboards=aiven.OpenSearchOpensearchUserConfigOpensearchDashboardsArgs(enabled=True),
+                ip_filter_strings=cfg.ip_filter,
             ),
-            opts=self._child(),
+            opts=self._service(),
         )
         # Enforce ACLs before the pipeline user exists: Aiven may grant users that already
         # exist when access control is switched on full access. Extended ACLs make the index
         # rules apply to _bulk, which the sink uses.
         acl_config = aiven.OpenSearchAclConfig(
             self._res("opensearch-acl-config"), project=cfg.project, service_name=service.service_name,
-            enabled=True, extended_acl=True, opts=self._child(),
+            enabled=True, extended_acl=True, opts=self._child(service),
         )
         user = aiven.OpensearchUser(
             self._res("opensearch-pipeline-user"), project=cfg.project, service_name=service.service_name,
-            username=OPENSEARCH_PIPELINE_USER, opts=self._child(depends_on=[acl_config]),
+            username=OPENSEARCH_PIPELINE_USER, opts=self._child(service, [acl_config]),
         )
         # The rules edit one ACL document per service; create them one after another.
         previous: pulumi.Resource = acl_config
@@ -251,8 +289,8 @@ class ClickstreamPlatform(pulumi.ComponentResource):
                 service_name=service.service_name,
                 username=user.username,
                 index=pattern,
-                permission="readwrite",
-                opts=self._child(depends_on=[previous]),
+                permission=OPENSEARCH_PIPELINE_PERMISSION,
+                opts=self._child(service, [previous]),
             )
         return _OpenSearch(service, user)
 
@@ -290,6 +328,7 @@ def _output_values(
             lambda a: with_database(a[0], a[1])
         ),
         Output.POSTGRES_CA_CERT: project_ca,
+        Output.POSTGRES_TIMESCALEDB: "true" if cfg.timescaledb else "false",
         Output.OPENSEARCH_URI: pulumi.Output.all(
             opensearch.pipeline_user.username, opensearch.pipeline_user.password,
             os_service.service_host, os_service.service_port,

@@ -2,8 +2,10 @@
 
 The Pulumi program exports exactly these names, the local stack writes exactly these
 names, and the pipeline reads exactly these names; a test holds each of them to it.
-``secret`` marks every value that carries a credential: the Pulumi program wraps those
-in ``Output.secret`` and the pipeline never prints them.
+``secret`` marks every value that carries a credential, and every value the Aiven
+provider itself returns as a secret (its ``additional_secret_outputs``: the Kafka users'
+access certificates are among them), so the contract says what a real stack returns:
+the Pulumi program wraps those in ``Output.secret`` and the pipeline never prints them.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class Output(str, Enum):
     POSTGRES_APP_URI = "postgres_app_uri"
     POSTGRES_ADMIN_URI = "postgres_admin_uri"
     POSTGRES_CA_CERT = "postgres_ca_cert"
+    POSTGRES_TIMESCALEDB = "postgres_timescaledb"
     OPENSEARCH_URI = "opensearch_uri"
     OPENSEARCH_ADMIN_URI = "opensearch_admin_uri"
     OPENSEARCH_CA_CERT = "opensearch_ca_cert"
@@ -52,11 +55,11 @@ class Output(str, Enum):
 _SPECS: dict[Output, _Spec] = {
     Output.KAFKA_BOOTSTRAP: _Spec(False, "Kafka bootstrap address, host:port (SSL listener)"),
     Output.KAFKA_CA_CERT: _Spec(False, "PEM CA that signs the Kafka broker certificate"),
-    Output.KAFKA_ADMIN_CERT: _Spec(False, "PEM client certificate of the Kafka admin user"),
+    Output.KAFKA_ADMIN_CERT: _Spec(True, "PEM client certificate of the Kafka admin user"),
     Output.KAFKA_ADMIN_KEY: _Spec(True, "PEM private key of the Kafka admin user"),
-    Output.KAFKA_PRODUCER_CERT: _Spec(False, "PEM client certificate of the producer user"),
+    Output.KAFKA_PRODUCER_CERT: _Spec(True, "PEM client certificate of the producer user"),
     Output.KAFKA_PRODUCER_KEY: _Spec(True, "PEM private key of the producer user"),
-    Output.KAFKA_CONSUMER_CERT: _Spec(False, "PEM client certificate of the consumer user"),
+    Output.KAFKA_CONSUMER_CERT: _Spec(True, "PEM client certificate of the consumer user"),
     Output.KAFKA_CONSUMER_KEY: _Spec(True, "PEM private key of the consumer user"),
     Output.KAFKA_EVENTS_TOPIC: _Spec(False, "Topic carrying clickstream events"),
     Output.KAFKA_DEAD_LETTER_TOPIC: _Spec(False, "Topic receiving invalid messages with a reason"),
@@ -64,6 +67,9 @@ _SPECS: dict[Output, _Spec] = {
     Output.POSTGRES_APP_URI: _Spec(True, "PostgreSQL URI of the least-privileged application role"),
     Output.POSTGRES_ADMIN_URI: _Spec(True, "PostgreSQL URI of the admin role, for migrations only"),
     Output.POSTGRES_CA_CERT: _Spec(False, "PEM CA that signs the PostgreSQL server certificate"),
+    Output.POSTGRES_TIMESCALEDB: _Spec(
+        False, "'true': `pipeline schema` creates TimescaleDB and makes events a hypertable; 'false': plain tables"
+    ),
     Output.OPENSEARCH_URI: _Spec(True, "OpenSearch URI of the pipeline user (may carry credentials)"),
     Output.OPENSEARCH_ADMIN_URI: _Spec(True, "OpenSearch URI of the admin user, for index templates"),
     Output.OPENSEARCH_CA_CERT: _Spec(

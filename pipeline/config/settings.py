@@ -55,6 +55,8 @@ class PostgresSettings:
     app_uri: Secret
     admin_uri: Secret
     ca_pem: str
+    timescaledb: bool = False
+    """Whether ``pipeline schema`` creates TimescaleDB and makes ``events`` a hypertable."""
 
     def conninfo(self, role: Literal["app", "admin"]) -> str:
         """A libpq URI that verifies the server against the stack CA (``sslmode=verify-full``).
@@ -111,6 +113,9 @@ class Settings:
         for required in (Output.KAFKA_BOOTSTRAP, Output.POSTGRES_APP_URI, Output.OPENSEARCH_URI):
             if not text(required).strip():
                 raise ConfigError(f"{source}: stack output {required.value} is empty")
+        timescaledb = text(Output.POSTGRES_TIMESCALEDB)
+        if timescaledb not in ("true", "false"):
+            raise ConfigError(f"{source}: stack output {Output.POSTGRES_TIMESCALEDB.value} must be 'true' or 'false'")
         return cls(
             kafka=KafkaSettings(
                 bootstrap=text(Output.KAFKA_BOOTSTRAP),
@@ -128,6 +133,7 @@ class Settings:
                 app_uri=secret(Output.POSTGRES_APP_URI),
                 admin_uri=secret(Output.POSTGRES_ADMIN_URI),
                 ca_pem=text(Output.POSTGRES_CA_CERT),
+                timescaledb=timescaledb == "true",
             ),
             opensearch=OpenSearchSettings(
                 uri=secret(Output.OPENSEARCH_URI),

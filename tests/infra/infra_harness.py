@@ -6,10 +6,16 @@ names without clashing with other folders' conftest modules.)
 Why this harness instead of ``@pulumi.runtime.test`` alone: the CLI runs
 ``runpy.run_path("infra")`` inside ``pulumi.runtime.run_in_stack``, and only that path
 registers the stack outputs with the engine. A monitor subclass records what the engine
-would receive: each resource registration (type, parent, ``protect``), the mocked inputs
+would receive: each resource registration (type, parent, ``protect``, ``deletedWith``,
+dependencies), the mocked inputs
 (camelCase keys, integers as floats) and the stack outputs as serialized on the wire,
 where secrets carry Pulumi's secret signature. Assertions then run on plain data after
 the program has finished, so none of them can be skipped by an unresolved ``apply``.
+
+Like the real engine, the monitor marks secret every output property a resource's SDK
+class lists in ``additional_secret_outputs`` (the Aiven provider's own secrecy: Kafka
+user certificates, service URIs...), so the program's exports are tested against what
+the provider really returns rather than against mocks that return everything in clear.
 
 Pulumi's runtime is process-global state (settings, root stack, config, event loop).
 Each run gets a fresh event loop, mocks, monitor, config and root stack, and restores
@@ -72,6 +78,8 @@ class Registered:
     parent: str
     protect: bool | None
     custom: bool
+    deleted_with: str = ""
+    additional_secret_outputs: list[str] = field(default_factory=list)
     dependencies: list[str] = field(default_factory=list)
     inputs: dict[str, Any] = field(default_factory=dict)
 
@@ -82,11 +90,15 @@ class AivenMocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.inputs_by_name: dict[str, dict[str, Any]] = {}
         self.calls: list[pulumi.runtime.MockCallArgs] = []
+        self.secret_outputs_by_name: dict[str, list[str]] = {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         self.inputs_by_name[args.name] = dict(args.inputs)
         state = dict(args.inputs)
         state.update(self._computed(args.typ, args.name, args.inputs))
+        for key in self.secret_outputs_by_name.get(args.name, []):
+            if key in state:
+                state[key] = secret_wire(state[key])
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -158,10 +170,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.resource_outputs.clear()
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        self.mocks.secret_outputs_by_name[request.name] = list(request.additionalSecretOutputs)
         response = super().RegisterResource(request)
         self.registrations.append(Registered(
             type=request.type, name=request.name, urn=response.urn, parent=request.parent,
             protect=request.protect if request.HasField("protect") else None, custom=request.custom,
+            deleted_with=request.deletedWith, additional_secret_outputs=list(request.additionalSecretOutputs),
             dependencies=list(request.dependencies),
         ))
         return response

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pulumi
+import pulumi_aiven as aiven
 import pytest
 
 from infra.config import ConfigError, PlatformConfig, load_config
@@ -28,6 +29,7 @@ from infra_harness import (
     PROJECT_CA,
     ProgramRun,
     ProgramRunner,
+    Registered,
     pem,
     secret_wire,
     unwrap,
@@ -58,17 +60,22 @@ CUSTOM_CONFIG = {
     "clickstream:project": "acme-analytics",
     "clickstream:cloudName": "aws-eu-west-1",
     "clickstream:namePrefix": "prod",
-    "clickstream:kafkaPlan": "business-8",
-    "clickstream:kafkaVersion": "3.9",
+    "clickstream:owner": "data-platform",
+    "clickstream:kafkaFlavor": "standard",
+    "clickstream:kafkaPlan": "standard-offering-10",
+    "clickstream:kafkaVersion": "4.2",
     "clickstream:postgresPlan": "business-8",
-    "clickstream:postgresVersion": "17",
+    "clickstream:postgresVersion": "16",
     "clickstream:opensearchPlan": "business-8",
-    "clickstream:opensearchVersion": "2.19",
+    "clickstream:opensearchVersion": "3.8",
     "clickstream:topicPartitions": "24",
     "clickstream:topicReplication": "2",
     "clickstream:topicMinInsyncReplicas": "1",
     "clickstream:topicRetentionHours": "24",
     "clickstream:timescaledb": "false",
+    "clickstream:allowedCidrs": "203.0.113.0/24, 2001:db8::/32",
+    "clickstream:maintenanceDow": "wednesday",
+    "clickstream:maintenanceTime": "22:30:00",
     "clickstream:terminationProtection": "true",
 }
 
@@ -95,18 +102,21 @@ def acl_violations(acls: list[tuple[str, str, str]], cfg: PlatformConfig) -> lis
 
 
 def secret_violations(wire_outputs: dict[str, Any]) -> list[str]:
-    """Contract names missing from the stack outputs, or exported without the secret flag."""
+    """Contract names missing from the stack outputs, or whose secrecy differs from the contract's."""
     problems = [f"{o.value} not exported" for o in Output if o.value not in wire_outputs]
-    problems += [
-        f"{o.value} is not secret" for o in Output
-        if o.secret and o.value in wire_outputs and not unwrap(wire_outputs[o.value])[1]
-    ]
+    for o in Output:
+        if o.value in wire_outputs and unwrap(wire_outputs[o.value])[1] != o.secret:
+            problems.append(f"{o.value} is {'not ' if o.secret else ''}secret")
     return problems
 
 
-def only(run: ProgramRun, token: str) -> dict[str, Any]:
+def only_resource(run: ProgramRun, token: str) -> Registered:
     (resource,) = run.of_type(token)
-    return resource.inputs
+    return resource
+
+
+def only(run: ProgramRun, token: str) -> dict[str, Any]:
+    return only_resource(run, token).inputs
 
 
 # Resources ------------------------------------------------------------------------------
@@ -144,11 +154,20 @@ def test_services_follow_config(
     assert kafka["kafkaUserConfig"]["kafkaVersion"] == cfg.kafka_version
     assert (pg["plan"], pg["serviceName"]) == (cfg.postgres_plan, cfg.postgres_service_name)
     assert pg["pgUserConfig"]["pgVersion"] == cfg.postgres_version
-    assert ("timescaledb" in pg["pgUserConfig"]) is cfg.timescaledb
+    assert "timescaledb" not in pg["pgUserConfig"]  # a user-config key once set cannot be removed
+    assert run.output(Output.POSTGRES_TIMESCALEDB.value) == ("true" if cfg.timescaledb else "false")
     assert (opensearch["plan"], opensearch["serviceName"]) == (cfg.opensearch_plan, cfg.opensearch_service_name)
     assert opensearch["opensearchUserConfig"]["opensearchVersion"] == cfg.opensearch_version
-    for service in (kafka, pg, opensearch):
+    standard = cfg.kafka_flavor == "standard"
+    assert kafka["kafkaUserConfig"].get("inkless") == ({"enabled": True} if standard else None)
+    assert kafka["kafkaUserConfig"].get("tieredStorage") == ({"enabled": True} if standard else None)
+    tags = {"pulumi-project": "clickstream", "pulumi-stack": "dev"} | ({"owner": cfg.owner} if cfg.owner else {})
+    for service, user_config in ((kafka, "kafkaUserConfig"), (pg, "pgUserConfig"), (opensearch, "opensearchUserConfig")):
         assert service["terminationProtection"] is cfg.termination_protection
+        assert service[user_config]["ipFilterStrings"] == cfg.ip_filter
+        assert (service["maintenanceWindowDow"], service["maintenanceWindowTime"]) == (
+            cfg.maintenance_dow, cfg.maintenance_time)
+        assert {t["key"]: t["value"] for t in service["tags"]} == tags
 
 
 def test_custom_config_really_differs_from_defaults() -> None:
@@ -158,10 +177,10 @@ def test_custom_config_really_differs_from_defaults() -> None:
     assert same == []
 
 
-def test_kafka_uses_client_certificates_and_schema_registry(dev_run: ProgramRun) -> None:
+def test_kafka_uses_client_certificates_and_no_schema_registry(dev_run: ProgramRun) -> None:
     user_config = only(dev_run, KAFKA)["kafkaUserConfig"]
     assert user_config["kafkaAuthenticationMethods"] == {"certificate": True, "sasl": False}
-    assert user_config["schemaRegistry"] is True
+    assert user_config["schemaRegistry"] is False  # nothing uses it; it costs memory on small plans
     assert only(dev_run, KAFKA)["defaultAcl"] is True  # avnadmin keeps admin; the admin cert is exported
 
 
@@ -221,7 +240,8 @@ def test_opensearch_pipeline_user_is_limited_to_pipeline_indices(dev_run: Progra
     assert only(dev_run, OPENSEARCH)["opensearchUserConfig"]["opensearchDashboards"] == {"enabled": True}
     user = only(dev_run, OS_USER)["username"]
     rules = {(r.inputs["username"], r.inputs["index"], r.inputs["permission"]) for r in dev_run.of_type(OS_ACL_RULE)}
-    assert rules == {(user, pattern, "readwrite") for pattern in PIPELINE_INDEX_PATTERNS}
+    # write: _bulk, index creation and _mapping; no _search/_mget the pipeline never calls.
+    assert rules == {(user, pattern, "write") for pattern in PIPELINE_INDEX_PATTERNS}
     assert set(PIPELINE_INDEX_PATTERNS) == {"clickstream-events*", "clickstream-sessions*"}
     acl_config = only(dev_run, OS_ACL_CONFIG)
     assert acl_config["enabled"] is True and acl_config["extendedAcl"] is True
@@ -235,6 +255,29 @@ def test_opensearch_acls_are_enforced_before_the_pipeline_user_exists(dev_run: P
     first_rule, second_rule = dev_run.of_type(OS_ACL_RULE)  # registration order
     assert acl_config.urn in first_rule.dependencies
     assert first_rule.urn in second_rule.dependencies  # one writer at a time on the ACL document
+
+
+@pytest.mark.parametrize("which", ["dev", "custom"])
+def test_destroy_removes_everything_in_one_run(
+    run_program: ProgramRunner, dev_config: dict[str, str], which: str
+) -> None:
+    """Every child goes with its service; the database before its role; protection only on request."""
+    raw = dev_config if which == "dev" else CUSTOM_CONFIG
+    cfg = expected_config(raw)
+    run = run_program(raw)
+    services = {t: only_resource(run, t).urn for t in SERVICES}
+    home = {TOPIC: KAFKA, KAFKA_USER: KAFKA, KAFKA_ACL: KAFKA, PG_DATABASE: PG, PG_USER: PG,
+            OS_USER: OPENSEARCH, OS_ACL_CONFIG: OPENSEARCH, OS_ACL_RULE: OPENSEARCH}
+    children = [r for r in run.resources if r.type not in (COMPONENT, *SERVICES)]
+    assert {r.type for r in children} == set(home)
+    assert {(r.type, r.name): r.deleted_with for r in children} == {
+        (r.type, r.name): services[home[r.type]] for r in children}
+    assert all(not r.deleted_with for r in run.resources if r.type in (COMPONENT, *SERVICES))
+    (database,), (role,) = run.of_type(PG_DATABASE), run.of_type(PG_USER)
+    assert role.urn in database.dependencies  # so the database is deleted first
+    data = {TOPIC, PG_DATABASE}
+    assert {(r.type, r.name): bool(r.protect) for r in run.resources} == {
+        (r.type, r.name): cfg.termination_protection and r.type in data for r in run.resources}
 
 
 def test_postgres_app_user_is_not_the_admin(dev_run: ProgramRun) -> None:
@@ -257,6 +300,21 @@ def test_secret_checker_catches_plaintext_and_missing_outputs(dev_run: ProgramRu
     del wire[Output.KAFKA_BOOTSTRAP.value]
     assert f"{Output.KAFKA_BOOTSTRAP.value} not exported" in secret_violations(wire)
     assert unwrap(secret_wire("x")) == ("x", True)
+
+
+def test_the_mock_engine_applies_the_provider_sdks_own_secrecy(run_program: ProgramRunner) -> None:
+    """A provider output the SDK lists in additional_secret_outputs arrives secret, as with the real engine."""
+
+    def program() -> None:
+        kafka = aiven.Kafka("k", project="p", cloud_name="c", plan="business-4", service_name="s")
+        user = aiven.KafkaUser("u", project="p", service_name=kafka.service_name, username="x")
+        pulumi.export("cert", user.access_cert)  # no Output.secret here
+        pulumi.export("name", user.username)
+
+    run = run_program.run({}, program)
+    (user,) = run.of_type(KAFKA_USER)
+    assert {"accessCert", "accessKey"} <= set(user.additional_secret_outputs)
+    assert run.is_secret("cert") and not run.is_secret("name")
 
 
 def test_contract_outputs_refuses_an_incomplete_mapping() -> None:

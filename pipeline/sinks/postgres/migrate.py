@@ -3,8 +3,8 @@
 Why hand-rolled instead of a migration framework: the whole job is a dozen lines of
 bookkeeping (apply each numbered SQL file once, in its own transaction, remember it with
 a checksum) plus two things no framework here knows about: choosing between plain
-PostgreSQL and TimescaleDB from what the server offers, and granting the application role
-named in the stack outputs.
+PostgreSQL and TimescaleDB as the stack output ``postgres_timescaledb`` says, and
+granting the application role named in the stack outputs.
 
 How it works:
 
@@ -16,11 +16,12 @@ How it works:
 * A session-level ``pg_advisory_lock`` serialises concurrent runs (two consumers started
   at once, a deploy racing a developer); the second waits, then finds nothing to do.
 * The files may contain ``{{placeholders}}`` (see :func:`placeholders`) filled from the
-  detected :class:`Flavour` and the application role. On TimescaleDB the extension is
-  created, ``events`` becomes a hypertable on ``occurred_at`` and the time-bucket views use
-  ``time_bucket``; compression is only set up when ``SHOW timescaledb.license`` says the
+  :class:`Flavour` and the application role. With ``postgres_timescaledb`` true the
+  extension is created (the run fails if the server has none), ``events`` becomes a
+  hypertable on ``occurred_at`` and the time-bucket views use ``time_bucket``; compression is only set up when ``SHOW timescaledb.license`` says the
   edition allows it ('timescale', the community licence; the Apache edition has no
-  compression). On plain PostgreSQL the same tables and views use core ``date_bin``.
+  compression). With it false, the same tables and views use core ``date_bin``, whether
+  or not the server offers TimescaleDB.
 
 Run with the admin URI: it creates tables, extensions and grants.
 """
@@ -118,8 +119,9 @@ def timescaledb_events_sql(license: str) -> str:
     (the sink itself never reads older events: it merges only the ones it inserts).
     """
     statements = [
-        "SELECT create_hypertable('events', 'occurred_at',\n"
-        "                         chunk_time_interval => INTERVAL '1 day',\n"
+        # The by_range() dimension form (TimescaleDB 2.13+); the older positional
+        # (table, column, chunk_time_interval => ...) form is deprecated.
+        "SELECT create_hypertable('events', by_range('occurred_at', INTERVAL '1 day'),\n"
         "                         create_default_indexes => false,\n"
         "                         migrate_data => true);",
     ]
@@ -172,15 +174,18 @@ def apply_migrations(settings: Settings) -> list[str]:
     """Bring the database's schema up to date; returns the labels applied (empty: nothing to do)."""
     try:
         with psycopg.connect(settings.postgres.conninfo("admin"), autocommit=True, connect_timeout=15) as conn:
-            return migrate(conn, app_role=app_role_name(settings))
+            return migrate(conn, app_role=app_role_name(settings), timescaledb=settings.postgres.timescaledb)
     except psycopg.OperationalError as exc:
         raise ServiceError(f"PostgreSQL (admin) unavailable while migrating: {first_line(exc)}") from None
     except psycopg.Error as exc:
         raise MigrationError(f"migration failed: {first_line(exc)}") from None
 
 
-def migrate(conn: psycopg.Connection[tuple[object, ...]], *, app_role: str) -> list[str]:
-    """Apply pending migrations over an autocommit admin connection, holding the migration lock."""
+def migrate(conn: psycopg.Connection[tuple[object, ...]], *, app_role: str, timescaledb: bool = False) -> list[str]:
+    """Apply pending migrations over an autocommit admin connection, holding the migration lock.
+
+    ``timescaledb`` is the stack's choice (``postgres_timescaledb``), not a guess from the server.
+    """
     if not conn.autocommit:
         raise ValueError("migrate() needs an autocommit connection: each migration opens its own transaction")
     migrations = load_migrations()
@@ -206,7 +211,7 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]], *, app_role: str) -> l
         pending = check_history(migrations, applied)
         if not pending:
             return []
-        flavour = ensure_timescaledb(conn)
+        flavour = ensure_timescaledb(conn) if timescaledb else Flavour(timescaledb=False)
         database = str(conn.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
         values = placeholders(flavour, app_role=app_role, database=database)
         done: list[str] = []
@@ -262,21 +267,26 @@ def detect_flavour(conn: psycopg.Connection[tuple[object, ...]]) -> Flavour:
 
 
 def ensure_timescaledb(conn: psycopg.Connection[tuple[object, ...]]) -> Flavour:
-    """Create the TimescaleDB extension when the server offers it, then report the flavour.
+    """Create the TimescaleDB extension the stack asked for, then report the flavour.
 
     Done before the versioned migrations, in its own transaction: it is a capability of the
     server (Aiven has it, Debian's PostgreSQL has not), not a schema change of ours, and
-    every later migration renders against the result.
+    every later migration renders against the result. A server without it is an error,
+    not a silent fall-back: the stack said to use it.
     """
     available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
-    if available is not None:
-        try:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-        except psycopg.Error as exc:
-            raise MigrationError(
-                f"TimescaleDB is available but CREATE EXTENSION failed ({first_line(exc)}); "
-                "it must be in shared_preload_libraries and the admin user must be allowed to create it"
-            ) from None
+    if available is None:
+        raise MigrationError(
+            "the stack output postgres_timescaledb is 'true' but this PostgreSQL server offers no TimescaleDB "
+            "extension; set clickstream:timescaledb to false and run `pulumi up`, or use a server that has it"
+        )
+    try:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    except psycopg.Error as exc:
+        raise MigrationError(
+            f"TimescaleDB is available but CREATE EXTENSION failed ({first_line(exc)}); "
+            "it must be in shared_preload_libraries and the admin user must be allowed to create it"
+        ) from None
     return detect_flavour(conn)
 
 

@@ -57,7 +57,9 @@ def test_plain_postgresql_uses_date_bin_and_no_timescaledb() -> None:
 def test_timescaledb_makes_events_a_hypertable_keyed_with_occurred_at() -> None:
     events = rendered(TIMESCALE_APACHE, "0001_events")
     assert "PRIMARY KEY (event_id, occurred_at)" in events
-    assert re.search(r"SELECT create_hypertable\('events', 'occurred_at',", events)
+    # The by_range() dimension form; the positional (table, column, ...) form is deprecated.
+    assert re.search(r"SELECT create_hypertable\('events', by_range\('occurred_at', INTERVAL '1 day'\),", events)
+    assert "chunk_time_interval" not in events
     assert "migrate_data => true" in events and "create_default_indexes => false" in events
     views = rendered(TIMESCALE_APACHE, "0003_views")
     assert "time_bucket(bucket_width, s.started_at, TIMESTAMPTZ '2000-01-01 00:00:00+00')" in views

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 from pathlib import Path
@@ -36,6 +37,15 @@ def test_migrations_apply_once_and_a_rerun_is_a_no_op(fresh_db: Settings) -> Non
 
     assert apply_migrations(fresh_db) == []
     assert history(fresh_db) == first  # same rows, same applied_at: nothing re-ran
+
+
+def test_the_timescaledb_switch_is_obeyed_not_guessed(fresh_db: Settings) -> None:
+    """Switched on, a server without TimescaleDB (Debian's) is one clear error and nothing is applied."""
+    wanted = dataclasses.replace(fresh_db, postgres=dataclasses.replace(fresh_db.postgres, timescaledb=True))
+    with pytest.raises(MigrationError, match="postgres_timescaledb is 'true' but this PostgreSQL server offers no"):
+        apply_migrations(wanted)
+    assert history(fresh_db) == []
+    assert apply_migrations(fresh_db) == EXPECTED_LABELS  # switched off: plain tables
 
 
 def test_an_applied_migration_that_changed_is_refused(migrated_db: Settings) -> None:
