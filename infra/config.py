@@ -40,6 +40,9 @@ _MAX_PREFIX_LENGTH = 24  # keeps "<prefix>-clickstream-opensearch" well under Ai
 KAFKA_FLAVORS = ("classic", "standard")
 #: Fixed Classic plan names (``startup-4``, ``business-8``...); Standard takes offering names instead.
 _CLASSIC_PLAN = re.compile(r"^(hobbyist|startup|business|premium)-\d+$")
+#: PostgreSQL majors whose Aiven build ships TimescaleDB (2.21.3 on each; none on 18), per
+#: https://aiven.io/docs/products/postgresql/reference/list-of-extensions-for-each-version
+TIMESCALEDB_POSTGRES_VERSIONS = ("15", "16", "17")
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):[0-5]\d:[0-5]\d$")
 _MAX_TAG_VALUE = 64
@@ -121,6 +124,13 @@ class PlatformConfig:
             for name, valid in (("kafka_version", KAFKA_VERSIONS), ("postgres_version", POSTGRES_VERSIONS),
                                 ("opensearch_version", OPENSEARCH_VERSIONS))
         ]
+        if self.timescaledb and self.postgres_version in POSTGRES_VERSIONS \
+                and self.postgres_version not in TIMESCALEDB_POSTGRES_VERSIONS:
+            problems.append(
+                f"{config_key_of('timescaledb')} is true but Aiven's PostgreSQL {self.postgres_version} has no "
+                f"TimescaleDB (it has on {', '.join(TIMESCALEDB_POSTGRES_VERSIONS)}); set "
+                f"{config_key_of('timescaledb')} to false or pick one of those versions"
+            )
         flavor = config_key_of("kafka_flavor")
         if self.kafka_flavor not in KAFKA_FLAVORS:
             problems.append(f"{flavor} is {self.kafka_flavor!r}: use one of {', '.join(KAFKA_FLAVORS)}")

@@ -12,7 +12,7 @@ set -euo pipefail
 
 PULUMI_CLI_VERSION=v3.274.1
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/clickstream/pulumi-cli/$PULUMI_CLI_VERSION"
-bin="$cache/pulumi"
+bin="$cache/bin/pulumi"
 
 if [ ! -x "$bin" ]; then
   if ! command -v go >/dev/null; then
@@ -39,7 +39,7 @@ for r in json.load(sys.stdin).get("Replace") or []:
     print(f"-replace={lhs}={rhs}")
 ' | xargs -r go mod edit
     go mod edit -require="$pkg@$PULUMI_CLI_VERSION" -require="$sdk@$PULUMI_CLI_VERSION"
-    mkdir -p "$cache"
+    mkdir -p "$cache/bin"
     GOFLAGS=-mod=mod go build -o "$bin.partial" \
       -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_CLI_VERSION" \
       "$pkg/cmd/pulumi"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a Debian/Ubuntu machine, idempotently:
-# OS packages (PostgreSQL, Java 17, Maven, openssl) when missing, and the Python
-# virtualenv .venv with the project and its test extras. Kafka and OpenSearch are
-# fetched from Maven Central by `devstack up` and cached in ~/.m2.
+# OS packages (PostgreSQL, Java 17, Maven, openssl, Go) when missing, the Python
+# virtualenv .venv with the project and its test extras, and the Pulumi CLI the tests
+# use, built from the Go module proxy once per version (scripts/pulumi-cli.sh). Kafka
+# and OpenSearch are fetched from Maven Central by `devstack up` and cached in ~/.m2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,9 @@ command -v openssl >/dev/null || missing+=(openssl)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
+# Debian's Go is older than the Pulumi CLI's go.mod asks for; with GOTOOLCHAIN=auto (the
+# default) it fetches the newer toolchain from the Go module proxy by itself.
+command -v go >/dev/null || missing+=(golang-go ca-certificates)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing OS packages: ${missing[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else
@@ -36,4 +40,5 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".[test,bench]"
   rm -f .venv/.installed-* && touch "$stamp"
 fi
+./scripts/pulumi-cli.sh >/dev/null
 echo "setup: done"

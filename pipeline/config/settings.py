@@ -1,6 +1,7 @@
 """Typed settings built from stack outputs, wherever those come from.
 
-Three sources, one shape: a Pulumi stack read through the Automation API (``--stack``),
+Three sources, one shape: a Pulumi stack read through the Pulumi CLI (``--stack``, see
+``pipeline.config.pulumi_stack``),
 a file in the ``pulumi stack output --json --show-secrets`` shape (``--outputs``), or,
 with neither, the local stack's file. After loading, nothing downstream can tell which
 one it was. Credentials are wrapped in :class:`Secret` from the moment they are read.
@@ -20,6 +21,7 @@ from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pipeline.config.outputs import Output
+from pipeline.config.pulumi_stack import read_stack_outputs
 from pipeline.config.secret import Secret
 from pipeline.errors import ConfigError
 
@@ -166,28 +168,6 @@ def read_outputs_file(path: Path) -> dict[str, object]:
     if not isinstance(data, dict):
         raise ConfigError(f"stack-outputs file {path} must hold a JSON object of output names to values")
     return data
-
-
-def read_stack_outputs(stack: str, work_dir: Path) -> dict[str, object]:
-    """Read a Pulumi stack's outputs (secrets included) through the Automation API."""
-    if shutil.which("pulumi") is None:
-        raise ConfigError(
-            "--stack needs the Pulumi CLI on PATH (https://www.pulumi.com/docs/install/); "
-            "or export the outputs with `pulumi stack output --json --show-secrets > outputs.json` "
-            "and pass --outputs outputs.json"
-        )
-    from pulumi import automation as auto
-
-    try:
-        selected = auto.select_stack(stack_name=stack, work_dir=str(work_dir))
-        return {name: value.value for name, value in selected.outputs().items()}
-    except auto.StackNotFoundError:
-        raise ConfigError(
-            f"Pulumi stack {stack!r} does not exist in {work_dir}; list stacks with `pulumi stack ls`"
-        ) from None
-    except auto.CommandError as exc:
-        first = next((line for line in str(exc).splitlines() if "error" in line.lower()), "the Pulumi CLI failed")
-        raise ConfigError(f"reading stack {stack!r} failed: {first.strip()[:200]}") from None
 
 
 def find_pulumi_project(start: Path | None = None) -> Path:

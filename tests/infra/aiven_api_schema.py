@@ -30,6 +30,12 @@ import yaml
 
 from infra.aiven_schema import SCHEMA_MODULE
 
+#: Where each service's user config is among the inputs the engine records: (schema service type, input key).
+USER_CONFIGS = {
+    "aiven:index/kafka:Kafka": ("kafka", "kafkaUserConfig"),
+    "aiven:index/pg:Pg": ("pg", "pgUserConfig"),
+    "aiven:index/openSearch:OpenSearch": ("opensearch", "opensearchUserConfig"),
+}
 #: Provider argument names that the provider sends to the API under another key.
 _PROVIDER_ALIASES = {"ip_filter_strings": "ip_filter", "ip_filter_objects": "ip_filter", "ip_filters": "ip_filter"}
 _PY_TYPES: dict[str, tuple[type, ...]] = {

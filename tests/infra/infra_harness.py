@@ -239,6 +239,23 @@ def stack_config(project_yaml: dict[str, Any], stack_yaml: dict[str, Any]) -> di
     return merged
 
 
+def dev_stack_problems(project_yaml: dict[str, Any], stack_yaml: dict[str, Any]) -> list[str]:
+    """What is wrong with a stack file, as committed or as the Pulumi CLI rewrote it (values as strings)."""
+    namespace = project_yaml["name"]
+    declared = {f"{namespace}:{key}" for key in project_yaml["config"]}
+    problems = []
+    for key, value in (stack_yaml.get("config") or {}).items():
+        if key.startswith("aiven:"):
+            # Only an encrypted value (pulumi config set --secret) may ever appear here.
+            if not (isinstance(value, dict) and set(value) == {"secure"}):
+                problems.append(f"{key} must be set with --secret")
+        elif key not in declared:
+            problems.append(f"{key} is not declared in Pulumi.yaml")
+    if not (stack_yaml.get("config") or {}).get(f"{namespace}:project"):
+        problems.append(f"{namespace}:project is not set")
+    return problems
+
+
 class ProgramRunner:
     """Runs the program, or any callable, under fresh mocks; one instance per test."""
 

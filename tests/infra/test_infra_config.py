@@ -12,6 +12,7 @@ from typing import Any
 import pulumi
 import pytest
 
+from infra_harness import dev_stack_problems, stack_config
 from infra.config import (
     CONFIG_NAMESPACE,
     ConfigError,
@@ -73,16 +74,26 @@ def test_project_is_the_only_required_key(pulumi_yaml: dict[str, Any]) -> None:
 def test_dev_stack_sets_only_declared_keys_and_no_plaintext_token(
     pulumi_yaml: dict[str, Any], dev_stack_yaml: dict[str, Any]
 ) -> None:
-    declared = {f"{CONFIG_NAMESPACE}:{key}" for key in pulumi_yaml["config"]}
-    for key, value in dev_stack_yaml["config"].items():
-        if key.startswith("aiven:"):
-            # Only an encrypted value (pulumi config set --secret) may ever appear here.
-            assert isinstance(value, dict) and set(value) == {"secure"}, f"{key} must be set with --secret"
-        else:
-            assert key in declared, f"{key} is not declared in Pulumi.yaml"
-    assert dev_stack_yaml["config"][f"{CONFIG_NAMESPACE}:project"]
-    # Dev runs a startup Kafka plan, where replication 3 is not the norm.
-    assert dev_stack_yaml["config"]["clickstream:topicReplication"] <= 2
+    assert dev_stack_problems(pulumi_yaml, dev_stack_yaml) == []
+    # Dev runs a startup Kafka plan, where replication 3 is not the norm. Read through the
+    # program's own loader: after `pulumi config set` the file holds strings, not numbers.
+    pulumi.runtime.set_all_config(stack_config(pulumi_yaml, dev_stack_yaml), [])
+    try:
+        assert load_config().topic_replication <= 2
+    finally:
+        pulumi.runtime.set_all_config({}, [])
+
+
+@pytest.mark.parametrize(
+    "stack_yaml",
+    [
+        {"config": {"clickstream:project": "p", "aiven:apiToken": "plain-text"}},
+        {"config": {"clickstream:project": "p", "clickstream:kafkaVersoin": "4.3"}},
+        {"config": {"clickstream:namePrefix": "dev"}},
+    ],
+)
+def test_dev_stack_checker_catches_mistakes(pulumi_yaml: dict[str, Any], stack_yaml: dict[str, Any]) -> None:
+    assert len(dev_stack_problems(pulumi_yaml, stack_yaml)) == 1
 
 
 def test_load_config_applies_code_defaults_when_only_project_is_set(set_config: Any) -> None:
@@ -130,11 +141,29 @@ def test_missing_project_names_the_key_and_the_fix(set_config: Any, config: dict
         ({"topic_min_insync_replicas": 0}, "clickstream:topicMinInsyncReplicas"),
         ({"topic_retention_hours": 0}, "clickstream:topicRetentionHours"),
         ({"kafka_plan": " "}, "clickstream:kafkaPlan"),
+        ({"kafka_flavor": "inkless"}, "clickstream:kafkaFlavor"),
+        ({"kafka_flavor": "standard"}, "clickstream:kafkaPlan is the Classic plan"),
+        ({"kafka_flavor": "standard", "kafka_plan": "offering", "kafka_version": "3.9"}, "runs Kafka 4.x only"),
+        ({"postgres_version": "18"}, "PostgreSQL 18 has no TimescaleDB"),
+        ({"allowed_cidrs": "10.0.0.1/8"}, "clickstream:allowedCidrs"),
+        ({"allowed_cidrs": " , "}, "clickstream:allowedCidrs"),
+        ({"allowed_cidrs": "0.0.0.0/0,example.com"}, "'example.com' is not a CIDR"),
+        ({"maintenance_dow": "Sunday"}, "clickstream:maintenanceDow"),
+        ({"maintenance_time": "3:00"}, "clickstream:maintenanceTime"),
+        ({"maintenance_time": "24:00:00"}, "clickstream:maintenanceTime"),
+        ({"owner": "x" * 65}, "clickstream:owner"),
     ],
 )
 def test_invalid_values_are_rejected_by_key(changes: dict[str, Any], named_key: str) -> None:
     with pytest.raises(ConfigError, match=named_key):
         PlatformConfig(project="acme", **changes)
+
+
+def test_valid_alternatives_are_accepted() -> None:
+    cfg = PlatformConfig(project="acme", kafka_flavor="standard", kafka_plan="any-offering", postgres_version="18",
+                         timescaledb=False, allowed_cidrs="203.0.113.7/32 , 2001:db8::/48",
+                         maintenance_dow="monday", maintenance_time="23:59:59", owner="x" * 64)
+    assert cfg.ip_filter == ["203.0.113.7/32", "2001:db8::/48"]
 
 
 def test_names_derive_from_the_prefix() -> None:

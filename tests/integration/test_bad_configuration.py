@@ -1,8 +1,8 @@
 """A wrong configuration is reported by the CLI as one line on stderr and a non-zero exit, fast.
 
 Each case runs the real ``pipeline`` command in a subprocess against the local stack with
-one thing wrong. Not covered: an unknown Pulumi stack name (the Pulumi CLI is not
-installed here; the missing-CLI case is covered).
+one thing wrong. The failures of ``--stack`` that need the real Pulumi CLI (unknown
+stack, passphrase, login) are in tests/infra/test_pulumi_cli.py.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ def _outputs() -> dict[str, str]:
     values[Output.POSTGRES_ADMIN_URI.value] = f"postgres://avnadmin:{SECRET_VALUE}@pg.example.com:5432/clickstream"
     values[Output.OPENSEARCH_URI.value] = f"https://pipeline:{SECRET_VALUE}@os.example.com:443"
     values[Output.KAFKA_PRODUCER_KEY.value] = SECRET_VALUE
+    values[Output.POSTGRES_TIMESCALEDB.value] = "false"
     return values
 
 
@@ -80,6 +81,16 @@ def test_stack_without_pulumi_cli_names_the_cli(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(ConfigError, match="Pulumi CLI"):
         load_settings(stack="dev")
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("true", True), ("false", False), ("yes", None), ("", None)])
+def test_the_timescaledb_switch_is_read_strictly(raw: str, expected: bool | None) -> None:
+    values = _outputs() | {Output.POSTGRES_TIMESCALEDB.value: raw}
+    if expected is None:
+        with pytest.raises(ConfigError, match="postgres_timescaledb must be 'true' or 'false'"):
+            Settings.from_outputs(values, source="test")
+    else:
+        assert Settings.from_outputs(values, source="test").postgres.timescaledb is expected
 
 
 def test_secrets_do_not_print_themselves() -> None:
