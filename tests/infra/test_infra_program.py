@@ -141,13 +141,17 @@ def test_project_ca_is_read_for_the_configured_project(dev_run: ProgramRun) -> N
     ]
 
 
-@pytest.mark.parametrize("which", ["dev", "custom"])
-def test_services_follow_config(
-    run_program: ProgramRunner, dev_config: dict[str, str], which: str
-) -> None:
-    raw = dev_config if which == "dev" else CUSTOM_CONFIG
-    cfg = expected_config(raw)
-    run = run_program(raw)
+@pytest.fixture(params=["dev", "custom"])
+def config_run(
+    request: pytest.FixtureRequest, run_program: ProgramRunner, dev_config: dict[str, str]
+) -> tuple[PlatformConfig, ProgramRun]:
+    """The dev stack's and a fully custom configuration, each with the run of the program it gives."""
+    raw = dev_config if request.param == "dev" else CUSTOM_CONFIG
+    return expected_config(raw), run_program(raw)
+
+
+def test_services_follow_config(config_run: tuple[PlatformConfig, ProgramRun]) -> None:
+    cfg, run = config_run
     assert {only(run, t)["cloudName"] for t in SERVICES} == {cfg.cloud_name}
     kafka, pg, opensearch = (only(run, t) for t in SERVICES)
     assert (kafka["plan"], kafka["serviceName"]) == (cfg.kafka_plan, cfg.kafka_service_name)
@@ -184,11 +188,8 @@ def test_kafka_uses_client_certificates_and_no_schema_registry(dev_run: ProgramR
     assert only(dev_run, KAFKA)["defaultAcl"] is True  # avnadmin keeps admin; the admin cert is exported
 
 
-@pytest.mark.parametrize("which", ["dev", "custom"])
-def test_topics_follow_config(run_program: ProgramRunner, dev_config: dict[str, str], which: str) -> None:
-    raw = dev_config if which == "dev" else CUSTOM_CONFIG
-    cfg = expected_config(raw)
-    run = run_program(raw)
+def test_topics_follow_config(config_run: tuple[PlatformConfig, ProgramRun]) -> None:
+    cfg, run = config_run
     topics = {r.inputs["topicName"]: r for r in run.of_type(TOPIC)}
     assert set(topics) == {cfg.events_topic, cfg.dead_letter_topic}
     for topic in topics.values():
@@ -257,14 +258,9 @@ def test_opensearch_acls_are_enforced_before_the_pipeline_user_exists(dev_run: P
     assert first_rule.urn in second_rule.dependencies  # one writer at a time on the ACL document
 
 
-@pytest.mark.parametrize("which", ["dev", "custom"])
-def test_destroy_removes_everything_in_one_run(
-    run_program: ProgramRunner, dev_config: dict[str, str], which: str
-) -> None:
+def test_destroy_removes_everything_in_one_run(config_run: tuple[PlatformConfig, ProgramRun]) -> None:
     """Every child goes with its service; the database before its role; protection only on request."""
-    raw = dev_config if which == "dev" else CUSTOM_CONFIG
-    cfg = expected_config(raw)
-    run = run_program(raw)
+    cfg, run = config_run
     services = {t: only_resource(run, t).urn for t in SERVICES}
     home = {TOPIC: KAFKA, KAFKA_USER: KAFKA, KAFKA_ACL: KAFKA, PG_DATABASE: PG, PG_USER: PG,
             OS_USER: OPENSEARCH, OS_ACL_CONFIG: OPENSEARCH, OS_ACL_RULE: OPENSEARCH}
