@@ -45,6 +45,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 if str(PROJECT_ROOT) not in sys.path:  # `infra` is not an installed package
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from infra.config import PlatformConfig, load_config  # noqa: E402
+
 STACK = "dev"
 PROJECT_CA = "-----BEGIN CERTIFICATE-----\nMIIEQTCCAqmgAwIBAgIUprojectCAfake\n-----END CERTIFICATE-----\n"
 
@@ -237,6 +239,15 @@ def stack_config(project_yaml: dict[str, Any], stack_yaml: dict[str, Any]) -> di
     }
     merged.update({key: config_text(value) for key, value in (stack_yaml.get("config") or {}).items()})
     return merged
+
+
+def config_from(raw: dict[str, str]) -> PlatformConfig:
+    """The :class:`PlatformConfig` the program loads from raw Pulumi config (as the CLI hands it over)."""
+    pulumi.runtime.set_all_config(raw, [])
+    try:
+        return load_config()
+    finally:
+        pulumi.runtime.set_all_config({}, [])
 
 
 def dev_stack_problems(project_yaml: dict[str, Any], stack_yaml: dict[str, Any]) -> list[str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import pulumi
 import pytest
 
 from aiven_api_schema import (
@@ -22,8 +21,8 @@ from aiven_api_schema import (
     validate_user_config,
 )
 from infra.aiven_schema import EMBEDDED_ENUMS, SCHEMA_VERSION
-from infra.config import ConfigError, PlatformConfig, config_key_of, load_config
-from infra_harness import PROJECT_ROOT, ProgramRunner, load_yaml, stack_config
+from infra.config import ConfigError, PlatformConfig, config_key_of
+from infra_harness import PROJECT_ROOT, ProgramRunner, config_from, load_yaml, stack_config
 
 VERSION_FIELDS = {("kafka", "kafka_version"): "kafka_version", ("pg", "pg_version"): "postgres_version",
                   ("opensearch", "opensearch_version"): "opensearch_version"}
@@ -104,11 +103,7 @@ def test_config_accepts_exactly_the_versions_aiven_creates(schema: dict[str, Any
 @pytest.mark.parametrize("name", [p.name for p in STACK_FILES])
 def test_stack_files_pick_versions_aiven_creates(schema: dict[str, Any], name: str) -> None:
     project = load_yaml(PROJECT_ROOT / "Pulumi.yaml")
-    pulumi.runtime.set_all_config(stack_config(project, load_yaml(PROJECT_ROOT / name)), [])
-    try:
-        cfg = load_config()
-    finally:
-        pulumi.runtime.set_all_config({}, [])
+    cfg = config_from(stack_config(project, load_yaml(PROJECT_ROOT / name)))
     for (service, key), field_name in VERSION_FIELDS.items():
         assert getattr(cfg, field_name) in enum_values(schema, service, key, deprecated=False)
 

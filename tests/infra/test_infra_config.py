@@ -12,7 +12,6 @@ from typing import Any
 import pulumi
 import pytest
 
-from infra_harness import dev_stack_problems, stack_config
 from infra.config import (
     CONFIG_NAMESPACE,
     ConfigError,
@@ -22,6 +21,7 @@ from infra.config import (
     load_config,
     required_keys,
 )
+from infra_harness import config_from, dev_stack_problems, stack_config
 
 _YAML_TYPES = {str: "string", int: "integer", bool: "boolean"}
 
@@ -77,11 +77,7 @@ def test_dev_stack_sets_only_declared_keys_and_no_plaintext_token(
     assert dev_stack_problems(pulumi_yaml, dev_stack_yaml) == []
     # Dev runs a startup Kafka plan, where replication 3 is not the norm. Read through the
     # program's own loader: after `pulumi config set` the file holds strings, not numbers.
-    pulumi.runtime.set_all_config(stack_config(pulumi_yaml, dev_stack_yaml), [])
-    try:
-        assert load_config().topic_replication <= 2
-    finally:
-        pulumi.runtime.set_all_config({}, [])
+    assert config_from(stack_config(pulumi_yaml, dev_stack_yaml)).topic_replication <= 2
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import pulumi
 import pulumi_aiven as aiven
 import pytest
 
-from infra.config import ConfigError, PlatformConfig, load_config
+from infra.config import ConfigError, PlatformConfig
 from infra.platform import PIPELINE_INDEX_PATTERNS, ClickstreamPlatform, contract_outputs
 from infra_harness import (
     KAFKA_PORT,
@@ -30,6 +30,7 @@ from infra_harness import (
     ProgramRun,
     ProgramRunner,
     Registered,
+    config_from,
     pem,
     secret_wire,
     unwrap,
@@ -82,11 +83,7 @@ CUSTOM_CONFIG = {
 
 def expected_config(raw: dict[str, str]) -> PlatformConfig:
     """The config the program should have used, computed independently of the run."""
-    pulumi.runtime.set_all_config(raw, [])
-    try:
-        return load_config()
-    finally:
-        pulumi.runtime.set_all_config({}, [])
+    return config_from(raw)
 
 
 def acl_violations(acls: list[tuple[str, str, str]], cfg: PlatformConfig) -> list[str]:

@@ -18,14 +18,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from aiven_api_schema import USER_CONFIGS, service_types, validate_user_config
 from infra.aiven_schema import SCHEMA_VERSION
-from infra.config import load_config
-from infra_harness import PROJECT_ROOT, ProgramRunner, dev_stack_problems, load_yaml, stack_config
+from infra_harness import PROJECT_ROOT, ProgramRunner, config_from, dev_stack_problems, load_yaml, stack_config
 from pipeline.config.outputs import Output
 from tests.support.pulumi_cli import Sandbox, create_outputs_stack, installed_plugins, sandbox
 
@@ -47,16 +45,6 @@ def project_copy(tmp_path: Path) -> Path:
     return copy
 
 
-def loaded_config(project: dict[str, Any], stack: dict[str, Any]) -> Any:
-    import pulumi
-
-    pulumi.runtime.set_all_config(stack_config(project, stack), [])
-    try:
-        return load_config()
-    finally:
-        pulumi.runtime.set_all_config({}, [])
-
-
 def test_deploy_commands_rewrite_the_stack_file_and_it_still_validates(box: Sandbox, project_copy: Path) -> None:
     """README "Deploy": stack init, config set (plain and --secret), then the project's own validation."""
     original = (project_copy / "Pulumi.dev.yaml").read_text()
@@ -76,7 +64,7 @@ def test_deploy_commands_rewrite_the_stack_file_and_it_still_validates(box: Sand
 
     project = load_yaml(project_copy / "Pulumi.yaml")
     assert dev_stack_problems(project, rewritten) == []
-    cfg = loaded_config(project, rewritten)
+    cfg = config_from(stack_config(project, rewritten))
     assert (cfg.project, cfg.name_prefix, cfg.topic_partitions, cfg.topic_replication) == ("acme-analytics", "qa", 12, 2)
     assert cfg.termination_protection is True
 
