@@ -1,8 +1,9 @@
 """Who may do what in the local OpenSearch: the local counterpart of Aiven's OpenSearch ACLs.
 
-On Aiven the Pulumi program gives the pipeline user ``readwrite`` on the patterns of
-:attr:`IndexNames.access_patterns` and nothing else. Here the security plugin does the
-same job with a role per index prefix: read and index documents and create indices on
+On Aiven the Pulumi program gives the pipeline user ``write`` on the patterns of
+:attr:`IndexNames.access_patterns` and nothing else (Aiven's ``write`` also allows deleting
+documents, which nothing narrower than it avoids). Here the security plugin does the
+job with a role per index prefix, narrower on deletion: read and index documents and create indices on
 exactly those patterns, plus the cluster-level actions a bulk request and ``pipeline
 check`` need. No template, no other index, no security configuration, no deletion of
 documents or indices.
