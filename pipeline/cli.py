@@ -12,7 +12,7 @@ from typing import TypeVar
 import click
 
 from pipeline.config.settings import Settings, load_settings
-from pipeline.errors import PipelineError
+from pipeline.errors import ConfigError, PipelineError
 
 T = TypeVar("T")
 
@@ -122,6 +122,34 @@ def schema(ctx: Context, index_prefix: str) -> None:
     def body() -> None:
         report = prepare_sinks(ctx.settings(), index_prefix=index_prefix)
         click.echo(report)
+
+    guarded(ctx, body)
+
+
+@main.command()
+@click.option("--export", "export_to", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="Write the saved objects as NDJSON (for a manual import) instead of importing them.")
+@_index_prefix_option
+@source_options
+@click.pass_obj
+def dashboards(ctx: Context, export_to: Path | None, index_prefix: str) -> None:
+    """Import the "Clickstream" dashboard, its visualizations and index patterns into the stack's
+    OpenSearch Dashboards (overwriting the same objects: safe to repeat)."""
+    from pipeline.dashboards.ndjson import dumps
+    from pipeline.dashboards.saved_objects import build
+    from pipeline.jobs.setup import import_dashboards
+
+    def body() -> None:
+        if export_to is not None:
+            objects = build(index_prefix)
+            export_to.write_bytes(dumps(objects))
+            click.echo(f"dashboards: {len(objects)} saved objects written to {export_to}")
+            return
+        settings = ctx.settings()
+        if not settings.opensearch.dashboards_uri:
+            raise ConfigError(f"{settings.source} has no OpenSearch Dashboards (opensearch_dashboards_uri is "
+                              "empty; the local stack has none); use --export FILE to write the saved objects")
+        click.echo(f"dashboards: {import_dashboards(settings, index_prefix=index_prefix).line()}")
 
     guarded(ctx, body)
 
