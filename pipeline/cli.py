@@ -16,6 +16,8 @@ from pipeline.errors import ConfigError, PipelineError
 
 T = TypeVar("T")
 
+DEFAULT_REPORT = Path("clickstream-report.html")
+
 
 @dataclass
 class Context:
@@ -214,6 +216,22 @@ def summary(ctx: Context, hours: int, as_json: bool) -> None:
     guarded(ctx, body)
 
 
+@main.command()
+@click.option("--html", "html_file", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              default=DEFAULT_REPORT, show_default=True, help="Where to write the report.")
+@click.option("--hours", default=24, show_default=True, type=click.IntRange(1, 24 * 90))
+@source_options
+@click.pass_obj
+def report(ctx: Context, html_file: Path, hours: int) -> None:
+    """Write the summary as one self-contained HTML file with charts (opens without network access)."""
+    from pipeline.jobs.report import write_report
+
+    def body() -> None:
+        click.echo(f"report: {write_report(ctx.settings(), html_file, hours=hours)}")
+
+    guarded(ctx, body)
+
+
 def _produce_options(fn: Callable[..., T]) -> Callable[..., T]:
     """Options shared by ``produce`` and ``run``: what the simulated shop sends."""
     options = [
@@ -297,16 +315,19 @@ def produce(ctx: Context, **params: object) -> None:
 @_produce_options
 @click.option("--hours", default=24, show_default=True, type=click.IntRange(1, 24 * 90),
               help="Hours covered by the summary printed at the end.")
+@click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              default=DEFAULT_REPORT, show_default=True, help="Where to write the HTML report.")
 @_index_prefix_option
 @source_options
 @click.pass_obj
-def run(ctx: Context, hours: int, index_prefix: str, **params: object) -> None:
+def run(ctx: Context, hours: int, report_file: Path, index_prefix: str, **params: object) -> None:
     """The main job: schema, consumer, producer (default 50,000 events), wait until written, summary."""
     import threading
 
     from pipeline.analytics.report import render_summary
     from pipeline.analytics.summary import summary as read_summary
     from pipeline.jobs.consume import install_signal_handlers
+    from pipeline.jobs.report import write_report
     from pipeline.jobs.run import run as run_job
 
     def body() -> None:
@@ -322,5 +343,7 @@ def run(ctx: Context, hours: int, index_prefix: str, **params: object) -> None:
                    f"{c.dead_letters:,} dead letters, {c.sessions_written:,} session updates, {c.batches} batches")
         click.echo("")
         click.echo(render_summary(read_summary(settings, hours=hours)))
+        click.echo("")
+        click.echo(f"report: {write_report(settings, report_file, hours=hours)} (open it in a browser)")
 
     guarded(ctx, body)
