@@ -38,7 +38,7 @@ from pipeline.config.settings import OpenSearchSettings
 from pipeline.dashboards.ndjson import SavedObject, dumps, loads
 from pipeline.errors import ConfigError, ServiceError, first_line
 from pipeline.health import describe_tls_failure
-from pipeline.sinks.opensearch_client import tls_context
+from pipeline.sinks.opensearch_client import host_and_port, tls_context
 
 log = logging.getLogger(__name__)
 
@@ -85,25 +85,15 @@ def endpoint(settings: OpenSearchSettings) -> Endpoint:
     raw = settings.dashboards_uri.reveal().strip()
     if not raw:
         raise ConfigError("the stack has no OpenSearch Dashboards (stack output opensearch_dashboards_uri is empty)")
-    parts = urlsplit(raw)
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if parts.scheme != "https" or not parts.hostname or port == -1:
-        raise ConfigError(
-            "stack output opensearch_dashboards_uri must look like https://user:password@host:port "
-            "(HTTPS only; percent-encode any '/', '#', '?' or '@' in the user or password)"
-        )
+    host, port = host_and_port(settings.dashboards_uri, output="stack output opensearch_dashboards_uri")
+    path = urlsplit(raw).path.rstrip("/")
     credentials = _userinfo(raw) or _userinfo(settings.admin_uri.reveal())
     authorization = None
     if credentials is not None:
         token = base64.b64encode(f"{credentials[0]}:{credentials[1]}".encode()).decode("ascii")
         authorization = Secret(f"Basic {token}")
-    port = port or 443
-    netloc = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    base = f"https://{netloc}:{port}{parts.path.rstrip('/')}"
-    return Endpoint(base, parts.hostname, port, authorization)
+    netloc = f"[{host}]" if ":" in host else host
+    return Endpoint(f"https://{netloc}:{port}{path}", host, port, authorization)
 
 
 def multipart_body(objects: Sequence[SavedObject]) -> tuple[bytes, str]:

@@ -11,23 +11,14 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 
 from devstack.secrets_store import write_private
 from pipeline.config.outputs import Output
-from pipeline.config.settings import Settings
 from pipeline.dashboards.saved_objects import build
 from tests.support.fake_dashboards import FakeDashboards, running, server_certificate
-from tests.support.isolated_pipeline import IsolatedPipeline, isolated_pipeline
-
-
-@pytest.fixture
-def world(settings: Settings, outputs: dict[str, str], tmp_path: Path) -> Iterator[IsolatedPipeline]:
-    with isolated_pipeline(settings, outputs, tmp_path) as isolated:
-        yield isolated
+from tests.support.isolated_pipeline import IsolatedPipeline
 
 
 def test_schema_imports_the_dashboards_for_its_index_prefix_and_says_so(world: IsolatedPipeline,

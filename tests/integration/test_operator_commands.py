@@ -11,27 +11,18 @@ import json
 import signal
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from confluent_kafka import Producer, TopicPartition
 from confluent_kafka import Consumer as KafkaConsumer
 
-from pipeline.config.settings import Settings
 from pipeline.events.contract import format_timestamp
 from pipeline.ops.status import read_status
-from tests.support.isolated_pipeline import IsolatedPipeline, isolated_pipeline
+from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.kafka_topics import read_all
 from tests.support.process_control import wait_for
 from tests.support.sink_contents import dumped, fetch
 from tests.support.truth import parse_event
-
-
-@pytest.fixture
-def world(settings: Settings, outputs: dict[str, str], tmp_path: Path) -> Iterator[IsolatedPipeline]:
-    with isolated_pipeline(settings, outputs, tmp_path) as isolated:
-        yield isolated
 
 
 def end_offsets(world: IsolatedPipeline, topic: str) -> dict[int, int]:

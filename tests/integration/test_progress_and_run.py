@@ -9,21 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 
-from pipeline.config.settings import Settings
-from tests.support.isolated_pipeline import IsolatedPipeline, isolated_pipeline
+from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.process_control import count_events
 from tests.support.terminal import on_terminal
-
-
-@pytest.fixture
-def world(settings: Settings, outputs: dict[str, str], tmp_path: Path) -> Iterator[IsolatedPipeline]:
-    with isolated_pipeline(settings, outputs, tmp_path) as isolated:
-        yield isolated
 
 
 def test_on_a_terminal_produce_and_consume_show_a_live_display(world: IsolatedPipeline) -> None:

@@ -8,21 +8,12 @@ the numbers `pipeline summary --json` reads from the same PostgreSQL.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 
 from pipeline.analytics.html_report import CHART_IDS
-from pipeline.config.settings import Settings
 from tests.support.browser import draw_offline
-from tests.support.isolated_pipeline import IsolatedPipeline, isolated_pipeline
-
-
-@pytest.fixture
-def world(settings: Settings, outputs: dict[str, str], tmp_path: Path) -> Iterator[IsolatedPipeline]:
-    with isolated_pipeline(settings, outputs, tmp_path) as isolated:
-        yield isolated
+from tests.support.isolated_pipeline import IsolatedPipeline
 
 
 def test_the_report_draws_every_chart_offline_with_the_summary_numbers(world: IsolatedPipeline,

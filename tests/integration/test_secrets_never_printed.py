@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -22,15 +21,8 @@ import pytest
 from psycopg import errors
 
 from pipeline.config.outputs import SECRET_OUTPUTS
-from pipeline.config.settings import Settings
-from tests.support.isolated_pipeline import IsolatedPipeline, isolated_pipeline
+from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.terminal import on_terminal
-
-
-@pytest.fixture
-def world(settings: Settings, outputs: dict[str, str], tmp_path: Path) -> Iterator[IsolatedPipeline]:
-    with isolated_pipeline(settings, outputs, tmp_path) as isolated:
-        yield isolated
 
 
 def secret_needles(values: dict[str, str]) -> dict[str, str]:
