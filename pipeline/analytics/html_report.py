@@ -47,9 +47,10 @@ def _num(value: Decimal | int | float | None) -> float | None:
 
 
 def _layout(title: str, **extra: Any) -> dict[str, Any]:
-    return {"title": {"text": title, "x": 0.01, "font": {"size": 16}}, "margin": {"l": 60, "r": 30, "t": 50, "b": 45},
+    return {"title": {"text": title, "x": 0.01, "y": 0.97, "yanchor": "top", "font": {"size": 16}},
+            "margin": {"l": 60, "r": 30, "t": 80, "b": 45},
             "colorway": list(COLORS), "paper_bgcolor": "white", "plot_bgcolor": "white",
-            "legend": {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.0, "yanchor": "bottom"}, "font": {"family": "system-ui, sans-serif", "size": 12},
+            "legend": {"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom"}, "font": {"family": "system-ui, sans-serif", "size": 12},
             **extra}
 
 
@@ -63,7 +64,7 @@ def _bars(title: str, labels: Sequence[str], values: Sequence[int], name: str) -
                       "y": list(labels)[::-1], "marker": {"color": COLORS[0]}, "hovertemplate": "%{y}: %{x:,}<extra></extra>"}],
             "layout": _layout(title, yaxis={"type": "category", "dtick": 1, "tickfont": {"size": 11}},
                               xaxis={"title": {"text": name}}, showlegend=False,
-                              margin={"l": 170, "r": 30, "t": 50, "b": 45})}
+                              margin={"l": 170, "r": 30, "t": 60, "b": 45})}
 
 
 def figures(s: Summary) -> dict[str, dict[str, Any]]:
@@ -96,7 +97,8 @@ def figures(s: Summary) -> dict[str, dict[str, Any]]:
                                       yaxis={"title": {"text": "revenue"}, "rangemode": "tozero"}, showlegend=False)},
         "funnel": {"data": [{"type": "funnel", "name": "sessions", "y": ["page view", "add to cart", "purchase"],
                              "x": [s.funnel.page_view, s.funnel.add_to_cart, s.funnel.purchase],
-                             "textinfo": "value+percent previous", "marker": {"color": list(COLORS[:3])}}],
+                             "texttemplate": "%{value:,} (%{percentPrevious:.0%} of previous)",
+                             "marker": {"color": list(COLORS[:3])}}],
                    "layout": _layout("Funnel (sessions reaching each step)", showlegend=False)},
         "landing": _bars("Top landing pages", [p.page_path for p in s.top_landing_pages],
                          [p.sessions for p in s.top_landing_pages], "sessions"),
