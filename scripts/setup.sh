@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a Debian/Ubuntu machine, idempotently:
-# OS packages (PostgreSQL, Java 17, Maven, openssl) when missing, and the Python
+# OS packages (PostgreSQL, Java 17, Maven, openssl; Chromium for the tests) when missing, and the Python
 # virtualenv .venv with the project and its test extras. Kafka and OpenSearch are
 # fetched from Maven Central by `devstack up` and cached in ~/.m2.
 set -euo pipefail
@@ -11,6 +11,8 @@ command -v openssl >/dev/null || missing+=(openssl)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
+# The report's browser test drives Debian's Chromium; `make test` asks for it (SETUP_BROWSER=1).
+if [ "${SETUP_BROWSER:-0}" = 1 ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing OS packages: ${missing[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else
