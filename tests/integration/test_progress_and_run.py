@@ -35,22 +35,22 @@ def test_on_a_terminal_produce_and_consume_show_a_live_display(world: IsolatedPi
 def test_off_a_terminal_progress_is_log_lines_json_with_json_logs_and_nothing_with_quiet(
         world: IsolatedPipeline) -> None:
     world.cli("schema")
-    plain = world.cli("produce", "--events", "200000")
-    assert re.search(r" INFO pipeline\.progress: produce: [\d,]+ of 200,000 events sent \([\d,]+/s\), "
+    plain = world.cli("produce", "--events", "5000")
+    assert re.search(r" INFO pipeline\.progress: produce: [\d,]+ of 5,000 events sent \([\d,]+/s\), "
                      r"in flight [\d,]+, failed 0", plain.stderr), plain.stderr[-2000:]
     assert "\x1b[" not in plain.stderr + plain.stdout
 
     as_json = world.cli("--json-logs", "consume", "--drain")
     records = [json.loads(line) for line in as_json.stderr.splitlines() if line.strip()]
     assert records and all({"time", "level", "logger", "message"} <= set(r) for r in records)
-    assert any(r["logger"] == "pipeline.jobs.consume" and r["message"].startswith("done: 200000 messages")
+    assert any(r["logger"] == "pipeline.jobs.consume" and r["message"].startswith("done: 5000 messages")
                for r in records)
-    produced = world.cli("--json-logs", "produce", "--events", "300000")
+    produced = world.cli("--json-logs", "produce", "--events", "3000")
     figures = [json.loads(line).get("progress") for line in produced.stderr.splitlines()]
-    assert any(f and f["task"] == "produce" and f["total"] == 300000 for f in figures), produced.stderr[-2000:]
+    assert any(f and f["task"] == "produce" and f["total"] == 3000 for f in figures), produced.stderr[-2000:]
 
     quiet = world.cli("-q", "consume", "--drain")
-    assert quiet.stderr == "" and count_events(world) == 500000
+    assert quiet.stderr == "" and count_events(world) == 8000
 
 
 def test_run_prints_the_report_path_and_writes_it(world: IsolatedPipeline, tmp_path: Path) -> None:
