@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,9 +11,11 @@ from typing import TypeVar
 import click
 
 from pipeline.config.settings import Settings, load_settings
-from pipeline.errors import PipelineError
+from pipeline.errors import ConfigError, PipelineError, ServiceError
 
 T = TypeVar("T")
+
+DEFAULT_REPORT = Path("clickstream-report.html")
 
 
 @dataclass
@@ -68,19 +69,20 @@ def guarded(ctx: Context, action: Callable[[], T]) -> T:
     help="Read them from a `pulumi stack output --json --show-secrets` file.",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option("--json-logs", is_flag=True, help="Log one JSON object a line (progress included); no live display.")
+@click.option("--quiet", "-q", is_flag=True, help="Log only warnings and errors; no progress.")
 @click.pass_context
-def main(click_ctx: click.Context, stack: str | None, outputs: Path | None, debug: bool) -> None:
+def main(click_ctx: click.Context, stack: str | None, outputs: Path | None, debug: bool, json_logs: bool,
+         quiet: bool) -> None:
     """Real-time clickstream analytics: Kafka in, session metrics in PostgreSQL and OpenSearch out.
 
     Without --stack or --outputs the local stack's outputs file (.devstack/stack-outputs.json) is used.
+    On a terminal, produce, consume and run show a live progress display; otherwise (or with
+    --json-logs / --quiet) they log progress lines every few seconds (or not at all).
     """
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("opensearch", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.ERROR)
+    from pipeline.jobs.progress import configure
+
+    configure(json_logs=json_logs, quiet=quiet, debug=debug)
     click_ctx.obj = Context(outputs=outputs, stack=stack, debug=debug)
 
 
@@ -127,6 +129,34 @@ def schema(ctx: Context, index_prefix: str) -> None:
 
 
 @main.command()
+@click.option("--export", "export_to", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="Write the saved objects as NDJSON (for a manual import) instead of importing them.")
+@_index_prefix_option
+@source_options
+@click.pass_obj
+def dashboards(ctx: Context, export_to: Path | None, index_prefix: str) -> None:
+    """Import the "Clickstream" dashboard, its visualizations and index patterns into the stack's
+    OpenSearch Dashboards (overwriting the same objects: safe to repeat)."""
+    from pipeline.dashboards.ndjson import dumps
+    from pipeline.dashboards.saved_objects import build
+    from pipeline.jobs.setup import import_dashboards
+
+    def body() -> None:
+        if export_to is not None:
+            objects = build(index_prefix)
+            export_to.write_bytes(dumps(objects))
+            click.echo(f"dashboards: {len(objects)} saved objects written to {export_to}")
+            return
+        settings = ctx.settings()
+        if not settings.opensearch.dashboards_uri:
+            raise ConfigError(f"{settings.source} has no OpenSearch Dashboards (opensearch_dashboards_uri is "
+                              "empty; the local stack has none); use --export FILE to write the saved objects")
+        click.echo(f"dashboards: {import_dashboards(settings, index_prefix=index_prefix).line()}")
+
+    guarded(ctx, body)
+
+
+@main.command()
 @click.option("--group", metavar="ID", help="Consumer group (default: the stack's kafka_consumer_group).")
 @click.option("--batch-size", default=5000, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--drain", is_flag=True, help="Exit once the group has committed everything in the topic.")
@@ -144,6 +174,7 @@ def consume(ctx: Context, group: str | None, batch_size: int, drain: bool, idle_
     import threading
 
     from pipeline.jobs.consume import ConsumeOptions, Consumer, install_signal_handlers
+    from pipeline.jobs.consume_view import consumer_view
 
     def body() -> None:
         from pipeline.health import require_consumer_services
@@ -157,7 +188,8 @@ def consume(ctx: Context, group: str | None, batch_size: int, drain: bool, idle_
         )
         stop = threading.Event()
         install_signal_handlers(stop)
-        stats = Consumer(settings, options, stop=stop).run()
+        with consumer_view(settings, options, until_caught_up=drain) as (viewed, on_batch):
+            stats = Consumer(settings, viewed, stop=stop, on_batch=on_batch).run()
         if stats_json is not None:
             stats_json.write_text(json.dumps(stats.to_dict(), indent=2))
 
@@ -182,6 +214,79 @@ def summary(ctx: Context, hours: int, as_json: bool) -> None:
             click.echo(json.dumps(result.to_dict(), indent=2, default=str))
         else:
             click.echo(render_summary(result))
+
+    guarded(ctx, body)
+
+
+@main.command()
+@click.option("--html", "html_file", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              default=DEFAULT_REPORT, show_default=True, help="Where to write the report.")
+@click.option("--hours", default=24, show_default=True, type=click.IntRange(1, 24 * 90))
+@source_options
+@click.pass_obj
+def report(ctx: Context, html_file: Path, hours: int) -> None:
+    """Write the summary as one self-contained HTML file with charts (opens without network access)."""
+    from pipeline.jobs.report import write_report
+
+    def body() -> None:
+        click.echo(f"report: {write_report(ctx.settings(), html_file, hours=hours)}")
+
+    guarded(ctx, body)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option("--group", metavar="ID", help="Consumer group (default: the stack's kafka_consumer_group).")
+@_index_prefix_option
+@source_options
+@click.pass_obj
+def status(ctx: Context, as_json: bool, group: str | None, index_prefix: str) -> None:
+    """The consumer group (members, partitions, committed offsets, lag), the dead-letter count, and
+    the newest event in PostgreSQL and OpenSearch. Exits 3 if a part could not be read."""
+    from pipeline.ops.status import read_status, render_status
+
+    def body() -> None:
+        result = read_status(ctx.settings(), index_prefix=index_prefix, group=group)
+        if as_json:
+            import json
+
+            click.echo(json.dumps(result.to_dict(), indent=2))
+        else:
+            click.echo(render_status(result))
+        if result.errors:
+            raise ServiceError(f"{len(result.errors)} part(s) of the status could not be read: {result.errors[0]}")
+
+    guarded(ctx, body)
+
+
+@main.command("dead-letters")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100_000),
+              help="Show the N newest dead letters.")
+@click.option("--reason", metavar="REASON", help="Only dead letters with this dlq.reason.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (values as text, or base64 when not UTF-8).")
+@click.option("--replay", "replay_ids", multiple=True, metavar="P:O|all",
+              help="Send these dead letters (PARTITION:OFFSET, repeatable; `all` = those listed) back to the "
+                   "events topic, after fixing what refused them.")
+@source_options
+@click.pass_obj
+def dead_letters(ctx: Context, limit: int, reason: str | None, as_json: bool, replay_ids: tuple[str, ...]) -> None:
+    """Show why messages were refused (every dlq.* header decoded), and replay chosen ones."""
+    from pipeline.ops import dead_letter_queue as dlq
+
+    def body() -> None:
+        kafka = ctx.settings().kafka
+        if replay_ids and "all" not in replay_ids:
+            letters = dlq.fetch(kafka, dlq.parse_ids(replay_ids))
+        else:
+            letters = dlq.newest(kafka, limit, reason=reason)
+        if as_json:
+            import json
+
+            click.echo(json.dumps([x.to_dict() for x in letters], indent=2, ensure_ascii=False))
+        else:
+            click.echo(dlq.render(letters, kafka.dead_letter_topic))
+        if replay_ids:
+            click.echo(f"dead-letters: {dlq.replay(kafka, letters).line()}", err=as_json)
 
     guarded(ctx, body)
 
@@ -269,16 +374,19 @@ def produce(ctx: Context, **params: object) -> None:
 @_produce_options
 @click.option("--hours", default=24, show_default=True, type=click.IntRange(1, 24 * 90),
               help="Hours covered by the summary printed at the end.")
+@click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              default=DEFAULT_REPORT, show_default=True, help="Where to write the HTML report.")
 @_index_prefix_option
 @source_options
 @click.pass_obj
-def run(ctx: Context, hours: int, index_prefix: str, **params: object) -> None:
+def run(ctx: Context, hours: int, report_file: Path, index_prefix: str, **params: object) -> None:
     """The main job: schema, consumer, producer (default 50,000 events), wait until written, summary."""
     import threading
 
     from pipeline.analytics.report import render_summary
     from pipeline.analytics.summary import summary as read_summary
     from pipeline.jobs.consume import install_signal_handlers
+    from pipeline.jobs.report import write_report
     from pipeline.jobs.run import run as run_job
 
     def body() -> None:
@@ -294,5 +402,7 @@ def run(ctx: Context, hours: int, index_prefix: str, **params: object) -> None:
                    f"{c.dead_letters:,} dead letters, {c.sessions_written:,} session updates, {c.batches} batches")
         click.echo("")
         click.echo(render_summary(read_summary(settings, hours=hours)))
+        click.echo("")
+        click.echo(f"report: {write_report(settings, report_file, hours=hours)} (open it in a browser)")
 
     guarded(ctx, body)

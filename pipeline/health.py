@@ -105,7 +105,7 @@ def require_opensearch(settings: Settings, *, timeout: float = 10.0) -> str:
         raise ServiceError(f"OpenSearch {where}: the pipeline user may not call GET / (HTTP 403); "
                            "grant it cluster:monitor/main") from None
     except OSSSLError as exc:
-        raise ServiceError(f"OpenSearch {where}: {_tls_failure(str(exc), host)}") from None
+        raise ServiceError(f"OpenSearch {where}: {describe_tls_failure(str(exc), host)}") from None
     except OSConnectionError as exc:
         raise ServiceError(f"OpenSearch {where} not reachable within {timeout:.0f} s: "
                            f"{first_line(str(exc.info) if exc.info else str(exc.error))}") from None
@@ -119,7 +119,7 @@ def require_opensearch(settings: Settings, *, timeout: float = 10.0) -> str:
         client.close()
 
 
-def _tls_failure(text: str, host: str) -> str:
+def describe_tls_failure(text: str, host: str) -> str:
     """Say which TLS problem it is: the CA, the name on the certificate, or not TLS at all."""
     if "Hostname mismatch" in text or "doesn't match" in text or "IP address mismatch" in text:
         return f"TLS certificate does not name {host}; use the host name the certificate was issued for"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a Debian/Ubuntu machine, idempotently:
-# OS packages (PostgreSQL, Java 17, Maven, openssl, Go) when missing, the Python
+# OS packages (PostgreSQL, Java 17, Maven, openssl, Go; Chromium for the
+# tests) when missing, the Python
 # virtualenv .venv with the project and its test extras, and the Pulumi CLI the tests
 # use, built from the Go module proxy once per version (scripts/pulumi-cli.sh). Kafka
 # and OpenSearch are fetched from Maven Central by `devstack up` and cached in ~/.m2.
@@ -15,6 +16,8 @@ command -v mvn >/dev/null || missing+=(maven)
 # Debian's Go is older than the Pulumi CLI's go.mod asks for; with GOTOOLCHAIN=auto (the
 # default) it fetches the newer toolchain from the Go module proxy by itself.
 command -v go >/dev/null || missing+=(golang-go ca-certificates)
+# The report's browser test drives Debian's Chromium; `make test` asks for it (SETUP_BROWSER=1).
+if [ "${SETUP_BROWSER:-0}" = 1 ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing OS packages: ${missing[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else

@@ -1,4 +1,5 @@
-"""The numbers behind ``pipeline summary``: KPIs, top pages, the funnel and the last hours.
+"""The numbers behind ``pipeline summary`` and ``pipeline report``: KPIs, top pages, the funnel,
+the split by device, browser and country, and the last hours.
 
 Read-only, with the application role, in one REPEATABLE READ transaction so every part of
 the summary describes the same snapshot (a consumer committing mid-way cannot make the
@@ -30,6 +31,9 @@ from pipeline.config.settings import Settings
 from pipeline.errors import ServiceError, first_line
 
 TOP_PAGES: Final = 10
+SPLITS: Final = ("device_type", "browser", "country")
+"""Session columns the summary breaks sessions down by (each a column of ``sessions``)."""
+TOP_SPLIT_VALUES: Final = 20
 _HOUR: Final = dt.timedelta(hours=1)
 
 
@@ -51,6 +55,14 @@ class Kpis:
 @dataclass(frozen=True)
 class PageCount:
     page_path: str
+    sessions: int
+
+
+@dataclass(frozen=True)
+class Share:
+    """Sessions (started in the window) with one value of a split column."""
+
+    value: str
     sessions: int
 
 
@@ -87,6 +99,8 @@ class Summary:
     top_landing_pages: list[PageCount] = field(default_factory=list)
     top_exit_pages: list[PageCount] = field(default_factory=list)
     hourly: list[HourStats] = field(default_factory=list)
+    splits: dict[str, list[Share]] = field(default_factory=dict)
+    """Column of ``SPLITS`` -> its most frequent values, most sessions first."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types: numbers as int/float, times as ISO 8601 strings (UTC)."""
@@ -115,13 +129,13 @@ FROM sessions
 WHERE started_at >= %(since)s AND started_at < %(until)s
 """
 
-# {column} is landing_page or exit_page (chosen in code, never from input).
-_TOP_PAGES: Final = """
-SELECT {column} AS page_path, count(*) AS sessions
+# {column} is landing_page, exit_page or one of SPLITS (chosen in code, never from input).
+_TOP_VALUES: Final = """
+SELECT {column} AS value, count(*) AS sessions
 FROM sessions
 WHERE started_at >= %(since)s AND started_at < %(until)s AND {column} IS NOT NULL
 GROUP BY {column}
-ORDER BY sessions DESC, page_path
+ORDER BY sessions DESC, value
 LIMIT %(limit)s
 """
 
@@ -165,14 +179,14 @@ def summary(settings: Settings, hours: int = 24, *, until: dt.datetime | None = 
                     assert row is not None
                     until = row[0]
                 since, last_bucket = window(hours, until)
-                params = {"since": since, "until": until, "last_bucket": last_bucket, "limit": TOP_PAGES}
+                params = {"since": since, "until": until, "last_bucket": last_bucket}
                 with conn.cursor(row_factory=class_row(Kpis)) as cur:
                     kpis = cur.execute(_KPIS, params).fetchone()
                 with conn.cursor(row_factory=class_row(Funnel)) as cur:
                     funnel = cur.execute(_FUNNEL, params).fetchone()
-                with conn.cursor(row_factory=class_row(PageCount)) as cur:
-                    landing = cur.execute(_TOP_PAGES.format(column="landing_page"), params).fetchall()  # type: ignore[arg-type]
-                    exits = cur.execute(_TOP_PAGES.format(column="exit_page"), params).fetchall()  # type: ignore[arg-type]
+                landing = [PageCount(*row) for row in _top(conn, "landing_page", params, TOP_PAGES)]
+                exits = [PageCount(*row) for row in _top(conn, "exit_page", params, TOP_PAGES)]
+                splits = {c: [Share(*row) for row in _top(conn, c, params, TOP_SPLIT_VALUES)] for c in SPLITS}
                 with conn.cursor(row_factory=class_row(HourStats)) as cur:
                     hourly = cur.execute(_HOURLY, params).fetchall()
     except psycopg.OperationalError as exc:
@@ -184,8 +198,13 @@ def summary(settings: Settings, hours: int = 24, *, until: dt.datetime | None = 
     assert kpis is not None and funnel is not None and until is not None
     return Summary(
         hours=hours, since=since, until=until, kpis=kpis, funnel=funnel,
-        top_landing_pages=landing, top_exit_pages=exits, hourly=hourly,
+        top_landing_pages=landing, top_exit_pages=exits, hourly=hourly, splits=splits,
     )
+
+
+def _top(conn: psycopg.Connection[Any], column: str, params: dict[str, Any], limit: int) -> list[tuple[str, int]]:
+    query = _TOP_VALUES.format(column=column)
+    return conn.execute(query, {**params, "limit": limit}).fetchall()  # type: ignore[arg-type,return-value]
 
 
 def _jsonable(value: Any) -> Any:

@@ -149,8 +149,9 @@ def produce(kafka: KafkaSettings, options: ProduceOptions, *, stop: threading.Ev
     elif options.rate is None:
         messages = _until(messages, None, stop)
 
-    progress = Progress(lambda s: f"produce: sent {producer.sent:,}, in flight {producer.pending:,}, "
-                                  f"failed {producer.stats.failed:,} ({producer.sent / max(s, 1e-9):,.0f}/s)")
+    progress = Progress("produce", lambda: (producer.sent, {"in flight": producer.pending,
+                                                            "failed": producer.stats.failed}),
+                        total=options.events, unit="events sent")
     started = time.monotonic()
     dump: IO[bytes] | None = open(options.dump, "wb") if options.dump else None
     try:

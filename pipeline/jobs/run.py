@@ -15,6 +15,7 @@ from pipeline.config.settings import Settings
 from pipeline.errors import PipelineError
 from pipeline.health import require_consumer_services, require_kafka
 from pipeline.jobs.consume import ConsumeOptions, ConsumeStats, Consumer
+from pipeline.jobs.consume_view import consumer_view
 from pipeline.jobs.produce import ProduceOptions, ProduceResult, produce
 from pipeline.jobs.setup import prepare_sinks
 
@@ -38,7 +39,17 @@ def run(settings: Settings, produce_options: ProduceOptions, *, index_prefix: st
         topic=settings.kafka.events_topic, dead_letter_topic=settings.kafka.dead_letter_topic,
         group=settings.kafka.consumer_group, index_prefix=index_prefix,
     )
-    consumer = Consumer(settings, consume_options, stop=stop)
+    with consumer_view(settings, consume_options, until_caught_up=True) as (options, on_batch):
+        consumer = Consumer(settings, options, stop=stop, on_batch=on_batch)
+        produced = _produce_while_consuming(settings, produce_options, consumer, stop)
+    if stop.is_set() and not consumer.drained:
+        raise PipelineError("interrupted before every event was written; run `pipeline consume --drain` to finish")
+    return RunResult(schema=schema, produced=produced, consumed=consumer.stats)
+
+
+def _produce_while_consuming(settings: Settings, produce_options: ProduceOptions, consumer: Consumer,
+                             stop: threading.Event) -> ProduceResult:
+    """Run the consumer on a thread, produce, then let it drain; re-raise what failed first."""
     failure: list[BaseException] = []
 
     def consume() -> None:
@@ -60,6 +71,4 @@ def run(settings: Settings, produce_options: ProduceOptions, *, index_prefix: st
         thread.join()
     if failure:
         raise failure[0]
-    if stop.is_set() and not consumer.drained:
-        raise PipelineError("interrupted before every event was written; run `pipeline consume --drain` to finish")
-    return RunResult(schema=schema, produced=produced, consumed=consumer.stats)
+    return produced

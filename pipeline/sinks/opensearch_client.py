@@ -38,7 +38,7 @@ def tls_context(ca_pem: str = "") -> ssl.SSLContext:
     return context
 
 
-def host_and_port(uri: Secret) -> tuple[str, int]:
+def host_and_port(uri: Secret, *, output: str = "the OpenSearch URI in the stack outputs") -> tuple[str, int]:
     """The only parts of an OpenSearch URI that are safe to print; ConfigError if they are not usable.
 
     The error never quotes the URI: a password with an unescaped ``/`` or ``#`` would
@@ -51,7 +51,7 @@ def host_and_port(uri: Secret) -> tuple[str, int]:
         port = -1
     if parts.scheme != "https" or not parts.hostname or port == -1:
         raise ConfigError(
-            "the OpenSearch URI in the stack outputs must look like https://user:password@host:port "
+            f"{output} must look like https://user:password@host:port "
             "(HTTPS only; percent-encode any '/', '#', '?' or '@' in the user or password)"
         )
     return parts.hostname, port or 443

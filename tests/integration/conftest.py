@@ -17,6 +17,7 @@ from opensearchpy import OpenSearch
 from devstack.layout import load_layout
 from pipeline.config.settings import Settings
 from pipeline.sinks.opensearch_client import opensearch_client
+from tests.support.isolated_pipeline import IsolatedPipeline, isolated_pipeline
 from tests.support.kafka_topics import IsolatedTopics, create_isolated_topics, delete_topics
 
 
@@ -54,3 +55,10 @@ def isolated_topics(settings: Settings) -> Iterator[IsolatedTopics]:
         yield topics
     finally:
         delete_topics(settings, topics)
+
+
+@pytest.fixture
+def world(settings: Settings, outputs: dict[str, str], tmp_path: Path) -> Iterator[IsolatedPipeline]:
+    """A private pipeline world (topics, group, database, index prefix and user) driven through the CLI."""
+    with isolated_pipeline(settings, outputs, tmp_path) as isolated:
+        yield isolated

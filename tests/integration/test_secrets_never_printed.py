@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -22,14 +21,8 @@ import pytest
 from psycopg import errors
 
 from pipeline.config.outputs import SECRET_OUTPUTS
-from pipeline.config.settings import Settings
-from tests.support.isolated_pipeline import IsolatedPipeline, isolated_pipeline
-
-
-@pytest.fixture
-def world(settings: Settings, outputs: dict[str, str], tmp_path: Path) -> Iterator[IsolatedPipeline]:
-    with isolated_pipeline(settings, outputs, tmp_path) as isolated:
-        yield isolated
+from tests.support.isolated_pipeline import IsolatedPipeline
+from tests.support.terminal import on_terminal
 
 
 def secret_needles(values: dict[str, str]) -> dict[str, str]:
@@ -78,8 +71,21 @@ def test_no_command_prints_a_secret(world: IsolatedPipeline, tmp_path: Path) -> 
             for args in (("schema", "--index-prefix", world.index_prefix),
                          ("produce", "--events", "500", "--malformed-rate", "0.02", "--dump", str(dump)),
                          ("consume", "--drain", "--index-prefix", world.index_prefix),
-                         ("summary",), ("summary", "--json"), ("check",))
+                         ("summary",), ("summary", "--json"), ("check",),
+                         ("status", "--index-prefix", world.index_prefix),
+                         ("status", "--json", "--index-prefix", world.index_prefix),
+                         ("dead-letters",), ("dead-letters", "--json"),
+                         ("dead-letters", "--replay", "all", "--limit", "2"),
+                         ("--json-logs", "consume", "--drain", "--index-prefix", world.index_prefix),
+                         ("--json-logs", "run", "--events", "300", "--index-prefix", world.index_prefix,
+                          "--report", str(tmp_path / f"run{len(debug)}.html")),
+                         ("report", "--html", str(tmp_path / f"report{len(debug)}.html")),
+                         ("dashboards", "--export", str(tmp_path / f"objects{len(debug)}.ndjson")))
         ]
+        live = _pipeline_on_terminal(*debug, "--outputs", str(world.outputs_file), "run", "--events", "2000",
+                                     "--index-prefix", world.index_prefix, "--report", str(tmp_path / "live.html"))
+        assert "consume" in live and "report:" in live, live[-2000:]
+        outputs.append(live)
         assert all(r.returncode == 0 for r in runs), [r.stderr[-1500:] for r in runs if r.returncode]
         failing = _pipeline(*debug, "--outputs", str(wrong_file), "consume", "--drain",
                             "--index-prefix", world.index_prefix)
@@ -92,8 +98,16 @@ def test_no_command_prints_a_secret(world: IsolatedPipeline, tmp_path: Path) -> 
     everything = "\n".join(outputs)
     assert "Traceback" in everything, "--debug did not show the failing command's traceback"
     assert "sessions" in everything and "PostgreSQL" in everything
+    assert "total lag" in everything and "dlq.reason" in everything and '"progress"' in everything
     found = leaks(everything, needles)
     assert not found, f"secrets printed: {found}"
+
+
+def _pipeline_on_terminal(*args: str) -> str:
+    """Everything a command shows on a terminal (a pseudo-terminal: the live progress display is on)."""
+    code, screen = on_terminal([sys.executable, "-m", "pipeline", *args])
+    assert code == 0, screen[-2000:]
+    return screen
 
 
 def _pipeline(*args: str) -> subprocess.CompletedProcess[str]:

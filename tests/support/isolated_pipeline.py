@@ -38,10 +38,12 @@ class IsolatedPipeline:
     index_prefix: str
 
     def command(self, *args: str) -> list[str]:
-        sub, rest = args[0], list(args[1:])
-        if sub in ("consume", "schema", "run"):
+        """``pipeline --outputs FILE [global flags] SUBCOMMAND ...``, the world's index prefix added where used."""
+        n = next(i for i, a in enumerate(args) if not a.startswith("-"))
+        flags, sub, rest = list(args[:n]), args[n], list(args[n + 1:])
+        if sub in ("consume", "schema", "run", "status"):
             rest += ["--index-prefix", self.index_prefix]
-        return [sys.executable, "-m", "pipeline", "--outputs", str(self.outputs_file), sub, *rest]
+        return [sys.executable, "-m", "pipeline", "--outputs", str(self.outputs_file), *flags, sub, *rest]
 
     def cli(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``pipeline --outputs FILE ARGS`` and return its result (stdout+stderr captured)."""

@@ -117,3 +117,25 @@ def test_summary_of_an_empty_window(migrated_db: Settings) -> None:
     assert result.kpis.sessions == 0 and result.kpis.bounce_rate is None and result.kpis.revenue == 0
     assert result.top_landing_pages == [] and len(result.hourly) == 2
     assert result.until - result.since < dt.timedelta(hours=2)
+
+
+SPLIT_DATASET: list[Event] = [
+    make_event(f"s-{n}", "page_view", at(60 * n), user_id=f"u-{n % 5}", device=device, country=country)
+    for n, (device, country) in enumerate([
+        (("mobile", "Safari", "iOS"), "FR"), (("desktop", "Chrome", "Windows"), "DE"),
+        (("mobile", "Chrome", "Android"), "FR"), (("tablet", "Safari", "iPadOS"), "US"),
+        (("desktop", "Firefox", "Linux"), "DE"), (("mobile", "Safari", "iOS"), "FR"),
+        (("desktop", "Chrome", "macOS"), "<script>"),
+    ])
+] + [make_event("s-before", "page_view", at(-7200), device=("tablet", "Edge", "Windows"), country="JP")]
+
+
+def test_summary_splits_sessions_by_device_browser_and_country(store: PostgresStore, migrated_db: Settings) -> None:
+    store.write(envelopes(SPLIT_DATASET))
+    result = summary(migrated_db, hours=1, until=T0 + dt.timedelta(minutes=30))
+    inside = [s for s in expected_sessions(SPLIT_DATASET).values() if T0 <= s["started_at"]]
+    assert len(inside) == 7
+    for column in ("device_type", "browser", "country"):
+        counts = sorted(Counter(s[column] for s in inside).items(), key=lambda kv: (-kv[1], kv[0]))
+        assert [(share.value, share.sessions) for share in result.splits[column]] == counts
+    assert result.to_dict()["splits"]["country"][0] == {"value": "FR", "sessions": 3}
