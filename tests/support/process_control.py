@@ -42,3 +42,14 @@ def count_indexed_events(world: IsolatedPipeline) -> int:
     client = world.opensearch()
     client.indices.refresh(index=f"{world.index_prefix}-*")
     return int(client.count(index=f"{world.index_prefix}-events")["count"])
+
+
+def sessions_behind(world: IsolatedPipeline) -> bool:
+    """Is some session row newer than its OpenSearch document (or without one)?"""
+    rows = {r["session_id"]: r["version"] for r in fetch(world, "SELECT session_id, version FROM sessions")}
+    client = world.opensearch()
+    index = f"{world.index_prefix}-sessions"
+    client.indices.refresh(index=index)
+    found = client.mget(index=index, body={"ids": list(rows)}, _source=False)["docs"]
+    indexed = {d["_id"]: d["_version"] for d in found if d.get("found")}
+    return any(indexed.get(sid, 0) < version for sid, version in rows.items())

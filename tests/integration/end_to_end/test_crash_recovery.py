@@ -23,7 +23,7 @@ from pipeline.kafka.dead_letters import parse_headers
 from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.kafka_topics import read_all
 from tests.support.process_control import (
-    FAST_SESSION, count_events, count_indexed_events, sigkill, wait_for,
+    FAST_SESSION, count_events, count_indexed_events, sessions_behind, sigkill, wait_for,
 )
 from tests.support.sink_contents import VALID_KINDS, assert_opensearch_matches, assert_postgres_matches, dumped
 from tests.support.truth import unique_events
@@ -63,17 +63,29 @@ def test_consumer_killed_at_the_fault_points_and_at_random_moments_ends_exact(
     log = tmp_path / "consumer.log"
     consume = ("consume", "--batch-size", "400", *FAST_SESSION)
 
-    # 1. Between the PostgreSQL commit of batch 3 and its OpenSearch write.
-    first = world.spawn(*consume, log=log, env={FAULT_ENV: "after_postgres:3"})
+    # 1. Batch 3's new events indexed in OpenSearch, its PostgreSQL transaction not committed.
+    first = world.spawn(*consume, log=log, env={FAULT_ENV: "after_opensearch_events:3"})
     assert first.wait(timeout=120) == KILLED, log.read_text()[-3000:]
     stored, indexed = count_events(world), count_indexed_events(world)
-    assert 0 < indexed < stored, f"not killed between the sinks: {stored} stored, {indexed} indexed"
+    assert 0 < stored < indexed, f"not killed between the sinks: {stored} stored, {indexed} indexed"
 
-    # 2. After both sinks, before the dead letters and the offset commit of batch 2.
-    second = world.spawn(*consume, log=log, env={FAULT_ENV: "after_opensearch:2"})
+    # 2. Batch 2 committed in PostgreSQL (its documents indexed before), its session rows not indexed yet.
+    second = world.spawn(*consume, log=log, env={FAULT_ENV: "after_postgres:2"})
     assert second.wait(timeout=120) == KILLED, log.read_text()[-3000:]
+    assert count_events(world) > stored and count_indexed_events(world) >= count_events(world)
+    assert sessions_behind(world), "every session document was already as new as its row"
+    stored = count_events(world)
+
+    # 3. Both sinks written, no dead letter sent, offsets not committed.
+    third = world.spawn(*consume, log=log, env={FAULT_ENV: "after_opensearch:2"})
+    assert third.wait(timeout=120) == KILLED, log.read_text()[-3000:]
     stored_after = count_events(world)
     assert stored_after > stored and count_indexed_events(world) == stored_after
+
+    # 4. Dead letters sent, offsets not committed: the replay sends them again (at-least-once).
+    fourth = world.spawn(*consume, log=log, env={FAULT_ENV: "after_dead_letters:2"})
+    assert fourth.wait(timeout=120) == KILLED, log.read_text()[-3000:]
+    assert read_all(world.settings, world.topics.dead_letter), "no dead letter had been sent before the kill"
 
     # 3. External SIGKILLs at seeded random moments while batches are being written.
     rng = random.Random(7_2107)
