@@ -25,7 +25,7 @@ from confluent_kafka import Message
 from pipeline.config.settings import Settings
 from pipeline.errors import SinkUnavailable
 from pipeline.events.decode import EventDecoder, InvalidEvent
-from pipeline.kafka.consumer import GroupConsumer, next_offsets
+from pipeline.kafka.consumer import GroupConsumer, GroupProtocol, next_offsets
 from pipeline.kafka.dead_letters import DeadLetter, DeadLetterSender
 from pipeline.sinks.batch import Envelope, Refusal
 from pipeline.sinks.writer import BatchResult, BatchWriter
@@ -101,7 +101,10 @@ class ConsumeOptions:
     progress_every_s: float = 5.0
     index_prefix: str = "clickstream"
     session_timeout_ms: int | None = None
-    """Override the group session timeout (default 45 s): how soon a dead member's partitions move."""
+    """Classic protocol only: override the group session timeout (default 45 s), how soon a dead
+    member's partitions move. Under KIP-848 that is the group's ``consumer.session.timeout.ms``."""
+    group_protocol: GroupProtocol = "auto"
+    """``consumer`` (KIP-848), ``classic``, or ``auto``: KIP-848 where the broker offers it."""
 
 
 class Sinks:
@@ -139,7 +142,8 @@ class Consumer:
         self._decoder = EventDecoder()
         self._sinks = sinks or Sinks(settings, options.index_prefix, before_commit=self._before_commit)
         overrides = {} if options.session_timeout_ms is None else {"session.timeout.ms": options.session_timeout_ms}
-        self._kafka = GroupConsumer(settings.kafka, topic=options.topic, group=options.group, overrides=overrides)
+        self._kafka = GroupConsumer(settings.kafka, topic=options.topic, group=options.group, overrides=overrides,
+                                    protocol=options.group_protocol)
         self._dead_letters = DeadLetterSender(settings.kafka, options.dead_letter_topic, options.group)
 
     # --- the loop -----------------------------------------------------------------------

@@ -23,7 +23,7 @@ from pipeline.kafka.dead_letters import parse_headers
 from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.kafka_topics import read_all
 from tests.support.process_control import (
-    FAST_SESSION, count_events, count_indexed_events, sessions_behind, sigkill, wait_for,
+    count_events, count_indexed_events, fast_takeover, sessions_behind, sigkill, wait_for,
 )
 from tests.support.sink_contents import VALID_KINDS, assert_opensearch_matches, assert_postgres_matches, dumped
 from tests.support.truth import unique_events
@@ -61,7 +61,8 @@ def test_consumer_killed_at_the_fault_points_and_at_random_moments_ends_exact(
     event_values, malformed = dumped(dump)
     expected_ids = set(unique_events(event_values))
     log = tmp_path / "consumer.log"
-    consume = ("consume", "--batch-size", "400", *FAST_SESSION)
+    fast_takeover(world)
+    consume = ("consume", "--batch-size", "400")
 
     # 1. Batch 3's new events indexed in OpenSearch, its PostgreSQL transaction not committed.
     first = world.spawn(*consume, log=log, env={FAULT_ENV: "after_opensearch_events:3"})
@@ -101,7 +102,7 @@ def test_consumer_killed_at_the_fault_points_and_at_random_moments_ends_exact(
         assert sigkill(proc) == KILLED
     assert count_events(world) < len(expected_ids), "every kill came after the work was done: nothing to recover"
 
-    world.cli("consume", "--drain", *FAST_SESSION)
+    world.cli("consume", "--drain")
     sessions = assert_postgres_matches(world, event_values)
     assert_opensearch_matches(world, expected_ids, sessions)
     _assert_dead_letters_cover_exactly(world, malformed)
@@ -109,8 +110,9 @@ def test_consumer_killed_at_the_fault_points_and_at_random_moments_ends_exact(
 
 def test_survivor_takes_over_the_partitions_of_a_killed_consumer(world: IsolatedPipeline, tmp_path: Path) -> None:
     world.cli("schema")
+    fast_takeover(world)
     logs = [tmp_path / f"c{i}.log" for i in range(2)]
-    procs = [world.spawn("consume", "--batch-size", "200", *FAST_SESSION, log=log) for log in logs]
+    procs = [world.spawn("consume", "--batch-size", "200", log=log) for log in logs]
     try:
         wait_for(lambda: _split_between(logs), what="the partitions split between both consumers", timeout=60)
         dump = tmp_path / "sent.jsonl"
@@ -205,7 +207,7 @@ def test_killed_producer_leaves_no_partial_message_and_the_sinks_match_the_topic
     malformed = [v for v in in_topic if kinds[v] not in VALID_KINDS]
     assert malformed and all(kinds[v].startswith("malformed:") for v in malformed)
 
-    world.cli("consume", "--drain", *FAST_SESSION)
+    world.cli("consume", "--drain")
     sessions = assert_postgres_matches(world, event_values)
     assert_opensearch_matches(world, set(unique_events(event_values)), sessions)
     letters = read_all(world.settings, world.topics.dead_letter)
