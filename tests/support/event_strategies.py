@@ -101,7 +101,7 @@ def _money_text(draw: st.DrawFn, value: Decimal) -> str:
     if cents % 100 == 0:
         forms += [f"{cents // 100}", f"{cents // 100}.0", f"{Decimal(cents // 100):E}".replace("+", "")]
     if cents == 0:
-        forms += ["-0", "-0.00", "0e-999"]
+        forms += ["-0", "-0.00", "0e-999", "0e-99999", "0E+99999"]
     return draw(st.sampled_from([f for f in forms if len(f) <= MONEY_TEXT_MAX]))
 
 
@@ -155,15 +155,19 @@ def base_message(now: dt.datetime) -> bytes:
     ))
 
 
+ACTIONS = ("insert", "delete", "replace", "member", "money")
+
+
 @st.composite
-def corrupted(draw: st.DrawFn, now: dt.datetime) -> bytes:
-    """A valid message with a few bytes inserted, deleted or replaced, or a whole member appended."""
+def corrupted(draw: st.DrawFn, now: dt.datetime, actions: tuple[str, ...] = ACTIONS, steps: int = 4) -> bytes:
+    """A valid message with a few bytes inserted, deleted or replaced, a whole member appended,
+    or its money rewritten (``actions``, up to ``steps`` of them)."""
     raw = bytearray(base_message(now))
     if draw(st.booleans()):
         raw = bytearray(bytes(raw).replace(b'"price":49.90', b'"price":1e1'))
-    for _ in range(draw(st.integers(1, 4))):
+    for _ in range(draw(st.integers(1, steps))):
         at = draw(st.integers(0, len(raw)))
-        action = draw(st.sampled_from(["insert", "delete", "replace", "member", "money"]))
+        action = draw(st.sampled_from(actions))
         token = draw(st.sampled_from(TOKENS) | st.binary(min_size=1, max_size=3))
         if action == "money":
             field = draw(st.sampled_from([b'"price":', b'"revenue":']))

@@ -16,14 +16,14 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pipeline.events import Event, EventDecoder, InvalidEvent, encode_event
 from pipeline.events.contract import FIELDS, format_timestamp
 from pipeline.sinks.batch import Envelope
 from tests.integration.sinks.conftest import Sinks
-from tests.support.event_strategies import corrupted, events, wire_forms
+from tests.support.event_strategies import MONEY_TEXTS, base_message, corrupted, events, wire_forms
 
 NOW = dt.datetime.now(dt.timezone.utc)
 _ids = itertools.count(1)
@@ -36,10 +36,12 @@ def fresh_id() -> str:
 
 @st.composite
 def messages(draw: st.DrawFn) -> bytes:
-    kind = draw(st.sampled_from(["valid", "valid", "corrupted", "bytes"]))
+    kind = draw(st.sampled_from(["valid", "valid", "money", "corrupted", "bytes"]))
     if kind == "valid":
         event = draw(events(NOW))
         return draw(wire_forms(Event(**{**{f: getattr(event, f) for f in FIELDS}, "event_id": fresh_id()})))
+    if kind == "money":  # a valid message whose price or revenue is written unusually
+        return draw(corrupted(NOW, actions=("money",), steps=1))
     if kind == "corrupted":
         return draw(corrupted(NOW))
     return draw(st.binary(max_size=200))
@@ -56,6 +58,7 @@ def rows_and_documents(sinks: Sinks, ids: list[str]) -> tuple[dict[str, Any], di
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(batch=st.lists(messages(), min_size=1, max_size=6))
+@example(batch=[base_message(NOW).replace(b'"revenue":99.80', b'"revenue":' + text) for text in MONEY_TEXTS])
 def test_what_the_decoder_accepts_both_sinks_store_alike_and_nothing_else_happens(
         sinks: Sinks, batch: list[bytes]) -> None:
     decoder = EventDecoder()
