@@ -493,3 +493,11 @@ def test_lone_surrogates_are_refused(text: bytes, make_event: MakeEvent, end_tim
     raw = with_field(encode_event(make_event()), "search_query", text)
     field, reason = rejection(raw, end_time)
     assert reason in ("not_json", "truncated", "invalid_utf8")
+
+
+@pytest.mark.parametrize("query", ['say "hi"', 'a \\ b "c"', '"', 'x": "y'])
+def test_escaped_quotes_in_values_neither_hide_nor_fake_a_repeated_key(
+        query: str, make_event: MakeEvent, end_time: dt.datetime) -> None:
+    raw = encode_event(make_event(search_query=query))
+    assert EventDecoder().decode(raw, end_time).search_query == query
+    assert rejection(raw[:-1] + b',"browser":"Safari"}', end_time) == ("browser", "duplicate_field")
