@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v openssl >/dev/null || missing+=(openssl)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
-command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+# A JDK, not only a runtime: a test runs a single-file Java program (Kafka's own client).
+command -v javac >/dev/null || compgen -G "/usr/lib/jvm/java-17-openjdk*/bin/javac" >/dev/null \
+  || missing+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || missing+=(maven)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing OS packages: ${missing[*]}"
