@@ -45,7 +45,9 @@ from opensearchpy import OpenSearch
 from psycopg import sql
 
 from devstack.kafka import acl_bindings, ensure_acls, wait_for_topics
-from devstack.opensearch_access import grant_prefix, new_password, prefix_user, revoke_prefix, user_uri
+from devstack.opensearch_access import (
+    grant_prefix, new_password, owner_attributes, prefix_user, revoke_prefix, user_uri,
+)
 from devstack.secrets_store import write_private
 from pipeline.config.outputs import Output
 from pipeline.config.secret import Secret
@@ -243,7 +245,8 @@ class BenchWorld:
         ensure_templates(settings, index_prefix)
         user, password = prefix_user(names), new_password()
         self._undo(f"OpenSearch user {user}", lambda: self._with_admin(lambda c: revoke_prefix(c, user=user)))
-        self._with_admin(lambda c: grant_prefix(c, user=user, password=password, names=names))
+        self._with_admin(lambda c: grant_prefix(c, user=user, password=password, names=names,
+                                                attributes=owner_attributes()))
         values = dict(self.base_outputs)
         values[Output.OPENSEARCH_URI.value] = user_uri(self.base.opensearch.uri.reveal(), user, password)
         values[Output.KAFKA_EVENTS_TOPIC.value] = self.topic

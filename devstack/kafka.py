@@ -125,6 +125,10 @@ def _write_config(layout: Layout, ca: certs.CertPair) -> Path:
         "share.coordinator.state.topic.replication.factor": "1",
         "share.coordinator.state.topic.min.isr": "1",
         "group.initial.rebalance.delay.ms": "0",
+        # Lower bounds only (defaults unchanged, as on Aiven): they let a test group choose a
+        # short KIP-848 session timeout, so a SIGKILLed member's partitions move in seconds.
+        "group.consumer.min.session.timeout.ms": "6000",
+        "group.consumer.min.heartbeat.interval.ms": "1000",
         "log.retention.hours": "168",
         "message.max.bytes": "1048588",
     }

@@ -26,7 +26,9 @@ from opensearchpy.exceptions import TransportError
 from devstack import certs, proc
 from devstack.errors import DevstackError
 from devstack.layout import OPENSEARCH_VERSION, REPO_ROOT, Layout
-from devstack.opensearch_access import ADMIN_USER, PIPELINE_USER, ensure_admin, grant_prefix, user_uri
+from devstack.opensearch_access import (
+    ADMIN_USER, PIPELINE_USER, ensure_admin, grant_prefix, remove_stale_users, user_uri,
+)
 from devstack.secrets_store import password, write_private
 from pipeline.sinks.opensearch.templates import IndexNames
 
@@ -256,6 +258,7 @@ def up(layout: Layout, ca: certs.CertPair) -> None:
     try:
         ensure_admin(client, admin_password(layout))
         grant_prefix(client, user=PIPELINE_USER, password=pipeline_password(layout), names=IndexNames())
+        remove_stale_users(client)
     except TransportError as exc:
         raise DevstackError(f"setting up OpenSearch users failed: {exc.status_code} {exc.error}") from None
     finally:

@@ -10,20 +10,32 @@ documents or indices.
 
 Tests and benchmarks give every isolated world a user of its own through
 :func:`grant_prefix`, so each of them runs with least privilege too, and a test can show
-that one world's credentials cannot touch another's indices.
+that one world's credentials cannot touch another's indices. Such a user records the
+process that made it (host, pid, and the pid's start time, so a reused pid does not
+count); a run killed before it could clean up leaves its user behind, and ``devstack up``
+removes every prefix user whose process is gone (:func:`remove_stale_users`).
+
+The security plugin keeps all users in one document of its index, so two runs changing
+users at the same moment can get HTTP 409 (a version conflict on that document): every
+change here is retried a few times with a short, jittered backoff.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import random
 import secrets
-from collections.abc import Iterator
+import socket
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from opensearchpy import OpenSearch
-from opensearchpy.exceptions import NotFoundError
+from opensearchpy.exceptions import ConflictError, NotFoundError
 
 from pipeline.config.secret import Secret
 from pipeline.config.settings import Settings
@@ -57,15 +69,44 @@ def pipeline_role(names: IndexNames) -> dict[str, Any]:
     }
 
 
+PREFIX_USER_SUFFIX = "-pipeline"
+ROLE_SUFFIX = "-role"
+CONFLICT_ATTEMPTS = 8
+
+T = TypeVar("T")
+
+
+def _retrying(action: Callable[[], T]) -> T:
+    """Run a security-API call, retrying the 409 another writer of the security index can cause."""
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            return action()
+        except ConflictError:
+            if attempt == CONFLICT_ATTEMPTS:
+                raise
+            time.sleep(random.uniform(0.05, 0.2) * attempt)
+    raise AssertionError("unreachable")
+
+
 def _put(client: OpenSearch, kind: str, name: str, body: dict[str, Any]) -> None:
-    client.transport.perform_request("PUT", f"{_API}/{kind}/{quote(name, safe='')}", body=body)
+    path = f"{_API}/{kind}/{quote(name, safe='')}"
+    _retrying(lambda: client.transport.perform_request("PUT", path, body=body))
 
 
 def _delete(client: OpenSearch, kind: str, name: str) -> None:
-    try:
-        client.transport.perform_request("DELETE", f"{_API}/{kind}/{quote(name, safe='')}")
-    except NotFoundError:
-        pass
+    path = f"{_API}/{kind}/{quote(name, safe='')}"
+
+    def delete() -> None:
+        try:
+            client.transport.perform_request("DELETE", path)
+        except NotFoundError:
+            pass
+
+    _retrying(delete)
+
+
+def _list(client: OpenSearch, kind: str) -> dict[str, Any]:
+    return client.transport.perform_request("GET", f"{_API}/{kind}")  # type: ignore[no-any-return]
 
 
 def ensure_admin(client: OpenSearch, password: str) -> None:
@@ -74,17 +115,18 @@ def ensure_admin(client: OpenSearch, password: str) -> None:
     _put(client, "rolesmapping", "all_access", {"users": [ADMIN_USER]})
 
 
-def grant_prefix(client: OpenSearch, *, user: str, password: str, names: IndexNames) -> None:
+def grant_prefix(client: OpenSearch, *, user: str, password: str, names: IndexNames,
+                 attributes: dict[str, str] | None = None) -> None:
     """Create (or update) ``user`` with a role of its own limited to ``names``' indices."""
-    role = f"{user}-role"
+    role = f"{user}{ROLE_SUFFIX}"
     _put(client, "roles", role, pipeline_role(names))
-    _put(client, "internalusers", user, {"password": password, "backend_roles": []})
+    _put(client, "internalusers", user, {"password": password, "backend_roles": [], "attributes": attributes or {}})
     _put(client, "rolesmapping", role, {"users": [user]})
 
 
 def revoke_prefix(client: OpenSearch, *, user: str) -> None:
     """Remove what :func:`grant_prefix` made; missing pieces are fine."""
-    role = f"{user}-role"
+    role = f"{user}{ROLE_SUFFIX}"
     _delete(client, "rolesmapping", role)
     _delete(client, "internalusers", user)
     _delete(client, "roles", role)
@@ -92,14 +134,64 @@ def revoke_prefix(client: OpenSearch, *, user: str) -> None:
 
 def prefix_user(names: IndexNames) -> str:
     """The user an isolated world (test or benchmark) gets for its own prefix."""
-    return f"{names.prefix}-pipeline"
+    return f"{names.prefix}{PREFIX_USER_SUFFIX}"
+
+
+def owner_attributes() -> dict[str, str]:
+    """Who makes a prefix user: this host, this process and its start time (see :func:`owner_alive`)."""
+    return {"owner_host": socket.gethostname(), "owner_pid": str(os.getpid()),
+            "owner_started": _process_start(os.getpid()) or ""}
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of ``pid`` in clock ticks since boot (``/proc/PID/stat`` field 22), or None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def owner_alive(attributes: dict[str, str]) -> bool:
+    """Is the process that made a prefix user still running? (Another host's users are left alone.)"""
+    if attributes.get("owner_host") not in (None, socket.gethostname()):
+        return True
+    pid = attributes.get("owner_pid", "")
+    if not pid.isdigit():
+        return False
+    started = _process_start(int(pid))
+    return started is not None and started == attributes.get("owner_started")
+
+
+def remove_stale_users(client: OpenSearch) -> list[str]:
+    """Remove the prefix users (and their roles) left by test or benchmark runs that are gone.
+
+    A prefix user is any ``*-pipeline`` user other than the pipeline's own; it is stale
+    when the process recorded in its attributes no longer runs (or none is recorded). A
+    role ``*-pipeline-role`` whose user is missing (a run killed half-way through
+    :func:`grant_prefix`) goes too. Returns the users removed.
+    """
+    users = _list(client, "internalusers")
+    removed = []
+    for name, body in users.items():
+        if name == PIPELINE_USER or not name.endswith(PREFIX_USER_SUFFIX):
+            continue
+        if not owner_alive(dict((body or {}).get("attributes") or {})):
+            revoke_prefix(client, user=name)
+            removed.append(name)
+    alive = set(users) - set(removed)
+    for role in _list(client, "roles"):
+        user = role[: -len(ROLE_SUFFIX)]
+        if role.endswith(PREFIX_USER_SUFFIX + ROLE_SUFFIX) and user != PIPELINE_USER and user not in alive:
+            revoke_prefix(client, user=user)
+    return removed
 
 
 @contextmanager
 def scoped_user(admin: OpenSearch, base_uri: str, names: IndexNames) -> Iterator[str]:
     """A user limited to ``names``' indices for the duration of the block; yields its URI."""
     user, password = prefix_user(names), new_password()
-    grant_prefix(admin, user=user, password=password, names=names)
+    grant_prefix(admin, user=user, password=password, names=names, attributes=owner_attributes())
     try:
         yield user_uri(base_uri, user, password)
     finally:

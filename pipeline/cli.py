@@ -163,12 +163,17 @@ def dashboards(ctx: Context, export_to: Path | None, index_prefix: str) -> None:
 @click.option("--idle-exit", type=float, metavar="S", help="Exit after S seconds without a message.")
 @click.option("--stats-json", type=click.Path(path_type=Path, dir_okay=False), help="Write final counters here.")
 @click.option("--session-timeout-ms", type=click.IntRange(6_000, 300_000), metavar="MS",
-              help="Group session timeout (default 45000): a crashed member's partitions move after this long.")
+              help="Classic group protocol only: session timeout (default 45000), after which a crashed "
+                   "member's partitions move. Under KIP-848 it is the group's setting on the broker.")
+@click.option("--group-protocol", type=click.Choice(["auto", "consumer", "classic"]), default="auto",
+              show_default=True, help="Consumer group protocol: consumer (KIP-848), classic, or auto "
+                                      "(KIP-848 where the broker offers it, else classic).")
 @_index_prefix_option
 @source_options
 @click.pass_obj
 def consume(ctx: Context, group: str | None, batch_size: int, drain: bool, idle_exit: float | None,
-            stats_json: Path | None, session_timeout_ms: int | None, index_prefix: str) -> None:
+            stats_json: Path | None, session_timeout_ms: int | None, group_protocol: str,
+            index_prefix: str) -> None:
     """Consume events into PostgreSQL and OpenSearch until stopped (SIGINT/SIGTERM finish the batch)."""
     import json
     import threading
@@ -185,6 +190,7 @@ def consume(ctx: Context, group: str | None, batch_size: int, drain: bool, idle_
             topic=settings.kafka.events_topic, dead_letter_topic=settings.kafka.dead_letter_topic,
             group=group or settings.kafka.consumer_group, batch_size=batch_size, drain=drain,
             idle_exit_s=idle_exit, index_prefix=index_prefix, session_timeout_ms=session_timeout_ms,
+            group_protocol=group_protocol,  # type: ignore[arg-type]
         )
         stop = threading.Event()
         install_signal_handlers(stop)

@@ -11,7 +11,9 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v openssl >/dev/null || missing+=(openssl)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
-command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+# A JDK, not only a runtime: a test runs a single-file Java program (Kafka's own client).
+command -v javac >/dev/null || compgen -G "/usr/lib/jvm/java-17-openjdk*/bin/javac" >/dev/null \
+  || missing+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || missing+=(maven)
 # Debian's Go is older than the Pulumi CLI's go.mod asks for; with GOTOOLCHAIN=auto (the
 # default) it fetches the newer toolchain from the Go module proxy by itself.

@@ -45,6 +45,11 @@ REVENUE_MAX: Final = Decimal("1000000000")
 """Upper bound of ``revenue`` (inclusive), not in the issue text: added so an absurd
 value is rejected at the door instead of overflowing a NUMERIC(12,2) column later."""
 MONEY_DECIMALS: Final = 2
+MONEY_TEXT_MAX: Final = 32
+"""Longest JSON number text accepted for ``price`` or ``revenue``. A money value is
+exactly a NUMERIC with ``MONEY_DECIMALS`` decimals, but JSON can write it in countless
+ways (``100``, ``1e2``, ``100.000...0`` with thousands of zeros); each sink has its own
+limit on such text, so the decoder bounds it and hands the sinks a normalised value."""
 
 MAX_FUTURE: Final = _dt.timedelta(minutes=10)
 """How far past the decoder's ``now`` an event may claim to have happened (clock skew)."""
@@ -128,7 +133,9 @@ class Event(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
     Strict on purpose: an unknown key or a missing key is an error, not a default, so a
     producer bug surfaces at the consumer's door (dead-letter topic) instead of as
     silently wrong metrics. ``price`` and ``revenue`` are ``Decimal`` so sums are exact;
-    on the wire they are JSON numbers. ``gc=False``: the fields are scalars only, and
+    on the wire they are JSON numbers, and a decoded event carries them normalised to
+    exactly ``MONEY_DECIMALS`` decimals (``1e2`` becomes ``100.00``), the value both sinks
+    store. ``gc=False``: the fields are scalars only, and
     keeping millions of events out of the cyclic GC's sight makes batches cheaper.
     """
 

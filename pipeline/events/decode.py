@@ -14,6 +14,7 @@ is an order of magnitude faster and gives ``datetime``/``Decimal`` values direct
 from __future__ import annotations
 
 import datetime as _dt
+import operator
 import re
 from collections.abc import Iterable
 from decimal import Decimal
@@ -27,6 +28,7 @@ from pipeline.events.contract import (
     FIELDS,
     MAX_FUTURE,
     MONEY_DECIMALS,
+    MONEY_TEXT_MAX,
     PRICE_MAX,
     REVENUE_MAX,
     TIMESTAMP_PATTERN,
@@ -59,8 +61,17 @@ class Reason(StrEnum):
     TOO_PRECISE = "too_precise"
     REQUIRED_FOR_TYPE = "required_for_type"
     NOT_ALLOWED_FOR_TYPE = "not_allowed_for_type"
+    DUPLICATE_FIELD = "duplicate_field"
+    """A key written twice in the object (compared after unescaping)."""
     INVALID = "invalid"
     """Fallback for a msgspec message this module does not recognise (should not happen)."""
+    # Given by the consumer, not the decoder: a valid event a sink would not take.
+    REFUSED_BY_POSTGRES = "refused_by_postgres"
+    """PostgreSQL refused the event for good; ``dlq.detail`` carries the server's message."""
+    REFUSED_BY_OPENSEARCH = "refused_by_opensearch"
+    """OpenSearch refused the event document for good; ``dlq.detail`` carries its error."""
+    CONFLICTING_DUPLICATE = "conflicting_duplicate"
+    """Another message with the same ``event_id`` but different content was stored first."""
 
 
 class InvalidEvent(ValueError):
@@ -175,6 +186,7 @@ _RAW_DECODER: Final = msgspec.json.Decoder(_RawValues)
 _OCCURRED_AT_KEY: Final = b'"occurred_at":"'
 _CENT: Final = Decimal(1).scaleb(-MONEY_DECIMALS)
 _ZERO: Final = Decimal(0)
+_ZERO_CENTS: Final = _ZERO.quantize(_CENT)
 _NUL_ESCAPE: Final = b"\\u0000"
 _NULLABLE_RULES: Final = tuple(TYPE_RULES.items())
 _PRESENCE: Final[dict[str, tuple[bool, ...]]] = {
@@ -184,6 +196,51 @@ _PRESENCE: Final[dict[str, tuple[bool, ...]]] = {
 _TEXT_FIELDS: Final = tuple(
     f for f in FIELDS if f not in {"schema_version", "occurred_at", "price", "revenue"}
 )
+_NUMBER_FIELDS: Final = frozenset({"schema_version", "price", "revenue"})
+_NULLABLE_TEXT: Final = tuple(f for f in _TEXT_FIELDS if f not in {
+    "event_id", "event_type", "user_id", "session_id", "page_url", "device_type", "browser", "os", "country",
+})
+"""Text fields that may be null; every other field but the numbers is always a JSON string."""
+_nullable_text_of: Final = operator.attrgetter(*_NULLABLE_TEXT)
+_ALWAYS_QUOTED: Final = len(FIELDS) - len(_NUMBER_FIELDS) - len(_NULLABLE_TEXT)
+_QUOTES_IF_UNIQUE: Final = tuple(2 * (len(FIELDS) + _ALWAYS_QUOTED + n) for n in range(len(_NULLABLE_TEXT) + 1))
+"""Quotes in an escape-free message with unique keys, by number of null nullable text fields."""
+# One JSON string token (escapes included) and, if it is a key, the colon after it.
+_STRING_TOKEN: Final = re.compile(rb'"(?:[^"\\]|\\.)*"\s*(:)?')
+
+
+def _duplicate_key(raw: bytes, event: Event, escaped: bool) -> str | None:
+    """The first key written twice in ``raw`` (compared after unescaping), or None.
+
+    msgspec keeps the last of two equal keys without a word, so a message could show a
+    format check one value and the sinks another. This is the one place the rule
+    "no key twice" is applied; every later check then reads the value that is stored.
+
+    Fast path, one byte count: apart from escaped quotes (``\\"``, subtracted when no
+    escaped backslash could make ``\\\\"`` ambiguous), the quotes count the string tokens
+    exactly, two each. msgspec has proved every field present once at least; the string
+    tokens are the 21 keys plus one per string value, which ``event`` tells. Equality
+    means no key twice. Anything else (escaped backslashes, money sent as strings, or a
+    real duplicate) takes the exact path: every string token in order, counting those
+    followed by a colon.
+    """
+    strings = len(_NULLABLE_TEXT) - _nullable_text_of(event).count(None)
+    quotes = raw.count(b'"')
+    if escaped and b"\\\\" not in raw:
+        quotes -= raw.count(b'\\"')  # without an escaped backslash, every \" is a quote inside a string
+        escaped = False
+    if not escaped and quotes == _QUOTES_IF_UNIQUE[strings]:
+        return None
+    keys = [m.group(0) for m in _STRING_TOKEN.finditer(raw) if m.group(1)]
+    if len(keys) == len(FIELDS):
+        return None
+    seen: set[str] = set()
+    for token in keys:
+        name = msgspec.json.decode(token[: token.rindex(b'"') + 1])
+        if name in seen:
+            return str(name)
+        seen.add(name)
+    return None  # more keys than fields but none twice: msgspec refused unknown keys already
 
 
 def _timestamp_text_ok(raw: bytes) -> bool:
@@ -192,12 +249,13 @@ def _timestamp_text_ok(raw: bytes) -> bool:
     Fast path: in compact JSON the key is followed directly by the value, and msgspec has
     already proved the value a valid RFC 3339 datetime, so checking the separator, the
     dot, the ``Z`` and the closing quote at their fixed offsets pins the exact form
-    (3 fraction digits, UTC ``Z``, upper-case ``T``). ``rfind``: with duplicate keys the
-    last one wins, as in msgspec. The needle cannot occur inside a string value, whose
-    quotes would be escaped. Anything unusual (whitespace, escapes) takes the slow path,
-    which decodes the string and applies the full pattern.
+    (3 fraction digits, UTC ``Z``, upper-case ``T``). Keys are unique by now (see
+    :func:`_duplicate_key`), so the one occurrence found is the value msgspec decoded.
+    The needle cannot occur inside a string value, whose quotes would be escaped.
+    Anything unusual (whitespace, escapes) takes the slow path, which decodes the string
+    and applies the full pattern.
     """
-    i = raw.rfind(_OCCURRED_AT_KEY)
+    i = raw.find(_OCCURRED_AT_KEY)
     if i >= 0:
         j = i + len(_OCCURRED_AT_KEY)
         if raw[j + 10 : j + 11] == b"T" and raw[j + 19 : j + 20] == b"." and raw[j + 23 : j + 25] == b'Z"':
@@ -206,15 +264,22 @@ def _timestamp_text_ok(raw: bytes) -> bool:
     return isinstance(text, str) and is_timestamp_text(text)
 
 
-def _money_error(field: str, value: Decimal, raw_json: bytes, maximum: Decimal, positive: bool) -> InvalidEvent | None:
+def _money(field: str, value: Decimal, raw_json: bytes, maximum: Decimal, positive: bool) -> Decimal:
+    """The value as the sinks store it (exactly ``MONEY_DECIMALS`` decimals), or ``InvalidEvent``."""
     if raw_json[:1] == b'"':
-        return InvalidEvent(field, Reason.WRONG_TYPE, f"{field} must be a JSON number, not a string")
+        raise InvalidEvent(field, Reason.WRONG_TYPE, f"{field} must be a JSON number, not a string")
+    if len(raw_json) > MONEY_TEXT_MAX:
+        raise InvalidEvent(field, Reason.TOO_LONG, f"{field} is written with more than {MONEY_TEXT_MAX} characters")
     if (value <= _ZERO if positive else value < _ZERO) or value > maximum:
         bound = "> 0" if positive else ">= 0"
-        return InvalidEvent(field, Reason.OUT_OF_RANGE, f"{field} {value} not {bound} and <= {maximum}")
-    if value.as_tuple().exponent < -MONEY_DECIMALS and value != value.quantize(_CENT):  # type: ignore[operator]
-        return InvalidEvent(field, Reason.TOO_PRECISE, f"{field} {value} has more than {MONEY_DECIMALS} decimals")
-    return None
+        raise InvalidEvent(field, Reason.OUT_OF_RANGE, f"{field} {value} not {bound} and <= {maximum}")
+    exponent = value.as_tuple().exponent
+    if exponent == -MONEY_DECIMALS:
+        return value if value else _ZERO_CENTS  # -0.00 is 0.00
+    cents = value.quantize(_CENT)
+    if cents != value:
+        raise InvalidEvent(field, Reason.TOO_PRECISE, f"{field} {value} has more than {MONEY_DECIMALS} decimals")
+    return cents if cents else _ZERO_CENTS
 
 
 class EventDecoder:
@@ -254,6 +319,10 @@ class EventDecoder:
         except msgspec.DecodeError as err:
             raise _from_decode_error(err) from None
 
+        escaped = b"\\" in raw
+        duplicate = _duplicate_key(raw, ev, escaped)
+        if duplicate is not None:
+            raise InvalidEvent(duplicate, Reason.DUPLICATE_FIELD, f"key {duplicate!r} appears more than once")
         if not is_uuid(ev.event_id):
             raise InvalidEvent("event_id", Reason.BAD_FORMAT, "event_id is not a canonical lowercase UUID")
         if not _timestamp_text_ok(raw):
@@ -290,15 +359,16 @@ class EventDecoder:
 
         if ev.price is not None:
             raws = _RAW_DECODER.decode(raw)
-            err = _money_error("price", ev.price, bytes(raws.price), PRICE_MAX, positive=True)
-            if err is None and ev.revenue is not None:
-                err = _money_error("revenue", ev.revenue, bytes(raws.revenue), REVENUE_MAX, positive=False)
-            if err is not None:
-                raise err
+            price = _money("price", ev.price, bytes(raws.price), PRICE_MAX, positive=True)
+            revenue = ev.revenue
+            if revenue is not None:
+                revenue = _money("revenue", revenue, bytes(raws.revenue), REVENUE_MAX, positive=False)
+            if price is not ev.price or revenue is not ev.revenue:
+                ev = msgspec.structs.replace(ev, price=price, revenue=revenue)
 
         # JSON can only carry NUL as the escape \u0000, and any escape needs a backslash:
         # one memchr settles nearly every message.
-        if raw.find(b"\\") >= 0 and _NUL_ESCAPE in raw:
+        if escaped and _NUL_ESCAPE in raw:
             for field in _TEXT_FIELDS:
                 value = getattr(ev, field)
                 if value is not None and "\x00" in value:

@@ -23,7 +23,9 @@ from typing import Any, Final
 
 import msgspec
 
-from pipeline.events.contract import EVENT_TYPES, PRICE_MAX, REVENUE_MAX, TYPE_RULES, Event
+from pipeline.events.contract import (
+    EVENT_TYPES, MONEY_DECIMALS, MONEY_TEXT_MAX, PRICE_MAX, REVENUE_MAX, TYPE_RULES, Event,
+)
 
 SCHEMA_PATH: Final = Path(__file__).with_name("clickstream-event.v1.schema.json")
 SCHEMA_ID: Final = "urn:clickstream:schema:event:v1"
@@ -82,7 +84,10 @@ def derive_schema() -> dict[str, Any]:
         "description": (
             "One clickstream event. Generated from pipeline.events.contract.Event by "
             "pipeline.events.schema; do not edit by hand. Not expressible here: the consumer "
-            "also rejects events more than 10 minutes in its future or older than its max age."
+            "also rejects events more than 10 minutes in its future or older than its max age, "
+            f"objects with a key written twice (compared after unescaping), and price or revenue "
+            f"written with more than {MONEY_TEXT_MAX} characters; it stores money with exactly "
+            f"{MONEY_DECIMALS} decimals."
         ),
         "type": "object",
         "properties": properties,

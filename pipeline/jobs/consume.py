@@ -1,11 +1,12 @@
 """``pipeline consume``: Kafka batches in, PostgreSQL and OpenSearch brought up to date, offsets committed.
 
-One batch is one unit of work: decode and validate every message, write the valid
-events and their recomputed sessions to PostgreSQL in one transaction, index the same
-events and session rows in OpenSearch, send invalid messages to the dead-letter topic
-and wait for their delivery, and only then commit the batch's offsets. A crash at any
-point leaves the batch uncommitted, and the sinks are idempotent, so the replay after
-a restart writes the same rows again and nothing is lost or counted twice.
+One batch is one unit of work: decode and validate every message; store the valid events
+through ``pipeline.sinks.writer`` (PostgreSQL transaction, the new events indexed in
+OpenSearch before its commit, sessions merged, commit); index the session rows; send
+every message that cannot be stored (invalid, refused by a sink, or a different copy of an
+event already stored) to the dead-letter topic and wait for its delivery; only then commit
+the batch's offsets. A crash at any point leaves the batch uncommitted, and every write is
+idempotent, so the replay after a restart writes nothing twice and nothing is lost.
 """
 
 from __future__ import annotations
@@ -22,24 +23,28 @@ from dataclasses import dataclass, field
 from confluent_kafka import Message
 
 from pipeline.config.settings import Settings
-from pipeline.errors import DeliveryError, SinkUnavailable
+from pipeline.errors import SinkUnavailable
 from pipeline.events.decode import EventDecoder, InvalidEvent
-from pipeline.kafka.consumer import GroupConsumer, next_offsets
-from pipeline.kafka.dead_letters import DeadLetter
-from pipeline.kafka.producer import TrackedProducer
-from pipeline.sinks.batch import Envelope, SessionRow
+from pipeline.kafka.consumer import GroupConsumer, GroupProtocol, next_offsets
+from pipeline.kafka.dead_letters import DeadLetter, DeadLetterSender
+from pipeline.sinks.batch import Envelope, Refusal
+from pipeline.sinks.writer import BatchResult, BatchWriter
 
 log = logging.getLogger(__name__)
 
 FAULT_ENV = "PIPELINE_FAULT_KILL_AT"
 
 
+FAULT_STAGES = ("after_opensearch_events", "after_postgres", "after_opensearch", "after_dead_letters")
+"""The crash windows of one batch, in order: the new events indexed in OpenSearch but the
+PostgreSQL transaction not committed; committed but the session rows not indexed; both
+sinks done but no dead letter sent; dead letters sent but the offsets not committed."""
+
+
 def _read_fault_point() -> tuple[str, int] | None:
     """TEST-ONLY fault hook, read once at import: ``PIPELINE_FAULT_KILL_AT=STAGE:N``.
 
-    STAGE is ``after_postgres`` (right after the PostgreSQL transaction of batch N
-    committed, before OpenSearch) or ``after_opensearch`` (after both sinks, before the
-    dead letters and the offset commit); N counts this process's batches from 1. The
+    STAGE is one of :data:`FAULT_STAGES`; N counts this process's batches from 1. The
     process then SIGKILLs itself, so crash-recovery tests can hit those exact windows.
     Unset (production) it does nothing.
     """
@@ -47,8 +52,8 @@ def _read_fault_point() -> tuple[str, int] | None:
     if not raw:
         return None
     stage, _, n = raw.partition(":")
-    if stage not in ("after_postgres", "after_opensearch") or not n.isdigit():
-        raise ValueError(f"{FAULT_ENV} must be after_postgres:N or after_opensearch:N, not {raw!r}")
+    if stage not in FAULT_STAGES or not n.isdigit():
+        raise ValueError(f"{FAULT_ENV} must be STAGE:N with STAGE one of {', '.join(FAULT_STAGES)}, not {raw!r}")
     return stage, int(n)
 
 
@@ -96,18 +101,22 @@ class ConsumeOptions:
     progress_every_s: float = 5.0
     index_prefix: str = "clickstream"
     session_timeout_ms: int | None = None
-    """Override the group session timeout (default 45 s): how soon a dead member's partitions move."""
+    """Classic protocol only: override the group session timeout (default 45 s), how soon a dead
+    member's partitions move. Under KIP-848 that is the group's ``consumer.session.timeout.ms``."""
+    group_protocol: GroupProtocol = "auto"
+    """``consumer`` (KIP-848), ``classic``, or ``auto``: KIP-848 where the broker offers it."""
 
 
 class Sinks:
-    """The two sinks in the order the contract needs: PostgreSQL first, then OpenSearch."""
+    """The two sinks, and the writer that keeps them in agreement."""
 
-    def __init__(self, settings: Settings, index_prefix: str) -> None:
+    def __init__(self, settings: Settings, index_prefix: str, before_commit: Callable[[], None] | None = None) -> None:
         from pipeline.sinks.opensearch.index import OpenSearchIndex
         from pipeline.sinks.postgres.store import PostgresStore
 
         self.postgres = PostgresStore(settings)
         self.opensearch = OpenSearchIndex(settings, index_prefix=index_prefix)
+        self.writer = BatchWriter(self.postgres, self.opensearch, before_commit=before_commit)
 
     def close(self) -> None:
         self.postgres.close()
@@ -131,10 +140,11 @@ class Consumer:
         self.stats = ConsumeStats()
         self._on_batch = on_batch
         self._decoder = EventDecoder()
-        self._sinks = sinks or Sinks(settings, options.index_prefix)
+        self._sinks = sinks or Sinks(settings, options.index_prefix, before_commit=self._before_commit)
         overrides = {} if options.session_timeout_ms is None else {"session.timeout.ms": options.session_timeout_ms}
-        self._kafka = GroupConsumer(settings.kafka, topic=options.topic, group=options.group, overrides=overrides)
-        self._dead_letters = TrackedProducer(settings.kafka, "consumer", {"linger.ms": 5})
+        self._kafka = GroupConsumer(settings.kafka, topic=options.topic, group=options.group, overrides=overrides,
+                                    protocol=options.group_protocol)
+        self._dead_letters = DeadLetterSender(settings.kafka, options.dead_letter_topic, options.group)
 
     # --- the loop -----------------------------------------------------------------------
     def run(self) -> ConsumeStats:
@@ -158,7 +168,7 @@ class Consumer:
                     self._log_progress(now - started)
         finally:
             self._kafka.close()
-            self._dead_letters.flush_all(30)
+            self._dead_letters.close()
             self._sinks.close()
         self._log_progress(time.monotonic() - started, final=True)
         return self.stats
@@ -182,22 +192,26 @@ class Consumer:
         envelopes, dead = self._decode(batch)
         stages = self.stats.stage_seconds
         stages["decode"] += time.perf_counter() - t0
+        number = self.stats.batches + 1
 
         unread: list[Message] = []
-        sessions: list[SessionRow] = []
+        result: BatchResult | None = None
         if envelopes:
-            t0 = time.perf_counter()
-            sessions = self._with_retry("PostgreSQL", lambda: self._sinks.postgres.write(envelopes), unread)
-            stages["postgres"] += time.perf_counter() - t0
-            _fault_point("after_postgres", self.stats.batches + 1)
-            t0 = time.perf_counter()
-            self._with_retry("OpenSearch", lambda: self._sinks.opensearch.write(envelopes, sessions), unread)
-            stages["opensearch"] += time.perf_counter() - t0
-            _fault_point("after_opensearch", self.stats.batches + 1)
+            writer = self._sinks.writer
+            result = self._with_retry("a sink", lambda: writer.store(envelopes), unread)
+            stages["postgres"] += result.seconds["postgres"]
+            stages["opensearch"] += result.seconds["opensearch"]
+            _fault_point("after_postgres", number)
+            stages["opensearch"] += self._with_retry("OpenSearch", lambda: writer.index_sessions(result.sessions),
+                                                     unread)
+            _fault_point("after_opensearch", number)
+            if result.refused:
+                dead.extend(_refused_letters(batch, result.refused))
         if dead:
             t0 = time.perf_counter()
-            self._send_dead_letters(dead)
+            self._dead_letters.send(dead)
             stages["dead_letter"] += time.perf_counter() - t0
+            _fault_point("after_dead_letters", number)
 
         t0 = time.perf_counter()
         self._kafka.commit(next_offsets(batch))
@@ -206,11 +220,14 @@ class Consumer:
         self.stats.messages += len(batch)
         self.stats.events += len(envelopes)
         self.stats.dead_letters += len(dead)
-        self.stats.sessions_written += len(sessions)
+        self.stats.sessions_written += len(result.sessions) if result is not None else 0
         self.stats.batches += 1
         if self._on_batch is not None:
             self._on_batch(self.stats)
         return unread
+
+    def _before_commit(self) -> None:
+        _fault_point("after_opensearch_events", self.stats.batches + 1)
 
     def _decode(self, batch: Sequence[Message]) -> tuple[list[Envelope], list[DeadLetter]]:
         now = dt.datetime.now(dt.timezone.utc)
@@ -254,20 +271,6 @@ class Consumer:
             if held:
                 self._kafka.release()
 
-    def _send_dead_letters(self, dead: Sequence[DeadLetter]) -> None:
-        failed_at = dt.datetime.now(dt.timezone.utc)
-        producer = self._dead_letters
-        before_failed = producer.stats.failed
-        for letter in dead:
-            producer.send(self.options.dead_letter_topic, letter.key, letter.value,
-                          headers=letter.headers(failed_at, self.options.group))
-        producer.flush_all(120)
-        if producer.pending or producer.stats.failed > before_failed:
-            raise DeliveryError(
-                f"{producer.stats.failed - before_failed + producer.pending} dead letter(s) could not be delivered "
-                f"to {self.options.dead_letter_topic}; the batch is not committed and will be re-read"
-            )
-
     def _log_progress(self, elapsed: float, *, final: bool = False) -> None:
         s = self.stats
         rate = s.messages / elapsed if elapsed > 0 else 0.0
@@ -280,6 +283,18 @@ class Consumer:
 
     def _kafka_lag_safe(self) -> int | None:
         return self._kafka.group_lag(timeout=2.0)
+
+
+def _refused_letters(batch: Sequence[Message], refused: Sequence[Refusal]) -> list[DeadLetter]:
+    """The dead letters of events a sink refused (or that conflict with a stored copy), from their messages."""
+    wanted = {(r.envelope.partition, r.envelope.offset): r for r in refused}
+    letters = []
+    for msg in batch:
+        refusal = wanted.get((msg.partition(), msg.offset()))
+        if refusal is not None:
+            letters.append(DeadLetter.from_message(msg, reason=refusal.reason.value, field=refusal.field,
+                                                   detail=refusal.detail))
+    return letters
 
 
 def install_signal_handlers(stop: threading.Event) -> None:

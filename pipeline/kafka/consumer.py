@@ -3,12 +3,25 @@
 Offsets are committed explicitly, synchronously, and only for data already written to
 every sink, and only for partitions this process still owns; after a rebalance the new
 owner re-reads what was not committed and the idempotent sinks absorb the repeat.
+
+Group protocol: the next-generation consumer group protocol (KIP-848,
+``group.protocol=consumer``) where the broker offers it (Kafka 4.x), else the classic one.
+Under the classic protocol every membership change is a group-wide rebalance: each member
+must rejoin before anyone gets partitions, so one member busy with a batch (or gone
+without leaving) holds every other member up, up to the session timeout. Under KIP-848
+the broker assigns partitions itself and hands each member its changes on its next
+heartbeat, so a member leaving or joining costs the others nothing. The session timeout
+and heartbeat interval are then the group's settings on the broker
+(``consumer.session.timeout.ms``, ``consumer.heartbeat.interval.ms``), not the client's.
+A broker without KIP-848 answers the first heartbeat with a fatal "API version not
+supported"; the consumer then starts again with the classic protocol and says so once.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Final, Literal
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -16,12 +29,12 @@ from pipeline.config.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
+GroupProtocol = Literal["auto", "consumer", "classic"]
+
 CONSUMER_DEFAULTS: Mapping[str, object] = {
     "enable.auto.commit": False,
     "enable.auto.offset.store": False,
     "auto.offset.reset": "earliest",
-    "partition.assignment.strategy": "cooperative-sticky",
-    "session.timeout.ms": 45_000,
     "max.poll.interval.ms": 300_000,
     "fetch.min.bytes": 1,
     "fetch.wait.max.ms": 100,
@@ -29,28 +42,73 @@ CONSUMER_DEFAULTS: Mapping[str, object] = {
     "queued.max.messages.kbytes": 262_144,
     "log_level": 3,
 }
+CLASSIC_DEFAULTS: Mapping[str, object] = {
+    "group.protocol": "classic",
+    "partition.assignment.strategy": "cooperative-sticky",
+    "session.timeout.ms": 45_000,
+}
+"""Client-side group settings that only the classic protocol has."""
+NEXT_GENERATION: Mapping[str, object] = {"group.protocol": "consumer"}
+CLASSIC_ONLY: Final = frozenset({"session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy"})
+
+
+def unsupported_protocol(err: KafkaError) -> bool:
+    """Is this the answer of a broker without the consumer group protocol (KIP-848)?"""
+    return err.code() == KafkaError._FATAL and "ConsumerGroupHeartbeat" in err.str()
+
+
+def group_config(kafka: KafkaSettings, group: str, protocol: Literal["consumer", "classic"],
+                 overrides: Mapping[str, object]) -> dict[str, object]:
+    """The librdkafka configuration of a member of ``group`` speaking ``protocol``."""
+    extra = dict(overrides)
+    if protocol == "consumer":
+        dropped = sorted(CLASSIC_ONLY & set(extra))
+        if dropped:
+            log.warning("%s apply to the classic group protocol only; under KIP-848 they are the group's "
+                        "settings on the broker (consumer.session.timeout.ms, consumer.heartbeat.interval.ms)",
+                        ", ".join(dropped))
+        extra = {k: v for k, v in extra.items() if k not in CLASSIC_ONLY}
+    chosen = NEXT_GENERATION if protocol == "consumer" else CLASSIC_DEFAULTS
+    return {**kafka.client_config("consumer"), **CONSUMER_DEFAULTS, **chosen, "group.id": group, **extra}
 
 
 class GroupConsumer:
     """A member of the pipeline's consumer group, reading one topic in batches."""
 
     def __init__(self, kafka: KafkaSettings, *, topic: str, group: str,
-                 overrides: Mapping[str, object] | None = None) -> None:
+                 overrides: Mapping[str, object] | None = None, protocol: GroupProtocol = "auto") -> None:
         self.topic = topic
         self.group = group
-        config: dict[str, object] = {
-            **kafka.client_config("consumer"), **CONSUMER_DEFAULTS, "group.id": group, **(overrides or {}),
-            "error_cb": self._on_error,
-        }
-        self._consumer = Consumer(config)
+        self._kafka = kafka
+        self._overrides = dict(overrides or {})
+        self._fallback = protocol == "auto"
+        self.protocol: Literal["consumer", "classic"] = "classic" if protocol == "classic" else "consumer"
         self.assigned: set[int] = set()
         self._uncommitted: dict[int, int] = {}
         """Offsets of data already written whose commit has not succeeded yet (partition -> next offset)."""
         self._paused = False
-        self._consumer.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
+        self._consumer = self._join()
+
+    def _join(self) -> Consumer:
+        log.info("joining group %s with the %s group protocol", self.group, self.protocol)
+        config = group_config(self._kafka, self.group, self.protocol, self._overrides)
+        config["error_cb"] = self._on_error
+        consumer = Consumer(config)
+        consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
+                           on_lost=self._on_lost)
+        return consumer
+
+    def _fall_back_to_classic(self) -> None:
+        log.warning("the broker does not offer the consumer group protocol (KIP-848): using the classic protocol")
+        self._consumer.close()
+        self._fallback = False
+        self.protocol = "classic"
+        self._consumer = self._join()
 
     # --- group membership ---------------------------------------------------------------
     def _on_error(self, err: KafkaError) -> None:
+        if self._fallback and unsupported_protocol(err):
+            return  # poll_batch starts again with the classic protocol
         log.warning("kafka consumer: %s", err.str())
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -88,6 +146,9 @@ class GroupConsumer:
                 out.append(msg)
             elif err.code() == KafkaError._PARTITION_EOF:
                 continue
+            elif self._fallback and unsupported_protocol(err):
+                self._fall_back_to_classic()
+                return []
             elif err.fatal() or not err.retriable():
                 raise KafkaException(err)
             else:

@@ -99,3 +99,27 @@ def _scan(client: Any, index: str) -> list[dict[str, Any]]:
     finally:
         client.clear_scroll(scroll_id=scroll_id)
     return out
+
+
+def assert_documents_equal_rows(world: IsolatedPipeline) -> None:
+    """Every event document holds exactly its PostgreSQL row: the same copy of the event, the same coordinates."""
+    rows = {str(r["event_id"]): r for r in fetch(world, "SELECT * FROM events")}
+    client = world.opensearch()
+    client.indices.refresh(index=f"{world.index_prefix}-*")
+    docs = {hit["_id"]: hit["_source"] for hit in _scan(client, f"{world.index_prefix}-events")}
+    assert set(docs) == set(rows), f"{len(set(docs) ^ set(rows))} events in one store only"
+    differ = []
+    for event_id, row in rows.items():
+        doc = docs[event_id]
+        for column, value in row.items():
+            if column in ("occurred_at", "ingested_at"):
+                same = doc[column] == value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+            elif column in ("price", "revenue"):
+                same = (None if doc[column] is None else Decimal(str(doc[column]))) == value
+            elif column == "event_id":
+                same = doc[column] == str(value)
+            else:
+                same = doc[column] == value
+            if not same:
+                differ.append((event_id, column, value, doc[column]))
+    assert not differ, f"{len(differ)} values differ between the stores, e.g. {differ[:3]}"

@@ -106,26 +106,24 @@ def encode_event_document(envelope: Envelope) -> bytes:
     return _ENCODER.encode(_EventDocument(*event_values(envelope)))
 
 
-def index_action(index: str, doc_id: str, *, version: int | None = None) -> bytes:
-    """The action line of a bulk ``index`` operation (``op_type`` index: re-sending replaces).
+def index_action(index: str, doc_id: str, *, version: int) -> bytes:
+    """The action line of a bulk ``index`` operation with ``version_type=external``.
 
-    With ``version``, the operation uses ``version_type=external_gte``: OpenSearch keeps
-    the document unless the new version is at least the stored one, so a late, older
-    session row can never overwrite a newer one, and re-sending the same row is a no-op
-    success.
+    OpenSearch writes the document only if ``version`` is greater than the stored one:
+    re-sending the same version is a 409 that changes nothing (and costs no indexing), and
+    an older write arriving late can never overwrite a newer one. Sessions carry the
+    PostgreSQL row's ``version``; events the number their inserting transaction drew (see
+    ``pipeline.sinks.writer``).
     """
-    meta: dict[str, Any] = {"_index": index, "_id": doc_id}
-    if version is not None:
-        meta["version"] = version
-        meta["version_type"] = "external_gte"
-    return _ENCODER.encode({"index": meta})
+    return _ENCODER.encode({"index": {"_index": index, "_id": doc_id, "version": version, "version_type": "external"}})
 
 
-def event_item(envelope: Envelope, names: IndexNames) -> BulkItem:
+def event_item(envelope: Envelope, names: IndexNames, version: int) -> BulkItem:
     """An event's bulk action: ``_id`` = event_id, in the monthly index of its occurred_at."""
     event = envelope.event
     index = names.events_index(event.occurred_at)
-    payload = b"".join((index_action(index, event.event_id), b"\n", encode_event_document(envelope), b"\n"))
+    action = index_action(index, event.event_id, version=version)
+    payload = b"".join((action, b"\n", encode_event_document(envelope), b"\n"))
     return BulkItem("event", event.event_id, index, payload)
 
 
@@ -199,7 +197,7 @@ def session_version(row: Mapping[str, Any]) -> int:
 
 
 def session_item(row: SessionRow, names: IndexNames) -> BulkItem:
-    """A session's bulk action: ``_id`` = session_id, external_gte version = the row's version."""
+    """A session's bulk action: ``_id`` = session_id, external version = the row's version."""
     session_id = row.get("session_id")
     if not isinstance(session_id, str) or not session_id:
         raise IndexingError(f"session row without a session_id cannot be indexed (version {row.get('version')!r})")
@@ -212,9 +210,10 @@ def session_item(row: SessionRow, names: IndexNames) -> BulkItem:
 # --- whole batches --------------------------------------------------------------------------
 
 
-def bulk_items(envelopes: Iterable[Envelope], sessions: Iterable[SessionRow], names: IndexNames) -> list[BulkItem]:
-    """Every action of one write: events first, then sessions."""
-    items = [event_item(envelope, names) for envelope in envelopes]
+def bulk_items(envelopes: Iterable[Envelope], sessions: Iterable[SessionRow], names: IndexNames,
+               version: int = 1) -> list[BulkItem]:
+    """Every action of one write: events (with document ``version``) first, then sessions."""
+    items = [event_item(envelope, names, version) for envelope in envelopes]
     items.extend(session_item(row, names) for row in sessions)
     return items
 

@@ -1,20 +1,28 @@
-"""The OpenSearch sink: bulk-index a batch's events and the session rows PostgreSQL returned.
+"""The OpenSearch sink: bulk-index a batch's new events and the session rows PostgreSQL returned.
 
 Why ``client.bulk`` with our own body rather than ``opensearchpy.helpers``: the helpers
-retry only HTTP 429 items, cannot tell a stale-session version conflict (success here)
-from a real conflict, and serialise with the standard ``json`` module. Here the body is
-built by the pure functions in ``documents.py``, and every item of every response is
-looked at (:func:`classify`):
+retry only HTTP 429 items, cannot tell a version conflict (success here) from a real
+conflict, and serialise with the standard ``json`` module. Here the body is built by the
+pure functions in ``documents.py``, and every item of every response is looked at
+(:func:`classify`):
 
-* 2xx, and 409 ``version_conflict_engine_exception`` on a session (PostgreSQL already
-  gave OpenSearch a newer row: the document is as current as it can be) -> done;
-* 429, 5xx, ``es_rejected_execution_exception``, and an event index that vanished
+* 2xx, and 409 ``version_conflict_engine_exception`` (every write carries an external
+  version, and the stored document already has this version or a newer one: a repeat of
+  a write that landed, or a later writer's) -> done;
+* 429, 5xx, ``es_rejected_execution_exception``, ``cluster_block_exception`` (a
+  read-only index, e.g. the disk flood-stage watermark) and an event index that vanished
   (created again first) -> retried with exponential backoff; still failing after the
-  last attempt -> :class:`SinkUnavailable`, transient: the consumer retries the whole
-  write later, which is safe because every operation is idempotent (``_id`` = event_id;
-  sessions carry external versions);
-* anything else (mapping violation, closed index, ...) -> :class:`IndexingError` naming
-  the document. Nothing is ever dropped silently.
+  last attempt -> :class:`SinkUnavailable`, transient: the consumer holds its partitions
+  and retries the whole batch later, which is safe because every write is versioned;
+* an event document OpenSearch cannot take (HTTP 400 ``mapper_parsing_exception``,
+  ``illegal_argument_exception`` and the like: the document's own fault) -> a
+  :class:`~pipeline.sinks.batch.Refusal` with OpenSearch's words, which the writer
+  dead-letters, unless every event of the write was refused with the same error: that is
+  the index's fault, not the events', and raises :class:`IndexingError`;
+* anything else (authentication or authorisation refused, a closed index, a mapping
+  that does not fit our documents, a refused session document) -> :class:`IndexingError`
+  (or :class:`ServiceError` for a refused user) naming the document: the consumer stops
+  with one line instead of dead-lettering a stream that is not at fault.
 
 Connection errors and timeouts raise :class:`SinkUnavailable` at once: the consumer,
 not this class, decides how long to wait for a service that is down.
@@ -23,6 +31,7 @@ not this class, decides how long to wait for a service that is down.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,14 +44,17 @@ from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import TransportError
 
 from pipeline.config.settings import Settings
-from pipeline.errors import IndexingError, SinkUnavailable
-from pipeline.sinks.batch import Envelope, SessionRow
+from pipeline.errors import IndexingError, PipelineError, ServiceError, SinkUnavailable
+from pipeline.events.decode import Reason
+from pipeline.sinks.batch import Envelope, Refusal, SessionRow, refused_alike
 from pipeline.sinks.opensearch.documents import (
     BulkItem,
     Kind,
     bulk_body,
     bulk_items,
     chunks,
+    event_item,
+    session_item,
 )
 from pipeline.sinks.opensearch.templates import (
     DEFAULT_PREFIX,
@@ -76,7 +88,18 @@ class Outcome(Enum):
     DONE = "done"
     RETRY = "retry"
     MISSING_INDEX = "missing_index"
+    REFUSED = "refused"
+    """The event document itself cannot be indexed: dead-letter the event."""
     FAIL = "fail"
+    """The index or the user is at fault: stop, dead-letter nothing."""
+
+
+DOCUMENT_ERRORS: Final = frozenset({
+    "mapper_parsing_exception", "document_parsing_exception", "illegal_argument_exception",
+    "x_content_parse_exception", "json_parse_exception", "parse_exception", "number_format_exception",
+})
+"""Error types by which OpenSearch refuses one document for its content (HTTP 400)."""
+_FIELD_IN_REASON: Final = re.compile(r"field \[([^\]]+)\]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +131,7 @@ class IndexStats:
     sessions: int = 0
     stale_sessions: int = 0
     retried_items: int = 0
+    refused_events: int = 0
     bytes_sent: int = 0
 
 
@@ -129,17 +153,27 @@ def _is_rejected_execution(error: Mapping[str, Any] | None) -> bool:
     return False
 
 
+def _has_type(error: Mapping[str, Any] | None, wanted: str) -> bool:
+    while isinstance(error, Mapping):
+        if error.get("type") == wanted:
+            return True
+        error = error.get("caused_by")
+    return False
+
+
 def classify(kind: Kind, status: int, error: Mapping[str, Any] | None) -> Outcome:
     """What to do with one bulk item, from its status and error (pure)."""
     if 200 <= status < 300:
         return Outcome.DONE
     kind_of_error = error.get("type") if error else None
-    if status == 409 and kind == "session" and kind_of_error == "version_conflict_engine_exception":
+    if status == 409 and kind_of_error == "version_conflict_engine_exception":
         return Outcome.DONE
-    if status == 429 or status >= 500 or _is_rejected_execution(error):
+    if status == 429 or status >= 500 or _is_rejected_execution(error) or _has_type(error, "cluster_block_exception"):
         return Outcome.RETRY
     if status == 404 and kind == "event" and kind_of_error == "index_not_found_exception":
         return Outcome.MISSING_INDEX
+    if status == 400 and kind == "event" and kind_of_error in DOCUMENT_ERRORS:
+        return Outcome.REFUSED
     return Outcome.FAIL
 
 
@@ -232,26 +266,59 @@ class OpenSearchIndex:
 
     # --- public -----------------------------------------------------------------------------
 
-    def write(self, envelopes: Sequence[Envelope], sessions: Sequence[SessionRow]) -> None:
-        """Index the events and session rows of one batch; return only when every item is done.
+    def index_events(self, envelopes: Sequence[Envelope], version: int) -> list[Refusal]:
+        """Index these events' documents with external ``version``; return the ones refused for good.
 
-        Raises :class:`IndexingError` for an item OpenSearch refuses for good and
-        :class:`SinkUnavailable` when OpenSearch cannot be reached or keeps rejecting
-        work after the retries. Safe to call again with the same batch.
+        Only events whose rows the caller has just inserted belong here, each once (see
+        ``pipeline.sinks.writer``). Raises :class:`IndexingError` / :class:`ServiceError`
+        when the index or the user, not the documents, is at fault (every event refused
+        with the same error counts as that), :class:`SinkUnavailable` when OpenSearch
+        cannot be reached or keeps rejecting work after the retries.
         """
-        items = bulk_items(envelopes, sessions, self.names)
+        by_id = {e.event.event_id: e for e in envelopes}
+        refused = self._index([event_item(e, self.names, version) for e in envelopes])
+        refusals = [
+            Refusal(by_id[r.item.doc_id], Reason.REFUSED_BY_OPENSEARCH, _field_of(r), describe(r), _error_type(r))
+            for r in refused
+        ]
+        if refused_alike(refusals, len(envelopes)):
+            raise IndexingError(
+                f"OpenSearch refused all {len(refusals)} events of a batch with the same error "
+                f"({refusals[0].detail}); that points at the index, not the messages: nothing was dead-lettered"
+            )
+        self.stats.refused_events += len(refusals)
+        return refusals
+
+    def index_sessions(self, sessions: Sequence[SessionRow]) -> None:
+        """Index session rows (external version = the row's ``version``); every refusal is fatal."""
+        refused = self._index([session_item(row, self.names) for row in sessions])
+        if refused:
+            raise _failure(refused)
+
+    def write(self, envelopes: Sequence[Envelope], sessions: Sequence[SessionRow], *, version: int = 1) -> None:
+        """Index events (document ``version``) and sessions in one go; any refusal raises :class:`IndexingError`.
+
+        For benchmarks and tests of the sink on its own; the consumer goes through
+        ``pipeline.sinks.writer``. Safe to call again with the same batch.
+        """
+        refused = self._index(bulk_items(envelopes, sessions, self.names, version))
+        if refused:
+            raise _failure(refused)
+
+    def _index(self, items: Sequence[BulkItem]) -> list[ItemResult]:
+        """Send ``items`` until every one is done or refused (returned); retry the retryable ones."""
         if not items:
-            return
+            return []
         pending: Sequence[BulkItem] = items
+        refused: list[ItemResult] = []
         for attempt in range(1, self.retry.attempts + 1):
             self._prepare({item.target: item.kind for item in pending})
             retry, failed = self._send_all(pending)
-            if failed:
-                first = describe(failed[0])
-                more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-                raise IndexingError(f"OpenSearch rejected {first}{more}")
+            if any(r.outcome is Outcome.FAIL for r in failed):
+                raise _failure([r for r in failed if r.outcome is Outcome.FAIL])
+            refused.extend(failed)
             if not retry:
-                return
+                return refused
             pending = [result.item for result in retry]
             self.stats.retried_items += len(pending)
             if attempt < self.retry.attempts:
@@ -276,7 +343,7 @@ class OpenSearchIndex:
             self._ready.add(index)
 
     def _send_all(self, items: Sequence[BulkItem]) -> tuple[list[ItemResult], list[ItemResult]]:
-        """Send ``items`` in chunks; return (retryable, failed) results."""
+        """Send ``items`` in chunks; return (retryable, refused or failed) results."""
         parts = list(chunks(items, max_docs=self.max_docs, max_bytes=self.max_bytes))
         self.stats.requests += len(parts)
         self.stats.bytes_sent += sum(len(item.payload) for item in items)
@@ -295,8 +362,8 @@ class OpenSearchIndex:
                 else:
                     sessions -= 1
                 if result.outcome is Outcome.DONE:
-                    self.stats.stale_sessions += 1  # the only non-2xx answer that is a success
-                elif result.outcome is Outcome.FAIL:
+                    self.stats.stale_sessions += result.item.kind == "session"  # a 409: already as new
+                elif result.outcome in (Outcome.FAIL, Outcome.REFUSED):
                     failed.append(result)
                 else:
                     if result.outcome is Outcome.MISSING_INDEX:
@@ -326,8 +393,31 @@ class OpenSearchIndex:
                     ItemResult(item, status, error if isinstance(error, dict) else None, Outcome.RETRY) for item in part
                 ]
             kind = error_type(exc.info) or exc.error
+            if status in (401, 403):
+                raise ServiceError(f"OpenSearch refused the pipeline's user a bulk request: HTTP {status} {kind}") \
+                    from None
             raise IndexingError(
                 f"OpenSearch refused a bulk request of {len(part)} documents "
                 f"(first: {part[0].kind} {part[0].doc_id}): HTTP {status} {kind}"
             ) from None
         return read_response(part, response)
+
+
+def _error_type(result: ItemResult) -> str:
+    error = result.error or {}
+    return str(error.get("type", f"HTTP {result.status}"))
+
+
+def _field_of(result: ItemResult) -> str | None:
+    """The field OpenSearch's reason names (``failed to parse field [price] ...``), if any."""
+    found = _FIELD_IN_REASON.search(str((result.error or {}).get("reason", "")))
+    return found.group(1) if found else None
+
+
+def _failure(results: Sequence[ItemResult]) -> PipelineError:
+    """The error that stops the consumer: a refused user is the service's answer (exit 3), the rest exit 5."""
+    first = describe(results[0])
+    more = f" (and {len(results) - 1} more)" if len(results) > 1 else ""
+    if results[0].status in (401, 403) and not _has_type(results[0].error, "cluster_block_exception"):
+        return ServiceError(f"OpenSearch refused the pipeline's user: {first}{more}")
+    return IndexingError(f"OpenSearch rejected {first}{more}")

@@ -23,7 +23,7 @@ from pipeline.kafka.dead_letters import parse_headers
 from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.kafka_topics import read_all
 from tests.support.process_control import (
-    FAST_SESSION, count_events, count_indexed_events, sigkill, wait_for,
+    count_events, count_indexed_events, fast_takeover, sessions_behind, sigkill, wait_for,
 )
 from tests.support.sink_contents import VALID_KINDS, assert_opensearch_matches, assert_postgres_matches, dumped
 from tests.support.truth import unique_events
@@ -61,19 +61,32 @@ def test_consumer_killed_at_the_fault_points_and_at_random_moments_ends_exact(
     event_values, malformed = dumped(dump)
     expected_ids = set(unique_events(event_values))
     log = tmp_path / "consumer.log"
-    consume = ("consume", "--batch-size", "400", *FAST_SESSION)
+    fast_takeover(world)
+    consume = ("consume", "--batch-size", "400")
 
-    # 1. Between the PostgreSQL commit of batch 3 and its OpenSearch write.
-    first = world.spawn(*consume, log=log, env={FAULT_ENV: "after_postgres:3"})
+    # 1. Batch 3's new events indexed in OpenSearch, its PostgreSQL transaction not committed.
+    first = world.spawn(*consume, log=log, env={FAULT_ENV: "after_opensearch_events:3"})
     assert first.wait(timeout=120) == KILLED, log.read_text()[-3000:]
     stored, indexed = count_events(world), count_indexed_events(world)
-    assert 0 < indexed < stored, f"not killed between the sinks: {stored} stored, {indexed} indexed"
+    assert 0 < stored < indexed, f"not killed between the sinks: {stored} stored, {indexed} indexed"
 
-    # 2. After both sinks, before the dead letters and the offset commit of batch 2.
-    second = world.spawn(*consume, log=log, env={FAULT_ENV: "after_opensearch:2"})
+    # 2. Batch 2 committed in PostgreSQL (its documents indexed before), its session rows not indexed yet.
+    second = world.spawn(*consume, log=log, env={FAULT_ENV: "after_postgres:2"})
     assert second.wait(timeout=120) == KILLED, log.read_text()[-3000:]
+    assert count_events(world) > stored and count_indexed_events(world) >= count_events(world)
+    assert sessions_behind(world), "every session document was already as new as its row"
+    stored = count_events(world)
+
+    # 3. Both sinks written, no dead letter sent, offsets not committed.
+    third = world.spawn(*consume, log=log, env={FAULT_ENV: "after_opensearch:2"})
+    assert third.wait(timeout=120) == KILLED, log.read_text()[-3000:]
     stored_after = count_events(world)
     assert stored_after > stored and count_indexed_events(world) == stored_after
+
+    # 4. Dead letters sent, offsets not committed: the replay sends them again (at-least-once).
+    fourth = world.spawn(*consume, log=log, env={FAULT_ENV: "after_dead_letters:2"})
+    assert fourth.wait(timeout=120) == KILLED, log.read_text()[-3000:]
+    assert read_all(world.settings, world.topics.dead_letter), "no dead letter had been sent before the kill"
 
     # 3. External SIGKILLs at seeded random moments while batches are being written.
     rng = random.Random(7_2107)
@@ -89,7 +102,7 @@ def test_consumer_killed_at_the_fault_points_and_at_random_moments_ends_exact(
         assert sigkill(proc) == KILLED
     assert count_events(world) < len(expected_ids), "every kill came after the work was done: nothing to recover"
 
-    world.cli("consume", "--drain", *FAST_SESSION)
+    world.cli("consume", "--drain")
     sessions = assert_postgres_matches(world, event_values)
     assert_opensearch_matches(world, expected_ids, sessions)
     _assert_dead_letters_cover_exactly(world, malformed)
@@ -97,8 +110,9 @@ def test_consumer_killed_at_the_fault_points_and_at_random_moments_ends_exact(
 
 def test_survivor_takes_over_the_partitions_of_a_killed_consumer(world: IsolatedPipeline, tmp_path: Path) -> None:
     world.cli("schema")
+    fast_takeover(world)
     logs = [tmp_path / f"c{i}.log" for i in range(2)]
-    procs = [world.spawn("consume", "--batch-size", "200", *FAST_SESSION, log=log) for log in logs]
+    procs = [world.spawn("consume", "--batch-size", "200", log=log) for log in logs]
     try:
         wait_for(lambda: _split_between(logs), what="the partitions split between both consumers", timeout=60)
         dump = tmp_path / "sent.jsonl"
@@ -193,7 +207,7 @@ def test_killed_producer_leaves_no_partial_message_and_the_sinks_match_the_topic
     malformed = [v for v in in_topic if kinds[v] not in VALID_KINDS]
     assert malformed and all(kinds[v].startswith("malformed:") for v in malformed)
 
-    world.cli("consume", "--drain", *FAST_SESSION)
+    world.cli("consume", "--drain")
     sessions = assert_postgres_matches(world, event_values)
     assert_opensearch_matches(world, set(unique_events(event_values)), sessions)
     letters = read_all(world.settings, world.topics.dead_letter)

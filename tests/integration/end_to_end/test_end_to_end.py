@@ -7,6 +7,8 @@ import signal
 from collections import Counter
 from pathlib import Path
 
+from confluent_kafka import ConsumerGroupType
+
 from pipeline.kafka.dead_letters import parse_headers
 from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.kafka_topics import read_all
@@ -73,6 +75,7 @@ def test_two_consumers_in_one_group_stay_exact(world: IsolatedPipeline, tmp_path
         event_values, _ = dumped(dump)
         expected_ids = set(unique_events(event_values))
         wait_for(lambda: count_events(world) == len(expected_ids), what="every event stored", timeout=240)
+        assert group_type(world) == ConsumerGroupType.CONSUMER, "the local Kafka 4 group should use KIP-848"
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -80,6 +83,14 @@ def test_two_consumers_in_one_group_stay_exact(world: IsolatedPipeline, tmp_path
     assert codes == [0, 0], [log.read_text()[-2000:] for log in logs]
     sessions = assert_postgres_matches(world, event_values)
     assert_opensearch_matches(world, expected_ids, sessions)
+
+
+def group_type(world: IsolatedPipeline) -> ConsumerGroupType:
+    """The protocol the broker runs the group with, as the admin API describes it."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(world.settings.kafka.client_config("admin"))
+    return admin.describe_consumer_groups([world.topics.group])[world.topics.group].result().type
 
 
 def reset_group_to_beginning(world: IsolatedPipeline) -> None:

@@ -146,18 +146,30 @@ def test_written_events_and_sessions_are_found_by_id(
     assert (sink.stats.events, sink.stats.sessions) == (4, 2)
 
 
+def seq_no(admin: OpenSearch, index: str, doc_id: str) -> int:
+    """The document's sequence number: it grows with every write of the document."""
+    return int(admin.get(index=index, id=doc_id)["_seq_no"])
+
+
 def test_writing_the_same_batch_again_changes_nothing(
     admin: OpenSearch, names: IndexNames, sink: OpenSearchIndex
 ) -> None:
     envelopes, rows = batch(), [session_row("s-1", 1)]
     sink.write(envelopes, rows)
     first = sources(admin, names.events_alias, [e.event.event_id for e in envelopes])
+    written = {e.event.event_id: seq_no(admin, names.events_index(e.event.occurred_at), e.event.event_id)
+               for e in envelopes}
+    session_seq = seq_no(admin, names.sessions_alias, "s-1")
     sink.write(envelopes, rows)
     sink.write(envelopes, rows)
     assert refresh_and_count(admin, names.events_alias) == len(envelopes)
     assert refresh_and_count(admin, names.sessions_alias) == 1
     assert sources(admin, names.events_alias, list(first)) == first
-    assert sink.stats.events == 3 * len(envelopes) and sink.stats.stale_sessions == 0
+    # the same versions again are 409s: no document was written a second time
+    assert {e.event.event_id: seq_no(admin, names.events_index(e.event.occurred_at), e.event.event_id)
+            for e in envelopes} == written
+    assert seq_no(admin, names.sessions_alias, "s-1") == session_seq
+    assert (sink.stats.events, sink.stats.sessions, sink.stats.stale_sessions) == (len(envelopes), 1, 2)
 
 
 def test_an_older_session_row_never_overwrites_a_newer_one(

@@ -16,7 +16,9 @@ from tests.integration.postgres.session_truth import T0, make_event, path_of
 from tests.support.postgres_db import app_user
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "pipeline" / "sinks" / "postgres" / "migrations"
-EXPECTED_LABELS = ["0001_events", "0002_sessions", "0003_views", "0004_app_role_grants"]
+EXPECTED_LABELS = [
+    "0001_events", "0002_sessions", "0003_views", "0004_app_role_grants", "0005_event_document_version",
+]
 
 
 def history(db: Settings) -> list[tuple[int, str, str, object]]:
@@ -31,7 +33,9 @@ def test_migrations_apply_once_and_a_rerun_is_a_no_op(fresh_db: Settings) -> Non
 
     assert apply_migrations(fresh_db) == EXPECTED_LABELS
     first = history(fresh_db)
-    assert [(v, n) for v, n, _, _ in first] == [(1, "events"), (2, "sessions"), (3, "views"), (4, "app_role_grants")]
+    assert [(v, n) for v, n, _, _ in first] == [
+        (1, "events"), (2, "sessions"), (3, "views"), (4, "app_role_grants"), (5, "event_document_version"),
+    ]
     for (version, name, checksum, _), label in zip(first, EXPECTED_LABELS, strict=True):
         assert checksum == hashlib.sha256((MIGRATIONS / f"{label}.sql").read_bytes()).hexdigest(), label
 
@@ -58,7 +62,7 @@ def test_an_applied_migration_that_changed_is_refused(migrated_db: Settings) -> 
 def test_a_migration_older_than_the_newest_applied_one_is_refused(migrated_db: Settings) -> None:
     with psycopg.connect(migrated_db.postgres.conninfo("admin")) as conn:
         conn.execute("DELETE FROM schema_migrations WHERE version = 3")
-    with pytest.raises(MigrationError, match="0003_views are older than the applied 0004"):
+    with pytest.raises(MigrationError, match="0003_views are older than the applied 0005"):
         apply_migrations(migrated_db)
 
 
@@ -81,7 +85,7 @@ def test_two_concurrent_runs_apply_each_migration_exactly_once(fresh_db: Setting
         t.join(60)
     assert errors == []
     assert sorted(results, key=len) == [[], EXPECTED_LABELS]
-    assert [v for v, *_ in history(fresh_db)] == [1, 2, 3, 4]
+    assert [v for v, *_ in history(fresh_db)] == [1, 2, 3, 4, 5]
 
 
 def test_the_app_role_has_exactly_the_privileges_the_pipeline_needs(migrated_db: Settings) -> None:
@@ -101,12 +105,19 @@ def test_the_app_role_has_exactly_the_privileges_the_pipeline_needs(migrated_db:
             " has_schema_privilege(%(r)s, 'public', 'CREATE')",
             {"r": role, "d": database},
         ).fetchone()
+        sequence_privileges = admin.execute(
+            "SELECT has_sequence_privilege(%(r)s, 'event_document_version', 'USAGE'),"
+            " has_sequence_privilege(%(r)s, 'event_document_version', 'SELECT'),"
+            " has_sequence_privilege(%(r)s, 'event_document_version', 'UPDATE')",
+            {"r": role},
+        ).fetchone()
     assert grants == {
         ("events", "SELECT"), ("events", "INSERT"),
         ("sessions", "SELECT"), ("sessions", "INSERT"), ("sessions", "UPDATE"),
         ("stats_per_minute", "SELECT"), ("stats_per_hour", "SELECT"), ("top_pages", "SELECT"),
     }
     assert db_privileges == (True, True, False, True, False)
+    assert sequence_privileges == (True, False, False)
 
 
 @pytest.mark.parametrize(
@@ -121,6 +132,7 @@ def test_the_app_role_has_exactly_the_privileges_the_pipeline_needs(migrated_db:
         "ALTER TABLE sessions ADD COLUMN x int",
         "SELECT * FROM schema_migrations",
         "CREATE VIEW v AS SELECT 1",
+        "SELECT setval('event_document_version', 1)",
     ],
 )
 def test_the_app_role_cannot(migrated_db: Settings, statement: str) -> None:

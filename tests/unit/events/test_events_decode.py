@@ -406,3 +406,98 @@ def test_random_corruption_only_ever_raises_invalid_event(end_time: dt.datetime)
             outcomes[err.reason.value] += 1
     assert "invalid" not in outcomes  # every msgspec message was mapped to a reason code
     assert outcomes["ok"] > 0 and len(outcomes) > 8
+
+
+# --- one value per key, and money as the sinks store it ---------------------------------------
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        (b',"user_id":"u-other"', "user_id"),  # plain repeat, last would win in msgspec
+        (b',"occurred\\u005fat":"2026-11-30T09:41:07.123456+00:00"', "occurred_at"),  # escaped key
+        (b',"os" :"Linux"', "os"),  # whitespace before the colon
+        (b',"price":null', "price"),  # a repeat with a null value adds no string value
+        (b',\n  "country"\t:\t"FR"', "country"),
+        (b',"\\u0065vent_id":"0f8e3c1a-5b7d-4e2f-9a6b-1c2d3e4f5a6b"', "event_id"),  # even with the same value
+    ],
+)
+def test_a_key_written_twice_is_rejected_after_unescaping(
+    extra: bytes, field: str, make_event: MakeEvent, end_time: dt.datetime
+) -> None:
+    raw = encode_event(make_event())
+    assert rejection(raw[:-1] + extra + b"}", end_time) == (field, "duplicate_field")
+
+
+def test_escaped_keys_without_a_repeat_are_accepted(make_event: MakeEvent, end_time: dt.datetime) -> None:
+    raw = encode_event(make_event())
+    escaped = raw.replace(b'"occurred_at"', b'"occurred\\u005fat"').replace(b'"os"', b'"\\u006fs"')
+    assert EventDecoder().decode(escaped, end_time) == make_event()
+
+
+def test_duplicate_keys_cannot_smuggle_a_timestamp_past_the_text_check(
+    make_event: MakeEvent, end_time: dt.datetime
+) -> None:
+    """The fast check reads the first (good) text; a parser keeping the last would store microseconds."""
+    raw = encode_event(make_event())
+    smuggled = raw[:-1] + b',"occurred\\u005fat":"2026-11-30T09:41:07.123999Z"}'
+    assert rejection(smuggled, end_time)[1] == "duplicate_field"
+
+
+def test_strings_that_look_like_keys_are_not_counted(make_event: MakeEvent, end_time: dt.datetime) -> None:
+    query = 'a "b": c \\" "user_id": d'
+    event = make_event(search_query=query)
+    assert EventDecoder().decode(encode_event(event), end_time).search_query == query
+
+
+@pytest.mark.parametrize(
+    ("written", "stored"),
+    [("49.9", "49.90"), ("1e2", "100.00"), ("12.5E1", "125.00"), ("1E+6", "1000000.00"), ("0.010", "0.01"),
+     ("49.900000", "49.90"), ("1000000.00", "1000000.00")],
+)
+def test_money_is_normalised_to_exactly_two_decimals(
+    written: str, stored: str, make_event: MakeEvent, end_time: dt.datetime
+) -> None:
+    event = EventDecoder().decode(priced(make_event, written, revenue=written), end_time)
+    for value in (event.price, event.revenue):
+        assert value is not None and str(value) == stored and value.as_tuple().exponent == -2
+
+
+@pytest.mark.parametrize("revenue", ["-0", "-0.00", "0e-99999", "0E+99", "0.000"])
+def test_every_zero_revenue_is_stored_as_zero(revenue: str, make_event: MakeEvent, end_time: dt.datetime) -> None:
+    event = EventDecoder().decode(priced(make_event, "1.00", revenue), end_time)
+    assert str(event.revenue) == "0.00" and not event.revenue.is_signed()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("price", "reason"),
+    [
+        ("1." + "0" * 40, "too_long"),  # exact, but its text is unbounded
+        ("0.0000000000000000000000000000001", "too_long"),
+        ("1e-999999999", "too_precise"),
+        ("1E+999999999", "out_of_range"),
+    ],
+)
+def test_money_text_is_bounded(price: str, reason: str, make_event: MakeEvent, end_time: dt.datetime) -> None:
+    assert rejection(priced(make_event, price), end_time) == ("price", reason)
+
+
+def test_the_money_text_bound_is_the_contract_constant(make_event: MakeEvent, end_time: dt.datetime) -> None:
+    from pipeline.events.contract import MONEY_TEXT_MAX
+
+    longest = "1." + "0" * (MONEY_TEXT_MAX - 2)
+    assert EventDecoder().decode(priced(make_event, longest), end_time).price == Decimal(1)
+    assert rejection(priced(make_event, longest + "0"), end_time) == ("price", "too_long")
+
+
+@pytest.mark.parametrize("text", [b'"\\ud800"', b'"\\udc00x"', b'"x\\ud83d"', b'"\\ud800\\u0041"'])
+def test_lone_surrogates_are_refused(text: bytes, make_event: MakeEvent, end_time: dt.datetime) -> None:
+    raw = with_field(encode_event(make_event()), "search_query", text)
+    field, reason = rejection(raw, end_time)
+    assert reason in ("not_json", "truncated", "invalid_utf8")
+
+
+@pytest.mark.parametrize("query", ['say "hi"', 'a \\ b "c"', '"', 'x": "y'])
+def test_escaped_quotes_in_values_neither_hide_nor_fake_a_repeated_key(
+        query: str, make_event: MakeEvent, end_time: dt.datetime) -> None:
+    raw = encode_event(make_event(search_query=query))
+    assert EventDecoder().decode(raw, end_time).search_query == query
+    assert rejection(raw[:-1] + b',"browser":"Safari"}', end_time) == ("browser", "duplicate_field")

@@ -113,27 +113,29 @@ def test_events_index_is_the_utc_month_of_occurred_at() -> None:
     assert NAMES.events_index(dt.datetime(2027, 1, 1, tzinfo=UTC)) == "t-clickstream-events-2027.01"
 
 
-def test_event_item_is_an_index_action_with_the_event_id_in_its_month() -> None:
+def test_event_item_is_a_versioned_index_action_with_the_event_id_in_its_month() -> None:
     env = envelope(make_page_view(occurred_at=dt.datetime(2027, 2, 3, tzinfo=UTC)))
-    item = event_item(env, NAMES)
+    item = event_item(env, NAMES, 41)
     assert item.kind == "event" and item.doc_id == env.event.event_id
     assert item.target == "t-clickstream-events-2027.02"
     action, document, end = item.payload.split(b"\n")
     assert end == b""
-    assert json.loads(action) == {"index": {"_index": "t-clickstream-events-2027.02", "_id": env.event.event_id}}
+    assert json.loads(action) == {"index": {
+        "_index": "t-clickstream-events-2027.02", "_id": env.event.event_id, "version": 41, "version_type": "external",
+    }}
     assert json.loads(document)["page_path"] == "/product/42"
 
 
 def test_event_item_is_deterministic() -> None:
     env = envelope(make_event())
-    assert event_item(env, NAMES) == event_item(env, NAMES)
+    assert event_item(env, NAMES, 3) == event_item(env, NAMES, 3)
 
 
-def test_index_action_with_an_external_gte_version() -> None:
+def test_index_action_with_an_external_version() -> None:
     assert json.loads(index_action("i", "s-1", version=7)) == {
-        "index": {"_index": "i", "_id": "s-1", "version": 7, "version_type": "external_gte"}
+        "index": {"_index": "i", "_id": "s-1", "version": 7, "version_type": "external"}
     }
-    assert json.loads(index_action("i", 'we"ird')) == {"index": {"_index": "i", "_id": 'we"ird'}}
+    assert json.loads(index_action("i", 'we"ird', version=1))["index"]["_id"] == 'we"ird'
 
 
 # --- session documents ----------------------------------------------------------------------
@@ -175,12 +177,12 @@ def test_session_document_keeps_every_column_and_the_version() -> None:
     assert doc["converted"] is True and doc["events"] == 5
 
 
-def test_session_item_uses_the_alias_the_session_id_and_external_gte() -> None:
+def test_session_item_uses_the_alias_the_session_id_and_an_external_version() -> None:
     item = session_item(session_row("s-9", version=3), NAMES)
     assert (item.kind, item.doc_id, item.target) == ("session", "s-9", "t-clickstream-sessions")
     action, document, _ = item.payload.split(b"\n")
     assert json.loads(action) == {
-        "index": {"_index": "t-clickstream-sessions", "_id": "s-9", "version": 3, "version_type": "external_gte"}
+        "index": {"_index": "t-clickstream-sessions", "_id": "s-9", "version": 3, "version_type": "external"}
     }
     assert json.loads(document)["session_id"] == "s-9"
 

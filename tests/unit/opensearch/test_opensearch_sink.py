@@ -12,6 +12,7 @@ from opensearchpy.exceptions import ConnectionTimeout, RequestError, TransportEr
 
 from pipeline.config.secret import Secret
 from pipeline.errors import ConfigError, IndexingError, ServiceError, SinkUnavailable
+from pipeline.sinks.batch import SYSTEMIC_MIN_EVENTS
 from pipeline.sinks.opensearch.documents import BulkItem, bulk_body, bulk_items
 from pipeline.sinks.opensearch.index import (
     ItemResult,
@@ -117,7 +118,7 @@ def events(n: int) -> list[Any]:
         ("event", 201, None, Outcome.DONE),
         ("event", 200, None, Outcome.DONE),
         ("session", 409, {"type": "version_conflict_engine_exception"}, Outcome.DONE),
-        ("event", 409, {"type": "version_conflict_engine_exception"}, Outcome.FAIL),
+        ("event", 409, {"type": "version_conflict_engine_exception"}, Outcome.DONE),
         ("session", 409, {"type": "something_else"}, Outcome.FAIL),
         ("event", 429, {"type": "es_rejected_execution_exception"}, Outcome.RETRY),
         ("session", 429, {"type": "circuit_breaking_exception"}, Outcome.RETRY),
@@ -127,7 +128,12 @@ def events(n: int) -> list[Any]:
         ("event", 404, {"type": "index_not_found_exception"}, Outcome.MISSING_INDEX),
         ("session", 404, {"type": "index_not_found_exception"}, Outcome.FAIL),
         ("event", 400, {"type": "strict_dynamic_mapping_exception"}, Outcome.FAIL),
-        ("event", 400, {"type": "mapper_parsing_exception"}, Outcome.FAIL),
+        ("event", 400, {"type": "mapper_parsing_exception"}, Outcome.REFUSED),
+        ("event", 400, {"type": "illegal_argument_exception"}, Outcome.REFUSED),
+        ("session", 400, {"type": "mapper_parsing_exception"}, Outcome.FAIL),
+        ("event", 403, {"type": "cluster_block_exception"}, Outcome.RETRY),
+        ("event", 429, {"type": "cluster_block_exception"}, Outcome.RETRY),
+        ("event", 401, {"type": "security_exception"}, Outcome.FAIL),
         ("event", 400, {"type": "index_closed_exception"}, Outcome.FAIL),
         ("event", 403, {"type": "security_exception"}, Outcome.FAIL),
         ("event", 418, None, Outcome.FAIL),
@@ -150,7 +156,7 @@ def test_read_response_returns_the_items_not_simply_accepted_in_order() -> None:
     answer = respond([ok(), err(429, "es_rejected_execution_exception"), ok(200), err(400, "mapper_parsing_exception")])
     assert [(r.item.doc_id, r.status, r.outcome) for r in read_response(items, answer)] == [
         ("1", 429, Outcome.RETRY),
-        ("3", 400, Outcome.FAIL),
+        ("3", 400, Outcome.REFUSED),
     ]
     assert read_response(items, respond([ok()] * 4)) == []
 
@@ -179,7 +185,7 @@ def test_write_sends_every_event_and_session_once() -> None:
         "_index": "t-cs-sessions",
         "_id": "s-1",
         "version": 4,
-        "version_type": "external_gte",
+        "version_type": "external",
     }
     assert (s.stats.events, s.stats.sessions, s.stats.requests) == (3, 1, 1)
     assert sleeps == []
@@ -337,3 +343,85 @@ def test_a_real_client_on_a_closed_port_raises_the_transient_error() -> None:
 def test_the_sink_needs_settings_or_a_client() -> None:
     with pytest.raises(ValueError):
         OpenSearchIndex()
+
+
+# --- index_events: refusals are the document's fault or the index's ------------------------------
+
+
+def test_index_events_returns_the_documents_refused_for_their_content_with_opensearch_words() -> None:
+    batch = events(4)
+    bad = batch[1].event.event_id
+    reason = "failed to parse field [price] of type [double] in document with id 'x'"
+    client = FakeClient(each(lambda m: err(400, "mapper_parsing_exception", reason) if m["_id"] == bad else ok()))
+    s, sleeps = sink(client)
+    (refusal,) = s.index_events(batch, version=17)
+    assert refusal.envelope is batch[1] and refusal.reason.value == "refused_by_opensearch"
+    assert refusal.field == "price" and "mapper_parsing_exception" in refusal.detail and bad in refusal.detail
+    assert {m["index"]["version"] for m, _ in client.requests[0]} == {17}
+    assert {m["index"]["version_type"] for m, _ in client.requests[0]} == {"external"}
+    assert len(client.requests) == 1 and sleeps == [] and s.stats.refused_events == 1
+
+
+def test_every_event_refused_with_the_same_error_is_the_index_s_fault_not_the_events() -> None:
+    client = FakeClient(each(lambda m: err(400, "mapper_parsing_exception", "failed to parse")))
+    s, _ = sink(client)
+    with pytest.raises(IndexingError, match=f"refused all {SYSTEMIC_MIN_EVENTS} events of a batch with the same"):
+        s.index_events(events(SYSTEMIC_MIN_EVENTS), version=1)
+
+
+def test_a_few_events_refused_alike_are_the_events_fault() -> None:
+    client = FakeClient(each(lambda m: err(400, "mapper_parsing_exception", "failed to parse")))
+    s, _ = sink(client)
+    assert len(s.index_events(events(SYSTEMIC_MIN_EVENTS - 1), version=1)) == SYSTEMIC_MIN_EVENTS - 1
+
+
+def test_many_events_refused_for_different_reasons_are_the_events_fault() -> None:
+    batch = events(SYSTEMIC_MIN_EVENTS)
+    first = batch[0].event.event_id
+    client = FakeClient(each(lambda m: err(400, "illegal_argument_exception" if m["_id"] == first
+                                           else "mapper_parsing_exception")))
+    s, _ = sink(client)
+    assert len(s.index_events(batch, version=1)) == SYSTEMIC_MIN_EVENTS
+
+
+def test_an_older_or_equal_version_of_an_event_is_done_not_refused() -> None:
+    client = FakeClient(each(lambda m: err(409, "version_conflict_engine_exception")))
+    s, _ = sink(client)
+    assert s.index_events(events(2), version=3) == []
+
+
+@pytest.mark.parametrize(("status", "kind", "error"), [
+    (401, "security_exception", ServiceError), (403, "security_exception", ServiceError),
+    (400, "index_closed_exception", IndexingError), (400, "strict_dynamic_mapping_exception", IndexingError),
+])
+def test_systemic_item_errors_stop_without_refusing_anything(status: int, kind: str, error: type[Exception]) -> None:
+    batch = events(3)
+    bad = batch[0].event.event_id
+    client = FakeClient(each(lambda m: err(status, kind) if m["_id"] == bad else ok()))
+    s, _ = sink(client)
+    with pytest.raises(error) as caught:
+        s.index_events(batch, version=1)
+    assert type(caught.value) is error and kind in str(caught.value)
+
+
+def test_a_read_only_index_is_waited_for_not_refused() -> None:
+    blocked = err(403, "cluster_block_exception", "index [x] blocked by: [FORBIDDEN/8/index write (api)]")
+    client = FakeClient(each(lambda m: blocked), all_ok)
+    s, sleeps = sink(client)
+    assert s.index_events(events(2), version=1) == []
+    assert len(client.requests) == 2 and len(sleeps) == 1
+
+
+def test_a_refused_user_on_the_whole_request_is_a_service_error() -> None:
+    client = FakeClient(TransportError(401, "security_exception", {"error": {"type": "security_exception"}}))
+    s, _ = sink(client)
+    with pytest.raises(ServiceError) as caught:
+        s.index_events(events(1), version=1)
+    assert not isinstance(caught.value, SinkUnavailable) and "HTTP 401" in str(caught.value)
+
+
+def test_a_refused_session_document_is_fatal() -> None:
+    client = FakeClient(each(lambda m: err(400, "mapper_parsing_exception")))
+    s, _ = sink(client)
+    with pytest.raises(IndexingError, match="session s-1"):
+        s.index_sessions([session_row("s-1", 2)])

@@ -1,0 +1,154 @@
+"""How long are a leaving member's partitions left unread: classic group protocol vs KIP-848?
+
+Of two consumers of one group, one leaves (SIGTERM: it finishes its batch, commits,
+leaves the group), in three scenarios: alone (``leave``); while a third one starts
+(``leave+join``); and just after a third one has started joining, so that it leaves in
+the middle of the rebalance that join began (``join-then-leave``, the case the classic
+protocol handles worst). A live stream runs throughout. The figure is the time from the
+SIGTERM until every partition the leaving member owned has its committed offset move
+again, i.e. until another member has read, written and committed it. Measured from outside, with the admin
+API, on a private world of the local stack (``benchmarks/world.py``); broker defaults for
+the session timeout and heartbeat interval (as on Aiven)::
+
+    .venv/bin/python benchmarks/rebalance.py --repeat 3
+
+Prints each run and the median per protocol; no assertion (speed is measured, not asserted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition  # noqa: E402
+
+from benchmarks.world import BenchWorld, SinkSet  # noqa: E402
+from pipeline.config.settings import find_local_outputs, load_settings  # noqa: E402
+
+_NOW = re.compile(r"assigned partitions .*\(now \[([0-9, ]*)\]\)")
+_GONE = re.compile(r"(?:revoked|lost) partitions \[([0-9, ]*)\]")
+
+
+def owned(log: Path) -> set[int]:
+    """The partitions a consumer owns, replayed from its assigned/revoked log lines."""
+    have: set[int] = set()
+    for line in log.read_text().splitlines():
+        if m := _NOW.search(line):
+            have = {int(p) for p in m.group(1).split(",") if p.strip()}
+        elif m := _GONE.search(line):
+            have -= {int(p) for p in m.group(1).split(",") if p.strip()}
+    return have
+
+
+def committed(world: BenchWorld, group: str) -> dict[int, int]:
+    request = [ConsumerGroupTopicPartitions(group, [TopicPartition(world.topic, p) for p in range(world.partitions)])]
+    result = world.admin.list_consumer_group_offsets(request, request_timeout=10)[group].result()
+    return {tp.partition: tp.offset for tp in result.topic_partitions}
+
+
+def wait(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+SCENARIOS = ("leave", "leave+join", "join-then-leave")
+
+
+def one_run(world: BenchWorld, sinks: SinkSet, protocol: str, scenario: str, label: str) -> float:
+    group = world.group(f"{protocol}-{SCENARIOS.index(scenario)}-{label}")
+    args = ["consume", "--index-prefix", sinks.index_prefix, "--group", group, "--group-protocol", protocol]
+    logs = [world.private_dir / f"{group}-{name}.log" for name in ("a", "b", "c")]
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(log: Path) -> subprocess.Popen[bytes]:
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(sinks.cli(*args), stdout=out, stderr=subprocess.STDOUT)
+        procs.append(proc)
+        return proc
+
+    try:
+        spawn(logs[0])
+        leaving = spawn(logs[1])
+        wait(lambda: owned(logs[0]) and owned(logs[1]) and owned(logs[0]) | owned(logs[1]) == set(
+            range(world.partitions)), 120, "both members owning partitions")
+        start = committed(world, group)
+        wait(lambda: all(committed(world, group).get(p, -1) > start.get(p, -1) for p in range(world.partitions)),
+             60, "every partition committed once (the group is working)")
+        time.sleep(2.0)
+        theirs = owned(logs[1])
+        if scenario == "join-then-leave":
+            spawn(logs[2])
+            wait(lambda: "joining group" in logs[2].read_text(), 60, "the third member joining")
+            time.sleep(0.2)
+        t0 = time.monotonic()
+        leaving.send_signal(signal.SIGTERM)
+        if scenario == "leave+join":
+            spawn(logs[2])
+        leaving.wait(60)  # it commits what it read before it goes: only later commits are someone else's
+        before = committed(world, group)
+        moved: dict[int, float] = {}
+        while len(moved) < len(theirs):
+            now = committed(world, group)
+            for p in theirs:
+                if p not in moved and now.get(p, -1) > before.get(p, -1):
+                    moved[p] = time.monotonic() - t0
+            if time.monotonic() - t0 > 180:
+                raise SystemExit(f"{protocol}: partitions {sorted(theirs - set(moved))} never read again")
+            time.sleep(0.05)
+        return max(moved.values())
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=300.0, help="live events/s during the runs")
+    parser.add_argument("--outputs", type=Path, default=None)
+    args = parser.parse_args(argv)
+    outputs_file = args.outputs or find_local_outputs()
+    settings = load_settings(outputs_file=outputs_file)
+    results: dict[tuple[str, str], list[float]] = {}
+    with BenchWorld(json.loads(Path(outputs_file).read_text()), settings) as world:
+        sinks = world.new_sinks("rebalance")
+        with open(world.private_dir / "producer.log", "wb") as out:
+            producer = subprocess.Popen(sinks.cli("produce", "--rate", str(args.rate), "--duration", "3600"),
+                                        stdout=out, stderr=subprocess.STDOUT)
+        try:
+            for i in range(args.repeat):
+                for scenario in SCENARIOS:
+                    for protocol in ("classic", "consumer"):
+                        seconds = one_run(world, sinks, protocol, scenario, str(i))
+                        results.setdefault((scenario, protocol), []).append(seconds)
+                        print(f"run {i + 1} {scenario:<16} {protocol:<9} partitions of the leaving member read "
+                              f"again after {seconds:.2f} s", flush=True)
+        finally:
+            producer.send_signal(signal.SIGTERM)
+            producer.wait(60)
+    for (scenario, protocol), values in results.items():
+        print(f"median {scenario:<16} {protocol:<9} {statistics.median(values):.2f} s  "
+              f"(runs: {', '.join(f'{v:.2f}' for v in values)})")
+
+
+if __name__ == "__main__":
+    main()
