@@ -16,6 +16,6 @@ reset:
 run: up
 	.venv/bin/pipeline run
 
-test: export SETUP_BROWSER = 1
+test: export SETUP_TEST_TOOLS = 1
 test: up
 	.venv/bin/pytest

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a Debian/Ubuntu machine, idempotently:
-# OS packages (PostgreSQL, Java 17, Maven, openssl, Go; Chromium for the
-# tests) when missing, the Python
-# virtualenv .venv with the project and its test extras, and the Pulumi CLI the tests
-# use, built from the Go module proxy once per version (scripts/pulumi-cli.sh). Kafka
-# and OpenSearch are fetched from Maven Central by `devstack up` and cached in ~/.m2.
+# OS packages (PostgreSQL, a Java 17 JDK, Maven, openssl) when missing and the Python
+# virtualenv .venv with the project and its test extras. With SETUP_TEST_TOOLS=1 (what
+# `make test` sets) also the tools only the tests use: Go and the Pulumi CLI built from
+# the Go module proxy once per version (scripts/pulumi-cli.sh), and Debian's Chromium.
+# Kafka and OpenSearch are fetched from Maven Central by `devstack up` and cached in ~/.m2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,9 +17,12 @@ command -v javac >/dev/null || compgen -G "/usr/lib/jvm/java-17-openjdk*/bin/jav
 command -v mvn >/dev/null || missing+=(maven)
 # Debian's Go is older than the Pulumi CLI's go.mod asks for; with GOTOOLCHAIN=auto (the
 # default) it fetches the newer toolchain from the Go module proxy by itself.
-command -v go >/dev/null || missing+=(golang-go ca-certificates)
-# The report's browser test drives Debian's Chromium; `make test` asks for it (SETUP_BROWSER=1).
-if [ "${SETUP_BROWSER:-0}" = 1 ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
+test_tools="${SETUP_TEST_TOOLS:-0}"
+if [ "$test_tools" = 1 ]; then
+  command -v go >/dev/null || missing+=(golang-go ca-certificates)
+  # The report's browser test drives Debian's Chromium.
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing OS packages: ${missing[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else
@@ -45,5 +48,5 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".[test,bench]"
   rm -f .venv/.installed-* && touch "$stamp"
 fi
-./scripts/pulumi-cli.sh >/dev/null
+if [ "$test_tools" = 1 ]; then ./scripts/pulumi-cli.sh >/dev/null; fi
 echo "setup: done"
