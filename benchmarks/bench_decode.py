@@ -29,7 +29,7 @@ from typing import Any
 from pipeline.events import EventDecoder, FaultConfig, InvalidEvent, SimulationConfig, backfill
 from pipeline.events.schema import SCHEMA_PATH
 
-END = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.timezone.utc)
+END = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 MAX_AGE = dt.timedelta(days=30)
 MAX_FUTURE = dt.timedelta(minutes=10)
 

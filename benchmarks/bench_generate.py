@@ -28,7 +28,7 @@ from itertools import islice
 
 from pipeline.events import FaultConfig, LiveStream, Message, SimulationConfig, backfill
 
-END = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.timezone.utc)
+END = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 
 
 def _drain(messages: Iterator[Message], n: int) -> int:
@@ -102,8 +102,19 @@ def main() -> None:
     for name in scenarios:
         # A fresh interpreter per scenario: the previous one's heap must not slow the next.
         out = subprocess.run(
-            [sys.executable, __file__, "--scenario", name, "--messages", str(args.messages), "--repeat", str(args.repeat)],
-            capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                __file__,
+                "--scenario",
+                name,
+                "--messages",
+                str(args.messages),
+                "--repeat",
+                str(args.repeat),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         startup, wall, cpu = map(float, out.split())
         print(f"{name:48} {startup:8.2f} {wall:8.2f} {cpu:8.2f} {1e6 / wall:10,.0f}")

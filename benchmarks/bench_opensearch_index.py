@@ -56,7 +56,7 @@ from pipeline.sinks.opensearch.templates import (  # noqa: E402
 from pipeline.sinks.opensearch_client import opensearch_client  # noqa: E402
 
 MIB = 1024 * 1024
-UTC = dt.timezone.utc
+UTC = dt.UTC
 TYPES = ("page_view", "page_view", "page_view", "page_view", "click", "click", "search", "add_to_cart", "purchase")
 
 
@@ -184,8 +184,13 @@ def run_case(
 
 
 def _run_case(
-    admin: OpenSearch, settings: Settings, names: IndexNames, case: Case, envelopes: Sequence[Envelope],
-    batch: int, sessions: bool,
+    admin: OpenSearch,
+    settings: Settings,
+    names: IndexNames,
+    case: Case,
+    envelopes: Sequence[Envelope],
+    batch: int,
+    sessions: bool,
 ) -> Result:
     ensure_templates(settings, names.prefix, client=admin, event_shards=case.shards, refresh_interval=case.refresh)
     sink = OpenSearchIndex(

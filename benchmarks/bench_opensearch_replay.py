@@ -63,8 +63,12 @@ def replay(sink: OpenSearchIndex, names: IndexNames, envelopes: Sequence[Envelop
     if mode == "nothing":
         return
     for part in batches(envelopes, 5000):
-        answer = sink.client.bulk(body=body(part, names, mode), filter_path="errors,items.*.status",
-                                  headers={"content-type": "application/x-ndjson"}, request_timeout=120)
+        answer = sink.client.bulk(
+            body=body(part, names, mode),
+            filter_path="errors,items.*.status",
+            headers={"content-type": "application/x-ndjson"},
+            request_timeout=120,
+        )
         statuses = {item.popitem()[1]["status"] for item in answer["items"]}
         expected = {"index": {200}, "create": {409}, "versioned": {409}}[mode]
         if statuses != expected:
@@ -85,9 +89,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     results: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}
     try:
         ensure_templates(settings, names.prefix, client=admin)
-        with settings_for_prefix(settings, names) as scoped, \
-                OpenSearchIndex(client=opensearch_client(scoped.opensearch, "app", timeout=120),
-                                index_prefix=names.prefix) as sink:
+        with (
+            settings_for_prefix(settings, names) as scoped,
+            OpenSearchIndex(
+                client=opensearch_client(scoped.opensearch, "app", timeout=120), index_prefix=names.prefix
+            ) as sink,
+        ):
             for part in batches(envelopes, 5000):
                 sink.write(part, [], version=VERSION)
             admin.indices.refresh(index=names.events_alias)

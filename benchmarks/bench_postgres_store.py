@@ -91,7 +91,7 @@ from pipeline.sinks.postgres.store import (  # noqa: E402
 )
 from tests.support.postgres_db import temporary_database  # noqa: E402
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 PAGES = ["/", "/search", "/cart", "/checkout"] + [f"/c/{c}" for c in range(20)] + [f"/p/p-{p}" for p in range(500)]
 REFERRERS = [None, "https://www.google.com/", "https://news.example.org/a/1", "android-app://com.example.social"]
 
@@ -111,14 +111,21 @@ def live_events(n: int, *, concurrent: int, mean_length: int, seed: int = 11) ->
     """``n`` valid events from ``concurrent`` interleaved sessions of ~``mean_length`` events."""
     rng = random.Random(seed)
     start = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(hours=2)
-    devices = [("desktop", "Chrome", "Windows"), ("mobile", "Safari", "iOS"), ("mobile", "Chrome", "Android"),
-               ("tablet", "Safari", "iPadOS")]
+    devices = [
+        ("desktop", "Chrome", "Windows"),
+        ("mobile", "Safari", "iOS"),
+        ("mobile", "Chrome", "Android"),
+        ("tablet", "Safari", "iPadOS"),
+    ]
 
     def new_session() -> _Session:
         return _Session(
-            session_id=f"s-{rng.getrandbits(64):016x}", user_id=f"u-{rng.randrange(200_000):06d}",
-            remaining=max(1, int(rng.expovariate(1 / mean_length))), device=rng.choice(devices),
-            country=rng.choice(["DE", "FR", "US", "GB", "NL", "FI"]), referrer=rng.choice(REFERRERS),
+            session_id=f"s-{rng.getrandbits(64):016x}",
+            user_id=f"u-{rng.randrange(200_000):06d}",
+            remaining=max(1, int(rng.expovariate(1 / mean_length))),
+            device=rng.choice(devices),
+            country=rng.choice(["DE", "FR", "US", "GB", "NL", "FI"]),
+            referrer=rng.choice(REFERRERS),
             at=start + dt.timedelta(milliseconds=rng.randrange(3_600_000)),
         )
 
@@ -130,17 +137,31 @@ def live_events(n: int, *, concurrent: int, mean_length: int, seed: int = 11) ->
         s.at += dt.timedelta(milliseconds=rng.randrange(200, 40_000))
         kind = rng.choices(["page_view", "click", "search", "add_to_cart", "purchase"], [50, 35, 8, 5, 2])[0]
         price = Decimal(rng.randrange(100, 50_000)).scaleb(-2) if kind in ("add_to_cart", "purchase") else None
-        events.append(Event(
-            event_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)), schema_version=1, event_type=kind,
-            occurred_at=s.at, user_id=s.user_id, session_id=s.session_id,
-            page_url="https://shop.example.com" + rng.choice(PAGES) + ("?ref=nav" if rng.random() < 0.2 else ""),
-            referrer=s.referrer, utm_source=None, utm_medium=None, utm_campaign=None,
-            device_type=s.device[0], browser=s.device[1], os=s.device[2], country=s.country,  # type: ignore[arg-type]
-            element_id="btn-buy" if kind == "click" else None, search_query="red shoes" if kind == "search" else None,
-            product_id="p-1" if price is not None else None, price=price,
-            order_id=f"o-{rng.getrandbits(32)}" if kind == "purchase" else None,
-            revenue=price * 2 if kind == "purchase" and price is not None else None,
-        ))
+        events.append(
+            Event(
+                event_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                schema_version=1,
+                event_type=kind,
+                occurred_at=s.at,
+                user_id=s.user_id,
+                session_id=s.session_id,
+                page_url="https://shop.example.com" + rng.choice(PAGES) + ("?ref=nav" if rng.random() < 0.2 else ""),
+                referrer=s.referrer,
+                utm_source=None,
+                utm_medium=None,
+                utm_campaign=None,
+                device_type=s.device[0],
+                browser=s.device[1],
+                os=s.device[2],
+                country=s.country,  # type: ignore[arg-type]
+                element_id="btn-buy" if kind == "click" else None,
+                search_query="red shoes" if kind == "search" else None,
+                product_id="p-1" if price is not None else None,
+                price=price,
+                order_id=f"o-{rng.getrandbits(32)}" if kind == "purchase" else None,
+                revenue=price * 2 if kind == "purchase" and price is not None else None,
+            )
+        )
         s.remaining -= 1
         if s.remaining == 0:
             active[slot] = new_session()
@@ -238,11 +259,19 @@ RETURNING s.*
 """The session upsert as it was before the incremental merge (recompute every touched session
 from ALL its stored events). Not a definition of anything: metrics live in metrics.sql."""
 
-SESSION_INDEX = ("CREATE INDEX events_session_idx ON events (session_id, occurred_at, event_id)"
-                 " INCLUDE (event_type, page_path, revenue)")
+SESSION_INDEX = (
+    "CREATE INDEX events_session_idx ON events (session_id, occurred_at, event_id)"
+    " INCLUDE (event_type, page_path, revenue)"
+)
 """The index the recompute read every touched session's events through (old migration 0001)."""
-MERGE_STATE_COLUMNS = ("first_event_id", "landing_event_at", "landing_event_id", "exit_event_at", "exit_event_id",
-                       "viewed_paths")
+MERGE_STATE_COLUMNS = (
+    "first_event_id",
+    "landing_event_at",
+    "landing_event_id",
+    "exit_event_at",
+    "exit_event_id",
+    "viewed_paths",
+)
 PLAIN_INSERT = sql.SQL("INSERT INTO events ({columns}) SELECT {values} FROM {staging} ON CONFLICT DO NOTHING").format(
     columns=sql.SQL(", ").join(map(sql.Identifier, COLUMNS)),
     values=sql.SQL(", ").join(
@@ -288,8 +317,11 @@ def prepare_variant(db: Settings, variant: str) -> None:
         if variant in ("sessionidx", "recompute"):
             admin.execute(SESSION_INDEX)
         if variant == "recompute":
-            admin.execute(sql.SQL("ALTER TABLE sessions {}").format(
-                sql.SQL(", ").join(sql.SQL("DROP COLUMN {}").format(sql.Identifier(c)) for c in MERGE_STATE_COLUMNS)))
+            admin.execute(
+                sql.SQL("ALTER TABLE sessions {}").format(
+                    sql.SQL(", ").join(sql.SQL("DROP COLUMN {}").format(sql.Identifier(c)) for c in MERGE_STATE_COLUMNS)
+                )
+            )
 
 
 def lock_table_capacity(db: Settings) -> int:
@@ -359,7 +391,7 @@ def run(
             stores[variant] = stack.enter_context(kind(db, copy_format=copy_format))
             stores[variant].write(envelopes[:10])  # connect and create the staging table outside the clock
         for n, start in enumerate(range(10, len(envelopes), batch_size)):
-            batch = envelopes[start:start + batch_size]
+            batch = envelopes[start : start + batch_size]
             for variant in variants if n % 2 == 0 else reversed(variants):
                 store, result = stores[variant], results[variant]
                 pid = store.backend_pid
@@ -386,8 +418,11 @@ def main() -> None:
     parser.add_argument("--formats", default="binary", help="COPY formats to compare (binary,text)")
     parser.add_argument("--variants", default="incremental", help="incremental,sessionidx,recompute (see above)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each configuration, interleaved")
-    parser.add_argument("--check-locks", action="store_true",
-                        help="count the locks one batch of the largest size holds, against the lock table")
+    parser.add_argument(
+        "--check-locks",
+        action="store_true",
+        help="count the locks one batch of the largest size holds, against the lock table",
+    )
     parser.add_argument("--concurrent", type=int, default=20_000, help="sessions in flight at once")
     parser.add_argument("--session-events", type=int, default=12, help="mean events per session")
     parser.add_argument("--outputs", type=Path, default=None, help="stack-outputs file (default: the local stack's)")
@@ -396,13 +431,17 @@ def main() -> None:
 
     t0 = time.perf_counter()
     events = live_events(args.events, concurrent=args.concurrent, mean_length=args.session_events)
-    print(f"built {len(events):,} events in {time.perf_counter() - t0:.1f} s "
-          f"({args.concurrent:,} concurrent sessions, ~{args.session_events} events each)")
+    print(
+        f"built {len(events):,} events in {time.perf_counter() - t0:.1f} s "
+        f"({args.concurrent:,} concurrent sessions, ~{args.session_events} events each)"
+    )
     print("events/s: wall clock of write() calls; CPU us/event: this process and the PostgreSQL backend;")
     print("events/CPU-s: events per second of CPU spent on both sides (what a shared 2-core machine can afford)")
-    header = (f"{'variant':<11} {'format':<7} {'batch':>6} {'events/s':>9} {'sess/batch':>10} {'client':>7} "
-              f"{'server':>7} {'ev/CPU-s':>9} | {'prepare':>7} {'lock':>6} {'copy':>6} {'insert':>6} {'merge':>6} "
-              f"{'commit':>6}  (% of wall time)  load")
+    header = (
+        f"{'variant':<11} {'format':<7} {'batch':>6} {'events/s':>9} {'sess/batch':>10} {'client':>7} "
+        f"{'server':>7} {'ev/CPU-s':>9} | {'prepare':>7} {'lock':>6} {'copy':>6} {'insert':>6} {'merge':>6} "
+        f"{'commit':>6}  (% of wall time)  load"
+    )
     print(header)
     print("-" * len(header))
     sizes = [int(b) for b in args.batch_sizes.split(",")]
@@ -417,26 +456,34 @@ def main() -> None:
                     phases = ("prepare", "lock", "copy", "insert", "merge", "commit")
                     share = [100 * getattr(t, p) / t.total for p in phases]
                     server = f"{1e6 * r.server_cpu / t.events:>7.1f}" if r.server_cpu is not None else f"{'n/a':>7}"
-                    per_cpu = (f"{t.events / (r.client_cpu + r.server_cpu):>9,.0f}" if r.server_cpu is not None
-                               else f"{'n/a':>9}")
-                    print(f"{variant:<11} {copy_format:<7} {batch_size:>6} {t.events / t.total:>9,.0f} "
-                          f"{t.sessions / batches:>10,.0f} {1e6 * r.client_cpu / t.events:>7.1f} {server} {per_cpu} | "
-                          + " ".join(f"{x:>6.1f}%" if i == 0 else f"{x:>5.1f}%" for i, x in enumerate(share))
-                          + f"  {os.getloadavg()[0]:.2f}", flush=True)
+                    per_cpu = (
+                        f"{t.events / (r.client_cpu + r.server_cpu):>9,.0f}"
+                        if r.server_cpu is not None
+                        else f"{'n/a':>9}"
+                    )
+                    print(
+                        f"{variant:<11} {copy_format:<7} {batch_size:>6} {t.events / t.total:>9,.0f} "
+                        f"{t.sessions / batches:>10,.0f} {1e6 * r.client_cpu / t.events:>7.1f} {server} {per_cpu} | "
+                        + " ".join(f"{x:>6.1f}%" if i == 0 else f"{x:>5.1f}%" for i, x in enumerate(share))
+                        + f"  {os.getloadavg()[0]:.2f}",
+                        flush=True,
+                    )
     if args.check_locks:
         settings = load_settings(outputs_file=outputs)
         largest = max(sizes)
         ingested = dt.datetime.now(UTC)
         busiest = max(
-            (events[s:s + largest] for s in range(10, len(events), largest)),
+            (events[s : s + largest] for s in range(10, len(events), largest)),
             key=lambda chunk: len({e.session_id for e in chunk}),
         )
         with temporary_database(settings) as db:
             apply_migrations(db)
             capacity = lock_table_capacity(db)
             advisory, held = locks_held_by_one_batch(db, [Envelope(e, 0, i, ingested) for i, e in enumerate(busiest)])
-        print(f"locks: the busiest {largest:,}-event batch holds {advisory:,} advisory locks ({held:,} in all); "
-              f"the server's lock table has about {capacity:,} slots for all sessions together")
+        print(
+            f"locks: the busiest {largest:,}-event batch holds {advisory:,} advisory locks ({held:,} in all); "
+            f"the server's lock table has about {capacity:,} slots for all sessions together"
+        )
 
 
 if __name__ == "__main__":

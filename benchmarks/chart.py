@@ -22,8 +22,14 @@ PRODUCER_COLOR = "#2ca02c"
 SINK_COLORS = {"postgres_events": "#1f77b4", "postgres_sessions": "#ff7f0e", "opensearch_events": "#2ca02c"}
 
 
-def render(path: Path, bars: Sequence[tuple[str, float, str]], targets: Mapping[str, float],
-           plot: Mapping[str, Any], freshness_target_s: float, title: str) -> str | None:
+def render(
+    path: Path,
+    bars: Sequence[tuple[str, float, str]],
+    targets: Mapping[str, float],
+    plot: Mapping[str, Any],
+    freshness_target_s: float,
+    title: str,
+) -> str | None:
     """Write the chart; returns None on success or the reason it was skipped.
 
     ``plot`` is what ``FreshnessSampler.results`` returns for charts: sorted delays per
@@ -64,8 +70,9 @@ def _throughput(ax: Any, bars: Sequence[tuple[str, float, str]], targets: Mappin
         ax.axvline(value, linestyle="--", color="#d62728", linewidth=1)
         ax.text(value, max(y, default=0) + 0.55, f" {name}", color="#d62728", fontsize=8, va="bottom")
     positive = [v for v in values if v > 0]
-    ax.set_xlim(min(positive + list(targets.values())) / 2 if positive else 1,
-                max(positive + list(targets.values()) + [1]) * 3)
+    ax.set_xlim(
+        min(positive + list(targets.values())) / 2 if positive else 1, max(positive + list(targets.values()) + [1]) * 3
+    )
     ax.set_title("throughput: limits (grey), producer (green), pipeline drain (blue); targets dashed")
     ax.grid(axis="x", which="both", alpha=0.3)
 
@@ -76,8 +83,13 @@ def _cdf(ax: Any, cdf: Mapping[str, Sequence[float]], target_s: float) -> None:
         if not values:
             continue
         n = len(values)
-        ax.step(values, [(i + 1) / n for i in range(n)], where="post", label=f"{sink} (n={n:,})",
-                color=SINK_COLORS.get(sink))
+        ax.step(
+            values,
+            [(i + 1) / n for i in range(n)],
+            where="post",
+            label=f"{sink} (n={n:,})",
+            color=SINK_COLORS.get(sink),
+        )
         plotted = True
     ax.axvline(target_s, linestyle="--", color="#d62728", linewidth=1)
     ax.text(target_s, 0.02, f" target p99 <= {target_s:g} s", color="#d62728", fontsize=8)
@@ -96,8 +108,9 @@ def _cdf(ax: Any, cdf: Mapping[str, Sequence[float]], target_s: float) -> None:
 def _timeline(ax: Any, plot: Mapping[str, Any], target_s: float) -> None:
     for sink, points in plot.get("timeline", {}).items():
         if points:
-            ax.scatter([p[0] for p in points], [p[1] for p in points], s=3, alpha=0.5, label=sink,
-                       color=SINK_COLORS.get(sink))
+            ax.scatter(
+                [p[0] for p in points], [p[1] for p in points], s=3, alpha=0.5, label=sink, color=SINK_COLORS.get(sink)
+            )
     window = plot.get("window")
     if window:
         ax.axvspan(window[0], window[1], color="#e8f0fa", zorder=0, label="measured window")
@@ -108,12 +121,24 @@ def _timeline(ax: Any, plot: Mapping[str, Any], target_s: float) -> None:
     twin = ax.twinx()
     rate = plot.get("send_rate") or []
     if rate:
-        twin.plot([r[0] for r in rate], [r[1] for r in rate], color="#7f7f7f", linewidth=0.8, alpha=0.7,
-                  label="send rate (messages/s, per 100 ms)")
+        twin.plot(
+            [r[0] for r in rate],
+            [r[1] for r in rate],
+            color="#7f7f7f",
+            linewidth=0.8,
+            alpha=0.7,
+            label="send rate (messages/s, per 100 ms)",
+        )
     lag = plot.get("lag") or []
     if lag:
-        twin.plot([r[0] for r in lag], [r[1] for r in lag], color="#9467bd", linewidth=0.8, alpha=0.7,
-                  label="consumer group lag (messages)")
+        twin.plot(
+            [r[0] for r in lag],
+            [r[1] for r in lag],
+            color="#9467bd",
+            linewidth=0.8,
+            alpha=0.7,
+            label="consumer group lag (messages)",
+        )
     twin.set_ylabel("messages", color="#7f7f7f")
     # The producer's start-up burst would flatten everything else: scale to the steady part.
     rates = sorted(r[1] for r in rate)
@@ -131,8 +156,12 @@ def _timeline(ax: Any, plot: Mapping[str, Any], target_s: float) -> None:
 def bars_from(report: Mapping[str, Any]) -> list[tuple[str, float, str]]:
     """(label, events/s, kind) for every throughput figure of a report."""
     out: list[tuple[str, float, str]] = []
-    names = {"kafka_consume": "limit: Kafka consume (raw)", "decode": "limit: decode + validate",
-             "postgres_copy": "limit: PostgreSQL binary COPY", "opensearch_bulk": "limit: OpenSearch bulk"}
+    names = {
+        "kafka_consume": "limit: Kafka consume (raw)",
+        "decode": "limit: decode + validate",
+        "postgres_copy": "limit: PostgreSQL binary COPY",
+        "opensearch_bulk": "limit: OpenSearch bulk",
+    }
     for key, label in names.items():
         limit = report.get("limits", {}).get(key)
         if limit:
@@ -140,8 +169,13 @@ def bars_from(report: Mapping[str, Any]) -> list[tuple[str, float, str]]:
     producer = report.get("producer", {})
     if producer.get("events_per_s"):
         out.append(("producer (pipeline produce)", float(producer["events_per_s"]), "producer"))
-    for key, run in report.get("drain", {}).items():
+    for run in report.get("drain", {}).values():
         if run.get("events_per_s"):
-            out.append((f"drain, {run['consumers']} consumer{'s' if run['consumers'] > 1 else ''}",
-                        float(run["events_per_s"]), "pipeline"))
+            out.append(
+                (
+                    f"drain, {run['consumers']} consumer{'s' if run['consumers'] > 1 else ''}",
+                    float(run["events_per_s"]),
+                    "pipeline",
+                )
+            )
     return out

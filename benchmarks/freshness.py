@@ -201,14 +201,22 @@ class _PostgresPoller(_Poller):
     def visible(self, samples: list[Sample]) -> set[str]:
         assert self.conn is not None
         if self.sink == "postgres_events":
-            return {r[0] for r in self.conn.execute(
-                "SELECT event_id::text FROM events WHERE event_id = ANY(%s::uuid[])",
-                [[s.event_id for s in samples]], prepare=True)}
-        ended = dict(self.conn.execute(
-            "SELECT session_id, ended_at FROM sessions WHERE session_id = ANY(%s::text[])",
-            [list({s.session_id for s in samples})], prepare=True).fetchall())
-        return {s.event_id for s in samples
-                if (end := ended.get(s.session_id)) is not None and end >= s.occurred_at}
+            return {
+                r[0]
+                for r in self.conn.execute(
+                    "SELECT event_id::text FROM events WHERE event_id = ANY(%s::uuid[])",
+                    [[s.event_id for s in samples]],
+                    prepare=True,
+                )
+            }
+        ended = dict(
+            self.conn.execute(
+                "SELECT session_id, ended_at FROM sessions WHERE session_id = ANY(%s::text[])",
+                [list({s.session_id for s in samples})],
+                prepare=True,
+            ).fetchall()
+        )
+        return {s.event_id for s in samples if (end := ended.get(s.session_id)) is not None and end >= s.occurred_at}
 
 
 class _OpenSearchPoller(_Poller):
@@ -225,7 +233,8 @@ class _OpenSearchPoller(_Poller):
         response = self.client.search(
             index=self.alias,
             body={"query": {"ids": {"values": ids}}, "size": len(ids), "_source": False, "track_total_hits": False},
-            filter_path="hits.hits._id", ignore_unavailable=True,
+            filter_path="hits.hits._id",
+            ignore_unavailable=True,
         )
         return {hit["_id"] for hit in response.get("hits", {}).get("hits", [])}
 
@@ -233,8 +242,9 @@ class _OpenSearchPoller(_Poller):
 class FreshnessSampler:
     """Tails the topic from its current end, samples events, and polls the three sinks for them."""
 
-    def __init__(self, settings: Settings, topic: str, index_prefix: str, *, sample_every: int,
-                 tick_s: float = 0.05) -> None:
+    def __init__(
+        self, settings: Settings, topic: str, index_prefix: str, *, sample_every: int, tick_s: float = 0.05
+    ) -> None:
         self.settings = settings
         self.topic = topic
         self.sample_every = max(1, sample_every)
@@ -245,11 +255,18 @@ class FreshnessSampler:
         self.sent_per_100ms: dict[int, int] = {}
         """Messages per 100 ms of CreateTime: the real send rate, start-up burst included."""
         self._stop = threading.Event()
-        self._consumer = Consumer({**settings.kafka.client_config("admin"), "group.id": "pipeline-bench-tail",
-                                   "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+        self._consumer = Consumer(
+            {
+                **settings.kafka.client_config("admin"),
+                "group.id": "pipeline-bench-tail",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 10,
+            }
+        )
         parts = self._consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        self.start_offsets = {p: self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                              for p in parts}
+        self.start_offsets = {
+            p: self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts
+        }
         self._consumer.assign([TopicPartition(topic, p, o) for p, o in self.start_offsets.items()])
         self.pollers: list[_Poller] = [
             _PostgresPoller(settings, tick_s, "postgres_events"),
@@ -286,8 +303,9 @@ class FreshnessSampler:
                         occurred = dt.datetime.fromisoformat(probe.occurred_at)
                     except (msgspec.DecodeError, ValueError):
                         continue  # a malformed message never becomes visible; not a freshness sample
-                    new.append(Sample(probe.event_id, probe.session_id, occurred, ms / 1000.0,
-                                      msg.partition(), msg.offset()))
+                    new.append(
+                        Sample(probe.event_id, probe.session_id, occurred, ms / 1000.0, msg.partition(), msg.offset())
+                    )
                 if new:
                     self.samples.extend(new)
                     for poller in self.pollers:
@@ -354,13 +372,18 @@ class FreshnessSampler:
         span = window_end - window_start
         out: dict[str, Any] = {
             "method": "Kafka CreateTime of sampled events -> start of the first poll that finds them",
-            "samples": len(measured), "sample_every": self.sample_every, "tick_s": self.tick_s,
-            "messages_tailed": self.messages_seen, "warmup_samples_excluded": len(warm),
+            "samples": len(measured),
+            "sample_every": self.sample_every,
+            "tick_s": self.tick_s,
+            "messages_tailed": self.messages_seen,
+            "warmup_samples_excluded": len(warm),
             "sent_in_first_0_5_s": sum(n for b, n in self.sent_per_100ms.items() if b / 10 < first + 0.5),
-            "window_s": round(span, 2), "window_messages": in_window,
+            "window_s": round(span, 2),
+            "window_messages": in_window,
             "window_send_rate": round(in_window / span, 1) if span > 0 else None,
-            "timestamp_type": sorted({"CreateTime" if t == TIMESTAMP_CREATE_TIME else f"type {t}"
-                                      for t in self.timestamp_types}),
+            "timestamp_type": sorted(
+                {"CreateTime" if t == TIMESTAMP_CREATE_TIME else f"type {t}" for t in self.timestamp_types}
+            ),
             "sinks": {},
         }
         cdf: dict[str, list[float]] = {}
@@ -371,24 +394,29 @@ class FreshnessSampler:
             warm_values = [s.seen[sink] - s.sent for s in warm if sink in s.seen]
             cdf[sink] = values
             timeline[sink] = [(s.sent - first, s.seen[sink] - s.sent) for s in self.samples if sink in s.seen]
-            thirds = [sorted(s.seen[sink] - s.sent for s in part if sink in s.seen)
-                      for part in _thirds(measured)]
+            thirds = [sorted(s.seen[sink] - s.sent for s in part if sink in s.seen) for part in _thirds(measured)]
             figures: dict[str, Any] = {f"p{round(q * 100)}_s": _r(percentile(values, q)) for q in QUANTILES}
-            figures.update({
-                "max_s": _r(values[-1] if values else None),
-                "min_s": _r(values[0] if values else None),
-                "mean_s": _r(sum(values) / len(values) if values else None),
-                "seen": len(values),
-                "never_seen": sum(1 for s in measured if sink not in s.seen),
-                "p50_by_third_s": [_r(percentile(t, 0.5)) for t in thirds],
-                "warmup_max_s": _r(max(warm_values) if warm_values else None),
-                "polls": poller.queries,
-                "mean_poll_ms": _r(1000 * poller.query_seconds / poller.queries if poller.queries else None),
-                "quantiles_s": [_r(percentile(values, i / 100)) for i in range(1, 101)] if values else [],
-            })
+            figures.update(
+                {
+                    "max_s": _r(values[-1] if values else None),
+                    "min_s": _r(values[0] if values else None),
+                    "mean_s": _r(sum(values) / len(values) if values else None),
+                    "seen": len(values),
+                    "never_seen": sum(1 for s in measured if sink not in s.seen),
+                    "p50_by_third_s": [_r(percentile(t, 0.5)) for t in thirds],
+                    "warmup_max_s": _r(max(warm_values) if warm_values else None),
+                    "polls": poller.queries,
+                    "mean_poll_ms": _r(1000 * poller.query_seconds / poller.queries if poller.queries else None),
+                    "quantiles_s": [_r(percentile(values, i / 100)) for i in range(1, 101)] if values else [],
+                }
+            )
             out["sinks"][sink] = figures
-        return out, {"cdf": cdf, "timeline": timeline, "window": (window_start - first, window_end - first),
-                     "send_rate": sorted((b / 10 - first, n * 10) for b, n in self.sent_per_100ms.items())}
+        return out, {
+            "cdf": cdf,
+            "timeline": timeline,
+            "window": (window_start - first, window_end - first),
+            "send_rate": sorted((b / 10 - first, n * 10) for b, n in self.sent_per_100ms.items()),
+        }
 
 
 def _thirds(samples: list[Sample]) -> list[list[Sample]]:

@@ -26,8 +26,16 @@ class GroupWatcher(threading.Thread):
     committed up to them and stops. Without, it keeps a lag history until stopped.
     """
 
-    def __init__(self, settings: Settings, topic: str, group: str, *, partitions: list[int],
-                 ends: dict[int, int] | None = None, poll_s: float = 0.1) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        topic: str,
+        group: str,
+        *,
+        partitions: list[int],
+        ends: dict[int, int] | None = None,
+        poll_s: float = 0.1,
+    ) -> None:
         super().__init__(name=f"group-watch-{group}", daemon=True)
         self.topic = topic
         self.group = group
@@ -54,8 +62,9 @@ class GroupWatcher(threading.Thread):
         if self.ends is not None:
             return self.ends
         assert self._reader is not None
-        return {p: self._reader.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)[1]
-                for p in self.partitions}
+        return {
+            p: self._reader.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)[1] for p in self.partitions
+        }
 
     def run(self) -> None:
         try:

@@ -47,7 +47,7 @@ from pipeline.sinks.opensearch.templates import IndexNames, create_index, delete
 from pipeline.sinks.opensearch_client import opensearch_client
 from pipeline.sinks.postgres.store import COLUMNS
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 LIMIT_TABLE = "bench_copy_limit"
 
 
@@ -65,8 +65,12 @@ class Limit:
         return self.items / self.seconds if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"items": self.items, "seconds": round(self.seconds, 3), "events_per_s": round(self.rate, 1),
-                **self.notes}
+        return {
+            "items": self.items,
+            "seconds": round(self.seconds, 3),
+            "events_per_s": round(self.rate, 1),
+            **self.notes,
+        }
 
 
 def watermarks(consumer: Consumer, topic: str) -> dict[int, tuple[int, int]]:
@@ -74,16 +78,21 @@ def watermarks(consumer: Consumer, topic: str) -> dict[int, tuple[int, int]]:
     return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
 
 
-def kafka_consume_limit(settings: Settings, topic: str, group: str, *, batch: int = 5_000,
-                        timeout_s: float = 600.0) -> Limit:
+def kafka_consume_limit(
+    settings: Settings, topic: str, group: str, *, batch: int = 5_000, timeout_s: float = 600.0
+) -> Limit:
     """Raw consume rate: the consumer's certificate and fetch settings, counting messages only.
 
     Partitions are assigned (not subscribed) from the beginning, so no group join or commit
     is timed; ``group.id`` is set only because librdkafka requires one. The clock starts at
     the first ``consume`` call (connections, TLS handshakes and the first fetch included).
     """
-    config = {**settings.kafka.client_config("consumer"), **CONSUMER_DEFAULTS, "group.id": group,
-              "enable.partition.eof": False}
+    config = {
+        **settings.kafka.client_config("consumer"),
+        **CONSUMER_DEFAULTS,
+        "group.id": group,
+        "enable.partition.eof": False,
+    }
     consumer = Consumer(config)
     try:
         ends = watermarks(consumer, topic)
@@ -107,9 +116,15 @@ def kafka_consume_limit(settings: Settings, topic: str, group: str, *, batch: in
 
 def read_chunks(settings: Settings, topic: str, chunk: int) -> Iterator[list[tuple[int, int, bytes]]]:
     """The whole topic as (partition, offset, value) lists of up to ``chunk``, read with the admin certificate."""
-    consumer = Consumer({**settings.kafka.client_config("admin"), "group.id": "pipeline-bench-reader",
-                         "enable.auto.commit": False, "enable.partition.eof": False,
-                         "max.partition.fetch.bytes": 4_194_304})
+    consumer = Consumer(
+        {
+            **settings.kafka.client_config("admin"),
+            "group.id": "pipeline-bench-reader",
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+            "max.partition.fetch.bytes": 4_194_304,
+        }
+    )
     try:
         ends = watermarks(consumer, topic)
         remaining = {p: high for p, (low, high) in ends.items() if high > low}
@@ -169,10 +184,14 @@ def decode_and_postgres_limits(settings: Settings, topic: str, *, chunk: int = 5
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {t}").format(t=table))
         conn.execute(sql.SQL("CREATE TABLE {t} (LIKE events INCLUDING ALL)").format(t=table))
         try:
-            types = [str(r[0]) for r in conn.execute(
-                "SELECT format_type(a.atttypid, NULL) FROM unnest(%s::text[]) WITH ORDINALITY AS c(name, i) "
-                "JOIN pg_attribute AS a ON a.attrelid = %s::regclass AND a.attname = c.name ORDER BY c.i",
-                [list(COLUMNS), LIMIT_TABLE]).fetchall()]
+            types = [
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT format_type(a.atttypid, NULL) FROM unnest(%s::text[]) WITH ORDINALITY AS c(name, i) "
+                    "JOIN pg_attribute AS a ON a.attrelid = %s::regclass AND a.attname = c.name ORDER BY c.i",
+                    [list(COLUMNS), LIMIT_TABLE],
+                ).fetchall()
+            ]
             copy_sql = sql.SQL("COPY {t} ({c}) FROM STDIN (FORMAT BINARY)").format(t=table, c=columns)
             for part in read_chunks(settings, topic, chunk):
                 nbytes += sum(len(raw) for _p, _o, raw in part)
@@ -202,9 +221,18 @@ def decode_and_postgres_limits(settings: Settings, topic: str, *, chunk: int = 5
                 pass  # not allowed for this role: the next phase may then see a checkpoint
     mean = nbytes / decoded if decoded else 0.0
     decode = Limit("decode", decoded, decode_s, {"invalid": invalid, "mean_message_bytes": round(mean, 1)})
-    postgres = Limit("postgres_copy", copied, copy_s, {
-        "rows_stored": int(stored[0]) if stored else None, "copy_statements": copies, "rows_per_copy": chunk,
-        "table": f"{LIMIT_TABLE} (LIKE events INCLUDING ALL)", "format": "binary"})
+    postgres = Limit(
+        "postgres_copy",
+        copied,
+        copy_s,
+        {
+            "rows_stored": int(stored[0]) if stored else None,
+            "copy_statements": copies,
+            "rows_per_copy": chunk,
+            "table": f"{LIMIT_TABLE} (LIKE events INCLUDING ALL)",
+            "format": "binary",
+        },
+    )
     return decode, postgres
 
 
@@ -228,16 +256,21 @@ def _opensearch_limit(settings: Settings, topic: str, names: IndexNames, chunk: 
             envelopes, _seconds, _bad = _decode(decoder, part)
             t0 = time.perf_counter()
             items = bulk_items(envelopes, [], names)
-            bodies = [(len(p), bulk_body(p)) for p in chunks(items, max_docs=DEFAULT_MAX_DOCS,
-                                                                max_bytes=DEFAULT_MAX_BYTES)]
+            bodies = [
+                (len(p), bulk_body(p)) for p in chunks(items, max_docs=DEFAULT_MAX_DOCS, max_bytes=DEFAULT_MAX_BYTES)
+            ]
             build_s += time.perf_counter() - t0
             for target in {item.target for item in items} - ready:
                 create_index(admin, target)  # outside the clock, like the sink's once-per-index check
                 ready.add(target)
             t0 = time.perf_counter()
             for count, body in bodies:
-                response = client.bulk(body=body, filter_path=BULK_FILTER_PATH, request_timeout=120,
-                                       headers={"content-type": "application/x-ndjson"})
+                response = client.bulk(
+                    body=body,
+                    filter_path=BULK_FILTER_PATH,
+                    request_timeout=120,
+                    headers={"content-type": "application/x-ndjson"},
+                )
                 if response.get("errors"):
                     raise RuntimeError("OpenSearch rejected documents in the bulk-rate limit run")
                 docs += count
@@ -252,8 +285,17 @@ def _opensearch_limit(settings: Settings, topic: str, names: IndexNames, chunk: 
         finally:
             client.close()
             admin.close()
-    return Limit("opensearch_bulk", docs, bulk_s, {
-        "documents_indexed": indexed, "requests": requests,
-        "mean_request_mib": round(nbytes / max(requests, 1) / 2**20, 2),
-        "build_seconds": round(build_s, 3), "build_docs_per_s": round(docs / build_s, 1) if build_s > 0 else None,
-        "max_docs_per_request": DEFAULT_MAX_DOCS, "concurrency": 1})
+    return Limit(
+        "opensearch_bulk",
+        docs,
+        bulk_s,
+        {
+            "documents_indexed": indexed,
+            "requests": requests,
+            "mean_request_mib": round(nbytes / max(requests, 1) / 2**20, 2),
+            "build_seconds": round(build_s, 3),
+            "build_docs_per_s": round(docs / build_s, 1) if build_s > 0 else None,
+            "max_docs_per_request": DEFAULT_MAX_DOCS,
+            "concurrency": 1,
+        },
+    )

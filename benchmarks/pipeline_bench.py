@@ -99,16 +99,42 @@ TARGET_FRESHNESS_RATE = 5_000.0
 FRESHNESS_SAMPLES_PER_S = 250
 """Sample about this many events per second for freshness: enough for a stable p99
 (15,000 samples in 60 s), few enough that polling for them does not load the sinks."""
-_EMPTY_STATS: dict[str, Any] = {"messages": 0, "events": 0, "dead_letters": 0, "sessions_written": 0, "batches": 0,
-                                "retries": 0, "stage_seconds": {}}
+_EMPTY_STATS: dict[str, Any] = {
+    "messages": 0,
+    "events": 0,
+    "dead_letters": 0,
+    "sessions_written": 0,
+    "batches": 0,
+    "retries": 0,
+    "stage_seconds": {},
+}
 EXIT_GRACE_S = 5.0
 """How long drain processes may take to exit by themselves after the group committed everything."""
-TOP_LEVEL_KEYS = ("benchmark", "mode", "started_at", "finished_at", "command", "machine", "versions", "settings",
-                  "limits", "producer", "drain", "freshness", "cost", "ratios", "targets", "bottleneck", "phases",
-                  "files", "notes")
+TOP_LEVEL_KEYS = (
+    "benchmark",
+    "mode",
+    "started_at",
+    "finished_at",
+    "command",
+    "machine",
+    "versions",
+    "settings",
+    "limits",
+    "producer",
+    "drain",
+    "freshness",
+    "cost",
+    "ratios",
+    "targets",
+    "bottleneck",
+    "phases",
+    "files",
+    "notes",
+)
 PRODUCE_LINE = re.compile(
-    r"produce: sent (\d+), delivered (\d+), failed (\d+) in ([\d.]+) s \(([\d,]+) events/s\), seed (-?\d+)")
-UTC = dt.timezone.utc
+    r"produce: sent (\d+), delivered (\d+), failed (\d+) in ([\d.]+) s \(([\d,]+) events/s\), seed (-?\d+)"
+)
+UTC = dt.UTC
 
 
 # --- description of the machine and the software -----------------------------------------------
@@ -132,8 +158,13 @@ def machine_info() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cores": os.cpu_count(), "memory_gib": memory, "cpu_model": model or platform.processor() or None,
-            "kernel": platform.release(), "hostname": platform.node()}
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": memory,
+        "cpu_model": model or platform.processor() or None,
+        "kernel": platform.release(),
+        "hostname": platform.node(),
+    }
 
 
 def _kafka_version() -> str:
@@ -163,8 +194,11 @@ def versions(settings: Settings) -> dict[str, Any]:
     """Versions of everything whose speed is measured, read from the running services where possible."""
     import confluent_kafka
 
-    out: dict[str, Any] = {"python": f"{platform.python_implementation()} {platform.python_version()}",
-                           "kafka": _kafka_version(), "librdkafka": confluent_kafka.libversion()[0]}
+    out: dict[str, Any] = {
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "kafka": _kafka_version(),
+        "librdkafka": confluent_kafka.libversion()[0],
+    }
     with psycopg.connect(settings.postgres.conninfo("admin"), autocommit=True) as conn:
         row = conn.execute("SHOW server_version").fetchone()
         out["postgresql"] = str(row[0]) if row else None
@@ -175,8 +209,16 @@ def versions(settings: Settings) -> dict[str, Any]:
     finally:
         client.close()
     packages = {}
-    for name in ("clickstream-pipeline", "confluent-kafka", "psycopg", "psycopg-binary", "opensearch-py", "msgspec",
-                 "click", "matplotlib"):
+    for name in (
+        "clickstream-pipeline",
+        "confluent-kafka",
+        "psycopg",
+        "psycopg-binary",
+        "opensearch-py",
+        "msgspec",
+        "click",
+        "matplotlib",
+    ):
         try:
             packages[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -239,10 +281,13 @@ class Bench:
         rate = float(line.group(5).replace(",", ""))
         self.report["producer"] = {
             "how": "real CLI in a subprocess: `pipeline produce --events N --seed S`; rate = its own final line "
-                   "(generation + every delivery confirmed, from the start of produce() to the last delivery report)",
-            "events": delivered, "failed": int(line.group(3)), "seconds": float(line.group(4)),
+            "(generation + every delivery confirmed, from the start of produce() to the last delivery report)",
+            "events": delivered,
+            "failed": int(line.group(3)),
+            "seconds": float(line.group(4)),
             "events_per_s": rate,
-            "wall_s": round(usage.wall_s, 3), "wall_events_per_s": round(delivered / usage.wall_s, 1),
+            "wall_s": round(usage.wall_s, 3),
+            "wall_events_per_s": round(delivered / usage.wall_s, 1),
             "process": usage.to_dict(),
             "cpu_s_per_100k_events": round(usage.cpu_s / delivered * 1e5, 3),
             "machine_busy_cores": phase["machine_busy_cores"],
@@ -301,8 +346,12 @@ class Bench:
         for i in range(consumers):
             stats_file = self.logs / f"drain{consumers}-consumer{i + 1}.json"
             stats_files.append(stats_file)
-            children.append(self.spawn(f"drain{consumers} consumer{i + 1}", sinks.cli(
-                "consume", "--drain", "--stats-json", str(stats_file), *sinks.consume_args())))
+            children.append(
+                self.spawn(
+                    f"drain{consumers} consumer{i + 1}",
+                    sinks.cli("consume", "--drain", "--stats-json", str(stats_file), *sinks.consume_args()),
+                )
+            )
         watcher.start()
         try:
             ordered, terminated, killed = _wait_drained(children, watcher, deadline=t0 + 180 + self.backlog / 1_000)
@@ -314,8 +363,10 @@ class Bench:
             if usage.returncode != 0 and child.name not in killed:
                 raise ChildFailed(f"{child.name} exited {usage.returncode}; last output:\n{child.log_tail()}")
         if killed:  # they wrote no stats file; their share of the work is in the sinks and the others' stats
-            self.report["notes"].append(f"drain with {consumers} consumers: {', '.join(killed)} did not stop on "
-                                        "SIGTERM within 30 s and was killed")
+            self.report["notes"].append(
+                f"drain with {consumers} consumers: {', '.join(killed)} did not stop on "
+                "SIGTERM within 30 s and was killed"
+            )
         stats = [json.loads(path.read_text()) if path.exists() else _EMPTY_STATS for path in stats_files]
         events = sum(int(s["events"]) for s in stats)
         exit_wall = max(u.wall_s for u in ordered)
@@ -324,84 +375,104 @@ class Bench:
         batches = sum(int(s["batches"]) for s in stats)
         span = check.pop("ingested_span_s")
         active_rate = (events - events / max(batches, 1)) / span if span and span > 0 else None
-        stage_total = {stage: round(sum(float(s["stage_seconds"].get(stage, 0.0)) for s in stats), 3)
-                       for stage in STAGES}
+        stage_total = {
+            stage: round(sum(float(s["stage_seconds"].get(stage, 0.0)) for s in stats), 3) for stage in STAGES
+        }
         consumer_cpu = sum(u.cpu_s for u in ordered)
         os_ops = check.pop("opensearch_op_seconds")
-        attributable = {"consumer_processes": consumer_cpu, "postgresql_backends": backend_cpu,
-                        "opensearch_index_operations": sum(os_ops.values())}
+        attributable = {
+            "consumer_processes": consumer_cpu,
+            "postgresql_backends": backend_cpu,
+            "opensearch_index_operations": sum(os_ops.values()),
+        }
         per_100k = {k: round(v / events * 1e5, 3) for k, v in attributable.items()} if events else {}
         cores = os.cpu_count() or 1
         ceiling = cores * 1e5 / sum(per_100k.values()) if per_100k and sum(per_100k.values()) > 0 else None
         processes = []
         for child, usage, st in zip(children, ordered, stats, strict=True):
             n = int(st["events"])
-            processes.append({
-                "name": child.name, "events": n, "messages": st["messages"], "batches": st["batches"],
-                "sessions_written": st["sessions_written"], "dead_letters": st["dead_letters"],
-                "retries": st["retries"], "stage_seconds": st["stage_seconds"],
-                "stage_events_per_s": {k: round(n / v, 1) for k, v in st["stage_seconds"].items() if v > 0},
-                "process": usage.to_dict(),
-                "cpu_s_per_100k_events": round(usage.cpu_s / n * 1e5, 3) if n else None,
-                "peak_rss_mib": round(usage.max_rss_mib, 1),
-                "terminated_after_drained": child.name in terminated,
-            })
+            processes.append(
+                {
+                    "name": child.name,
+                    "events": n,
+                    "messages": st["messages"],
+                    "batches": st["batches"],
+                    "sessions_written": st["sessions_written"],
+                    "dead_letters": st["dead_letters"],
+                    "retries": st["retries"],
+                    "stage_seconds": st["stage_seconds"],
+                    "stage_events_per_s": {k: round(n / v, 1) for k, v in st["stage_seconds"].items() if v > 0},
+                    "process": usage.to_dict(),
+                    "cpu_s_per_100k_events": round(usage.cpu_s / n * 1e5, 3) if n else None,
+                    "peak_rss_mib": round(usage.max_rss_mib, 1),
+                    "terminated_after_drained": child.name in terminated,
+                }
+            )
         seconds = drained if drained is not None else exit_wall
         result = {
             "consumers": consumers,
             "how": "real CLI subprocesses `pipeline consume --drain --stats-json F` in one fresh group on fresh "
-                   "sinks; events_per_s = events / seconds from spawn until the group had committed the whole "
-                   "backlog (interpreter start and group join included); exit_* = until the last process exited",
-            "events": events, "seconds": round(seconds, 3), "events_per_s": round(events / seconds, 1),
-            "exit_wall_s": round(exit_wall, 3), "exit_events_per_s": round(events / exit_wall, 1),
+            "sinks; events_per_s = events / seconds from spawn until the group had committed the whole "
+            "backlog (interpreter start and group join included); exit_* = until the last process exited",
+            "events": events,
+            "seconds": round(seconds, 3),
+            "events_per_s": round(events / seconds, 1),
+            "exit_wall_s": round(exit_wall, 3),
+            "exit_events_per_s": round(events / exit_wall, 1),
             "active_events_per_s": round(active_rate, 1) if active_rate else None,
             "active_note": "events / (last - first batch's ingested_at in PostgreSQL), one mean batch discounted: "
-                           "the rate while batches flow, without start-up and shutdown",
-            "terminated_after_drained": terminated, "killed": killed,
+            "the rate while batches flow, without start-up and shutdown",
+            "terminated_after_drained": terminated,
+            "killed": killed,
             "stage_seconds_total": stage_total,
             "stage_share_pct": _shares(stage_total),
             "processes": processes,
             "cpu_s_per_100k_events": round(sum(u.cpu_s for u in ordered) / events * 1e5, 3) if events else None,
             "peak_rss_mib_max": round(max(u.max_rss_mib for u in ordered), 1),
             "machine_busy_cores": phase["machine_busy_cores"],
-            "service_cpu_s_per_100k_events": {
-                k: round(v / events * 1e5, 3) for k, v in phase["service_cpu_s"].items()} if events else {},
+            "service_cpu_s_per_100k_events": {k: round(v / events * 1e5, 3) for k, v in phase["service_cpu_s"].items()}
+            if events
+            else {},
             "service_cpu_note": "whole service processes over the phase: includes other users of the shared stack",
             "attributable_cpu_s_per_100k_events": per_100k,
             "attributable_note": "consumer: rusage; postgresql_backends: CPU of the backends connected to this run's "
-                                 "database (sampled /proc); opensearch_index_operations: index+refresh+merge+flush "
-                                 "time OpenSearch reports for this run's indices (thread time: about its CPU while "
-                                 "cores are free, more when its threads wait for a core on a busy machine); Kafka's "
-                                 "share is not attributable on a shared broker",
+            "database (sampled /proc); opensearch_index_operations: index+refresh+merge+flush "
+            "time OpenSearch reports for this run's indices (thread time: about its CPU while "
+            "cores are free, more when its threads wait for a core on a busy machine); Kafka's "
+            "share is not attributable on a shared broker",
             "opensearch_op_seconds": os_ops,
             "cpu_ceiling_events_per_s": round(ceiling, 1) if ceiling else None,
             "cpu_ceiling_note": "cores x 100,000 / attributable CPU-s per 100k events: the rate at which these "
-                                "processes alone would use every core of the machine",
+            "processes alone would use every core of the machine",
             "sinks_check": check,
         }
         if terminated:
             self.report["notes"].append(
                 f"drain with {consumers} consumers: {', '.join(terminated)} still running {EXIT_GRACE_S:g} s after "
-                "the group had committed everything; sent SIGTERM (see the consumer's --drain exit during a rebalance)")
+                "the group had committed everything; sent SIGTERM (see the consumer's --drain exit during a rebalance)"
+            )
         if check["postgres_events"] != self.backlog or check["opensearch_events"] != self.backlog:
             self.report["notes"].append(
                 f"drain with {consumers} consumer(s): sinks hold {check['postgres_events']} (PostgreSQL) / "
-                f"{check['opensearch_events']} (OpenSearch) events of {self.backlog} produced")
+                f"{check['opensearch_events']} (OpenSearch) events of {self.backlog} produced"
+            )
         self.report["drain"][f"consumers_{consumers}"] = result
         return result
 
     def _check_sinks(self, sinks: SinkSet) -> dict[str, Any]:
         """What the sinks hold after a drain (so a fast but empty run cannot pass unnoticed)."""
         with psycopg.connect(sinks.settings.postgres.conninfo("admin"), autocommit=True) as conn:
-            row = conn.execute("SELECT count(*), extract(epoch FROM max(ingested_at) - min(ingested_at)) "
-                               "FROM events").fetchone()
+            row = conn.execute(
+                "SELECT count(*), extract(epoch FROM max(ingested_at) - min(ingested_at)) FROM events"
+            ).fetchone()
             sessions = conn.execute("SELECT count(*) FROM sessions").fetchone()
         client = opensearch_client(sinks.settings.opensearch, "admin", timeout=120)
         try:
             names = IndexNames(sinks.index_prefix)
             # the operation times first: the refresh below (to count) would add to them
-            totals = client.indices.stats(index=f"{names.prefix}-*", metric="indexing,refresh,merge,flush")[
-                "_all"]["total"]
+            totals = client.indices.stats(index=f"{names.prefix}-*", metric="indexing,refresh,merge,flush")["_all"][
+                "total"
+            ]
             op_seconds = {
                 "index": totals["indexing"]["index_time_in_millis"] / 1000,
                 "refresh": totals["refresh"]["total_time_in_millis"] / 1000,
@@ -413,10 +484,14 @@ class Bench:
             os_sessions = int(client.count(index=names.sessions_alias)["count"])
         finally:
             client.close()
-        return {"postgres_events": int(row[0]) if row else 0, "postgres_sessions": int(sessions[0]) if sessions else 0,
-                "opensearch_events": os_events, "opensearch_sessions": os_sessions,
-                "opensearch_op_seconds": op_seconds,
-                "ingested_span_s": float(row[1]) if row and row[1] is not None else None}
+        return {
+            "postgres_events": int(row[0]) if row else 0,
+            "postgres_sessions": int(sessions[0]) if sessions else 0,
+            "opensearch_events": os_events,
+            "opensearch_sessions": os_sessions,
+            "opensearch_op_seconds": op_seconds,
+            "ingested_span_s": float(row[1]) if row and row[1] is not None else None,
+        }
 
     # 4. freshness
     def freshness(self, sinks: SinkSet) -> None:
@@ -439,17 +514,26 @@ class Bench:
         rate, seconds = args.freshness_rate, args.freshness_seconds
         warmup, max_warmup = args.freshness_warmup, max(args.freshness_warmup, args.freshness_max_warmup)
         every = max(1, round(rate / FRESHNESS_SAMPLES_PER_S))
-        log.info("freshness: %g events/s for %g s after the consumer caught up (warm-up %g..%g s), "
-                 "sampling every %d-th event", rate, seconds, warmup, max_warmup, every)
+        log.info(
+            "freshness: %g events/s for %g s after the consumer caught up (warm-up %g..%g s), "
+            "sampling every %d-th event",
+            rate,
+            seconds,
+            warmup,
+            max_warmup,
+            every,
+        )
         # A new group that starts at the topic's end: the drain group may still hold a member that
         # vanished mid-rebalance (see the drain), and joining it would wait for that member's timeout.
         sinks = dataclasses.replace(sinks, group=self.world.group_at_end("live"))
         sampler = FreshnessSampler(sinks.settings, self.world.topic, sinks.index_prefix, sample_every=every)
-        lag = GroupWatcher(sinks.settings, self.world.topic, sinks.group, partitions=sorted(sampler.start_offsets),
-                           poll_s=0.2)
+        lag = GroupWatcher(
+            sinks.settings, self.world.topic, sinks.group, partitions=sorted(sampler.start_offsets), poll_s=0.2
+        )
         stats_file = self.logs / "freshness-consumer.json"
-        consumer = self.spawn("freshness consumer", sinks.cli(
-            "consume", "--stats-json", str(stats_file), *sinks.consume_args()))
+        consumer = self.spawn(
+            "freshness consumer", sinks.cli("consume", "--stats-json", str(stats_file), *sinks.consume_args())
+        )
         window: tuple[float, float] | None = None
         caught_up = False
         try:
@@ -461,8 +545,12 @@ class Bench:
             own_cpu = time.process_time()
             searches = _search_seconds(sinks)
             duration = max_warmup + seconds + 15  # headroom: the window, not the duration, should end the load
-            producer = self.spawn("freshness producer", sinks.cli(
-                "produce", "--rate", f"{rate:g}", "--duration", f"{duration:g}", "--seed", str(args.seed + 1)))
+            producer = self.spawn(
+                "freshness producer",
+                sinks.cli(
+                    "produce", "--rate", f"{rate:g}", "--duration", f"{duration:g}", "--seed", str(args.seed + 1)
+                ),
+            )
             start: float | None = None
             deadline = time.monotonic() + duration + 120
             while (produced := reap(producer)) is None:
@@ -471,12 +559,18 @@ class Bench:
                 if start is None and first is not None and now >= first + warmup:
                     if lag.lag is not None and lag.lag <= rate and lag.history and lag.history[-1][0] >= now - 0.5:
                         start, caught_up = now, True
-                        log.info("freshness: consumer caught up (lag %d) %.1f s after the first message; "
-                                 "window starts", lag.lag, now - first)
+                        log.info(
+                            "freshness: consumer caught up (lag %d) %.1f s after the first message; window starts",
+                            lag.lag,
+                            now - first,
+                        )
                     elif now >= first + max_warmup:
                         start = now
-                        log.info("freshness: consumer not caught up after %.0f s (lag %s); window starts anyway",
-                                 max_warmup, lag.lag)
+                        log.info(
+                            "freshness: consumer not caught up after %.0f s (lag %s); window starts anyway",
+                            max_warmup,
+                            lag.lag,
+                        )
                 if start is not None and window is None and now >= start + seconds:
                     window = (start, now)
                     producer.proc.send_signal(signal.SIGTERM)
@@ -485,8 +579,11 @@ class Bench:
                 time.sleep(0.05)
             # -SIGTERM: our signal met the producer already shutting down at the end of its duration
             # (Python restores the default handler at exit); its final line tells whether it finished.
-            if produced.returncode != 0 and not (produced.returncode == -signal.SIGTERM and window is not None
-                                                 and PRODUCE_LINE.search(producer.log.read_text(errors="replace"))):
+            if produced.returncode != 0 and not (
+                produced.returncode == -signal.SIGTERM
+                and window is not None
+                and PRODUCE_LINE.search(producer.log.read_text(errors="replace"))
+            ):
                 raise ChildFailed(f"{producer.name} exited {produced.returncode}; last output:\n{producer.log_tail()}")
             if window is None:  # the producer ended first (it was slower to start than the budget allowed)
                 window = (start if start is not None else time.time(), time.time())
@@ -504,45 +601,69 @@ class Bench:
         stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
         events = int(stats.get("events", 0))
         first = sampler.first_sent() or window[0]
-        figures.update({
-            "rate_requested": rate, "seconds_requested": seconds, "warmup_min_s": warmup, "warmup_max_s": max_warmup,
-            "caught_up": caught_up, "window_starts_after_s": round(window[0] - first, 2),
-            "lag_when_window_started": next((n for t, n in reversed(lag.history) if t <= window[0]), None),
-            "producer": {"events": int(line.group(2)), "seconds": float(line.group(4)),
-                         "events_per_s": float(line.group(5).replace(",", "")), "process": produced.to_dict(),
-                         "command": f"pipeline produce --rate {rate:g} --duration {duration:g} (SIGTERM when the "
-                                    "window was complete)"},
-            "consumer": {"events": events, "batches": stats.get("batches"), "stage_seconds": stats.get("stage_seconds"),
-                         "process": consumed.to_dict(),
-                         "cpu_s_per_100k_events": round(consumed.cpu_s / events * 1e5, 3) if events else None},
-            "all_samples_seen": all_seen, "errors": sampler.errors(),
-            "measurement_overhead": {
-                "benchmark_process_cpu_s": round(own_cpu, 2),
-                "opensearch_search_time_s": round(searches, 2),
-                "note": "CPU of this process (tail reader, pollers, lag watcher) and OpenSearch's query time "
-                        "for the polling searches during the phase: load the measurement itself adds"},
-            "machine_busy_cores": phase["machine_busy_cores"],
-            "opensearch_refresh_interval": DEFAULT_REFRESH_INTERVAL,
-        })
+        figures.update(
+            {
+                "rate_requested": rate,
+                "seconds_requested": seconds,
+                "warmup_min_s": warmup,
+                "warmup_max_s": max_warmup,
+                "caught_up": caught_up,
+                "window_starts_after_s": round(window[0] - first, 2),
+                "lag_when_window_started": next((n for t, n in reversed(lag.history) if t <= window[0]), None),
+                "producer": {
+                    "events": int(line.group(2)),
+                    "seconds": float(line.group(4)),
+                    "events_per_s": float(line.group(5).replace(",", "")),
+                    "process": produced.to_dict(),
+                    "command": f"pipeline produce --rate {rate:g} --duration {duration:g} (SIGTERM when the "
+                    "window was complete)",
+                },
+                "consumer": {
+                    "events": events,
+                    "batches": stats.get("batches"),
+                    "stage_seconds": stats.get("stage_seconds"),
+                    "process": consumed.to_dict(),
+                    "cpu_s_per_100k_events": round(consumed.cpu_s / events * 1e5, 3) if events else None,
+                },
+                "all_samples_seen": all_seen,
+                "errors": sampler.errors(),
+                "measurement_overhead": {
+                    "benchmark_process_cpu_s": round(own_cpu, 2),
+                    "opensearch_search_time_s": round(searches, 2),
+                    "note": "CPU of this process (tail reader, pollers, lag watcher) and OpenSearch's query time "
+                    "for the polling searches during the phase: load the measurement itself adds",
+                },
+                "machine_busy_cores": phase["machine_busy_cores"],
+                "opensearch_refresh_interval": DEFAULT_REFRESH_INTERVAL,
+            }
+        )
         plot["lag"] = [(t - first, n) for t, n in lag.history if t >= first - 1.0]
         if not all_seen:
-            self.report["notes"].append("freshness: some sampled events were never seen in a sink (no progress "
-                                        "for 30 s, or 10 min after the load; counted as never_seen)")
+            self.report["notes"].append(
+                "freshness: some sampled events were never seen in a sink (no progress "
+                "for 30 s, or 10 min after the load; counted as never_seen)"
+            )
         if not caught_up:
             self.report["notes"].append(
                 f"freshness: the consumer never got within 1 s of the load ({rate:g} events/s) in {max_warmup:g} s; "
-                "the window started anyway, so its figures include a backlog the consumer could not work off")
+                "the window started anyway, so its figures include a backlog the consumer could not work off"
+            )
         if figures["sent_in_first_0_5_s"] > rate:
             self.report["notes"].append(
                 f"freshness: `pipeline produce --rate {rate:g}` sent {figures['sent_in_first_0_5_s']:,} messages in "
                 f"its first 0.5 s (a steady rate sends {rate / 2:,.0f}): it takes the stream's start time before "
-                "building the simulation and then sends everything due meanwhile at once")
+                "building the simulation and then sends everything due meanwhile at once"
+            )
         self.report["freshness"] = figures
         self.plot = plot
 
 
-def _wait_drained(children: list[Child], watcher: GroupWatcher, *, deadline: float,
-                  ) -> tuple[list[ChildUsage], list[str], list[str]]:
+def _wait_drained(
+    children: list[Child],
+    watcher: GroupWatcher,
+    *,
+    deadline: float,
+) -> tuple[list[ChildUsage], list[str], list[str]]:
     """Reap the drain processes; SIGTERM those still running ``EXIT_GRACE_S`` after the group
     committed everything, SIGKILL them 30 s later. Returns (usages, terminated, killed)."""
     usages: dict[int, ChildUsage] = {}
@@ -629,8 +750,9 @@ def judge(report: dict[str, Any]) -> None:
         "drain1_active_vs_slowest_sink_limit": _ratio(one.get("active_events_per_s"), slowest),
         "drain2_vs_slowest_sink_limit": _ratio(two.get("events_per_s"), slowest),
         "drain2_vs_drain1": _ratio(two.get("events_per_s"), rate1),
-        "postgres_limit_vs_opensearch_limit": _ratio(limits["postgres_copy"]["events_per_s"],
-                                                     limits["opensearch_bulk"]["events_per_s"]),
+        "postgres_limit_vs_opensearch_limit": _ratio(
+            limits["postgres_copy"]["events_per_s"], limits["opensearch_bulk"]["events_per_s"]
+        ),
     }
     for name in ("kafka_consume", "decode", "postgres_copy", "opensearch_bulk"):
         ratios[f"drain1_vs_{name}_limit"] = _ratio(rate1, limits[name]["events_per_s"])
@@ -642,16 +764,22 @@ def judge(report: dict[str, Any]) -> None:
     targets = [
         _target("producer events/s", report["producer"]["events_per_s"], ">=", TARGET_PRODUCER, "events/s"),
         _target("drain events/s, 1 consumer", rate1, ">=", TARGET_DRAIN_ONE, "events/s"),
-        _target("drain, 1 consumer, share of the slowest sink limit", ratios["drain1_vs_slowest_sink_limit"], ">=",
-                TARGET_DRAIN_SHARE_OF_SLOWEST_SINK, "ratio"),
+        _target(
+            "drain, 1 consumer, share of the slowest sink limit",
+            ratios["drain1_vs_slowest_sink_limit"],
+            ">=",
+            TARGET_DRAIN_SHARE_OF_SLOWEST_SINK,
+            "ratio",
+        ),
     ]
     rate = report.get("freshness", {}).get("rate_requested")
     for sink in SINKS:
         note = "" if rate == TARGET_FRESHNESS_RATE else f" (measured at {rate:g} events/s, target is at 5,000)"
         if sink == "opensearch_events":
             note += " (refresh_interval 5 s by design: cannot be met without changing it)"
-        targets.append(_target(f"freshness p99, {sink}", fresh.get(sink, {}).get("p99_s"), "<=",
-                               TARGET_FRESHNESS_P99_S, "s", note))
+        targets.append(
+            _target(f"freshness p99, {sink}", fresh.get(sink, {}).get("p99_s"), "<=", TARGET_FRESHNESS_P99_S, "s", note)
+        )
     report["targets"] = targets
 
     report["cost"] = {
@@ -659,13 +787,14 @@ def judge(report: dict[str, Any]) -> None:
         "consumer_peak_rss_mib": one.get("peak_rss_mib_max"),
         "two_consumers_cpu_s_per_100k_events": two.get("cpu_s_per_100k_events"),
         "two_consumers_peak_rss_mib_max": two.get("peak_rss_mib_max"),
-        "live_consumer_cpu_s_per_100k_events": report.get("freshness", {}).get("consumer", {}).get(
-            "cpu_s_per_100k_events"),
+        "live_consumer_cpu_s_per_100k_events": report.get("freshness", {})
+        .get("consumer", {})
+        .get("cpu_s_per_100k_events"),
         "producer_cpu_s_per_100k_events": report["producer"].get("cpu_s_per_100k_events"),
         "service_cpu_s_per_100k_events_drain1": one.get("service_cpu_s_per_100k_events"),
         "how": "CPU: os.wait4 rusage of each CLI process at exit (user+system); peak RSS: VmHWM from "
-               "/proc/<pid>/status every 100 ms while it runs (not ru_maxrss, which inherits the parent's); "
-               "services from /proc/<pid>/stat deltas over the phase (includes other users of the shared stack)",
+        "/proc/<pid>/status every 100 ms while it runs (not ru_maxrss, which inherits the parent's); "
+        "services from /proc/<pid>/stat deltas over the phase (includes other users of the shared stack)",
     }
 
     shares = one.get("stage_share_pct", {})
@@ -673,7 +802,8 @@ def judge(report: dict[str, Any]) -> None:
     if work:
         stage = max(work, key=work.__getitem__)
         report["bottleneck"] = {
-            "largest_stage_1_consumer": stage, "share_pct": work[stage],
+            "largest_stage_1_consumer": stage,
+            "share_pct": work[stage],
             "stage_share_pct": shares,
             "machine_busy_cores_drain1": one.get("machine_busy_cores"),
             "service_cpu_s_per_100k_events": one.get("service_cpu_s_per_100k_events"),
@@ -686,17 +816,22 @@ def _bottleneck_text(report: dict[str, Any], stage: str) -> str:
     two = report["drain"].get("consumers_2", {})
     cores = report["machine"]["cores"] or 1
     busy = one.get("machine_busy_cores") or 0
-    parts = [f"with one consumer the {stage} stage takes the largest share of its time "
-             f"({one['stage_share_pct'].get(stage, 0):.0f}%)"]
+    parts = [
+        f"with one consumer the {stage} stage takes the largest share of its time "
+        f"({one['stage_share_pct'].get(stage, 0):.0f}%)"
+    ]
     cpu = one.get("attributable_cpu_s_per_100k_events") or {}
     if cpu and one.get("cpu_ceiling_events_per_s"):
         biggest = max(cpu, key=cpu.__getitem__)
-        parts.append(f"per 100k events it costs {sum(cpu.values()):.1f} CPU-s that can be attributed "
-                     f"({', '.join(f'{k} {v:.1f}' for k, v in cpu.items())}; largest: {biggest}), so {cores} cores "
-                     f"cap it near {one['cpu_ceiling_events_per_s']:,.0f} events/s even with nothing else running")
+        parts.append(
+            f"per 100k events it costs {sum(cpu.values()):.1f} CPU-s that can be attributed "
+            f"({', '.join(f'{k} {v:.1f}' for k, v in cpu.items())}; largest: {biggest}), so {cores} cores "
+            f"cap it near {one['cpu_ceiling_events_per_s']:,.0f} events/s even with nothing else running"
+        )
     if busy >= 0.85 * cores:
-        parts.append(f"the machine was CPU-bound during the drain ({busy:.2f} of {cores} cores busy, "
-                     "other users' work included)")
+        parts.append(
+            f"the machine was CPU-bound during the drain ({busy:.2f} of {cores} cores busy, other users' work included)"
+        )
     else:
         parts.append(f"the machine had idle CPU during the drain ({busy:.2f} of {cores} cores busy)")
     scaling = _ratio(two.get("events_per_s"), one.get("events_per_s"))
@@ -714,8 +849,15 @@ def _target(name: str, value: float | None, op: str, target: float, unit: str, n
         verdict = "n/a"
     else:
         verdict = "PASS" if (value >= target if op == ">=" else value <= target) else "MISS"
-    return {"name": name, "measured": value, "op": op, "target": target, "unit": unit, "result": verdict,
-            "note": note.strip()}
+    return {
+        "name": name,
+        "measured": value,
+        "op": op,
+        "target": target,
+        "unit": unit,
+        "result": verdict,
+        "note": note.strip(),
+    }
 
 
 # --- output -----------------------------------------------------------------------------------------------
@@ -723,43 +865,61 @@ def _target(name: str, value: float | None, op: str, target: float, unit: str, n
 
 def print_report(report: dict[str, Any], out: Any = sys.stdout) -> None:
     """The human-readable table."""
+
     def p(text: str = "") -> None:
         print(text, file=out)
 
     m, v, s = report["machine"], report["versions"], report["settings"]
     p()
     p(f"pipeline_bench ({report['mode']}), {report['started_at']} .. {report['finished_at']}")
-    p(f"machine: {m['cores']} cores, {m['memory_gib']} GiB, {m['cpu_model']}; load average before "
-      f"{_load(m['load_average_before'])}, after {_load(m['load_average_after'])}")
-    p(f"versions: {v['python']}, Kafka {v['kafka']}, PostgreSQL {v['postgresql']}, OpenSearch {v['opensearch']}, "
-      f"librdkafka {v['librdkafka']}")
-    p(f"settings: {s['events']:,} events backlog, {s['partitions']} partitions, "
-      f"consumer batch {s['consumer_batch_size']:,}, "
-      f"freshness {s['freshness_rate']:g} events/s for {s['freshness_seconds']:g} s (warm-up "
-      f"{s['freshness_warmup_s']:g}..{s['freshness_max_warmup_s']:g} s)")
+    p(
+        f"machine: {m['cores']} cores, {m['memory_gib']} GiB, {m['cpu_model']}; load average before "
+        f"{_load(m['load_average_before'])}, after {_load(m['load_average_after'])}"
+    )
+    p(
+        f"versions: {v['python']}, Kafka {v['kafka']}, PostgreSQL {v['postgresql']}, OpenSearch {v['opensearch']}, "
+        f"librdkafka {v['librdkafka']}"
+    )
+    p(
+        f"settings: {s['events']:,} events backlog, {s['partitions']} partitions, "
+        f"consumer batch {s['consumer_batch_size']:,}, "
+        f"freshness {s['freshness_rate']:g} events/s for {s['freshness_seconds']:g} s (warm-up "
+        f"{s['freshness_warmup_s']:g}..{s['freshness_max_warmup_s']:g} s)"
+    )
     p()
     limits = report["limits"]
     slowest = limits["slowest_sink"]["events_per_s"]
     p(f"{'stage':44} {'events/s':>10} {'vs slowest':>10} {'CPU s/100k':>10} {'peak RSS':>9}")
     p(f"{'':44} {'':>10} {'sink limit':>10} {'events':>10} {'MiB':>9}")
     p("-" * 87)
-    names = {"kafka_consume": "limit: Kafka consume, raw (consumer cert)", "decode": "limit: decode + validate",
-             "postgres_copy": "limit: PostgreSQL binary COPY (LIKE events)",
-             "opensearch_bulk": "limit: OpenSearch bulk (sink builders)"}
+    names = {
+        "kafka_consume": "limit: Kafka consume, raw (consumer cert)",
+        "decode": "limit: decode + validate",
+        "postgres_copy": "limit: PostgreSQL binary COPY (LIKE events)",
+        "opensearch_bulk": "limit: OpenSearch bulk (sink builders)",
+    }
     for key, label in names.items():
         p(f"{label:44} {limits[key]['events_per_s']:>10,.0f} {limits[key]['events_per_s'] / slowest:>10.2f}")
     prod = report["producer"]
-    p(f"{'producer: pipeline produce (CLI line)':44} {prod['events_per_s']:>10,.0f} {'':>10} "
-      f"{prod['cpu_s_per_100k_events']:>10.2f} {prod['process']['max_rss_mib']:>9.0f}")
+    p(
+        f"{'producer: pipeline produce (CLI line)':44} {prod['events_per_s']:>10,.0f} {'':>10} "
+        f"{prod['cpu_s_per_100k_events']:>10.2f} {prod['process']['max_rss_mib']:>9.0f}"
+    )
     for run in report["drain"].values():
         label = f"drain: pipeline consume --drain x{run['consumers']}"
-        p(f"{label:44} {run['events_per_s']:>10,.0f} {run['events_per_s'] / slowest:>10.2f} "
-          f"{run['cpu_s_per_100k_events']:>10.2f} {run['peak_rss_mib_max']:>9.0f}")
-        p(f"{'  until the last process exited':44} {run['exit_events_per_s']:>10,.0f} "
-          f"{run['exit_events_per_s'] / slowest:>10.2f}")
+        p(
+            f"{label:44} {run['events_per_s']:>10,.0f} {run['events_per_s'] / slowest:>10.2f} "
+            f"{run['cpu_s_per_100k_events']:>10.2f} {run['peak_rss_mib_max']:>9.0f}"
+        )
+        p(
+            f"{'  until the last process exited':44} {run['exit_events_per_s']:>10,.0f} "
+            f"{run['exit_events_per_s'] / slowest:>10.2f}"
+        )
         if run.get("active_events_per_s"):
-            p(f"{'  while batches flow (ingested_at span)':44} {run['active_events_per_s']:>10,.0f} "
-              f"{run['active_events_per_s'] / slowest:>10.2f}")
+            p(
+                f"{'  while batches flow (ingested_at span)':44} {run['active_events_per_s']:>10,.0f} "
+                f"{run['active_events_per_s'] / slowest:>10.2f}"
+            )
     p(f"(slowest sink limit: {limits['slowest_sink']['name']}, {slowest:,.0f} events/s)")
     p()
     p("per-stage seconds of the drain (from --stats-json; events/s if that stage were alone):")
@@ -772,55 +932,81 @@ def print_report(report: dict[str, Any], out: Any = sys.stdout) -> None:
                 rate = proc["stage_events_per_s"].get(st)
                 cells.append(f"{sec:7.1f}s {rate:>8,.0f}/s" if rate else f"{sec:7.1f}s {'':>10}")
             p(f"  {proc['name']:22} " + " ".join(f"{c:>17}" for c in cells))
-    p("CPU-s per 100k events that belong to this run (consumer rusage, PostgreSQL backends of its database, "
-      "OpenSearch operations on its indices):")
+    p(
+        "CPU-s per 100k events that belong to this run (consumer rusage, PostgreSQL backends of its database, "
+        "OpenSearch operations on its indices):"
+    )
     for run in report["drain"].values():
         cpu = run["attributable_cpu_s_per_100k_events"]
         ceiling = run.get("cpu_ceiling_events_per_s")
         limit = f" -> {m['cores']}-core ceiling {ceiling:,.0f} events/s" if ceiling else ""
-        p(f"  x{run['consumers']}: " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())
-          + f"; total {sum(cpu.values()):.2f}{limit}")
+        p(
+            f"  x{run['consumers']}: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())
+            + f"; total {sum(cpu.values()):.2f}{limit}"
+        )
     p("machine CPU during the drains (cores busy; whole-service CPU-s per 100k events, shared stack):")
     for run in report["drain"].values():
         svc = ", ".join(f"{k} {val:.2f}" for k, val in run["service_cpu_s_per_100k_events"].items())
         written = sum(pr["sessions_written"] for pr in run["processes"])
-        p(f"  x{run['consumers']}: {run['machine_busy_cores']} of {m['cores']} cores busy; {svc}; "
-          f"session rows written {written:,}")
+        p(
+            f"  x{run['consumers']}: {run['machine_busy_cores']} of {m['cores']} cores busy; {svc}; "
+            f"session rows written {written:,}"
+        )
     p()
     fresh = report.get("freshness", {})
     if fresh:
         sent = fresh["window_send_rate"] or 0.0
         p(f"freshness: `{fresh['producer']['command']}`")
-        state = (f"consumer caught up, lag {fresh['lag_when_window_started'] or 0:,}" if fresh["caught_up"]
-                 else "consumer NOT caught up")
-        p(f"  measured window {fresh['window_s']:g} s at {sent:,.0f} events/s sent, starting "
-          f"{fresh['window_starts_after_s']:g} s after the first message ({state}); "
-          f"{fresh['samples']:,} sampled events (every {fresh['sample_every']}-th), polled every "
-          f"{fresh['tick_s'] * 1000:.0f} ms:")
-        p(f"  {'sink':20} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8} {'never seen':>11}  "
-          f"{'p50 by third of the window':>28}")
+        state = (
+            f"consumer caught up, lag {fresh['lag_when_window_started'] or 0:,}"
+            if fresh["caught_up"]
+            else "consumer NOT caught up"
+        )
+        p(
+            f"  measured window {fresh['window_s']:g} s at {sent:,.0f} events/s sent, starting "
+            f"{fresh['window_starts_after_s']:g} s after the first message ({state}); "
+            f"{fresh['samples']:,} sampled events (every {fresh['sample_every']}-th), polled every "
+            f"{fresh['tick_s'] * 1000:.0f} ms:"
+        )
+        p(
+            f"  {'sink':20} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8} {'never seen':>11}  "
+            f"{'p50 by third of the window':>28}"
+        )
         for sink, f in fresh["sinks"].items():
             thirds = " ".join("n/a" if x is None else f"{x:.3f}" for x in f["p50_by_third_s"])
-            p(f"  {sink:20} " + " ".join(_sec(f[k]) for k in ("p50_s", "p95_s", "p99_s", "max_s"))
-              + f" {f['never_seen']:>11,}  {thirds:>28}")
-        p(f"  (OpenSearch refresh_interval is {fresh['opensearch_refresh_interval']} by design: documents become "
-          "searchable only at the next refresh)")
+            p(
+                f"  {sink:20} "
+                + " ".join(_sec(f[k]) for k in ("p50_s", "p95_s", "p99_s", "max_s"))
+                + f" {f['never_seen']:>11,}  {thirds:>28}"
+            )
+        p(
+            f"  (OpenSearch refresh_interval is {fresh['opensearch_refresh_interval']} by design: documents become "
+            "searchable only at the next refresh)"
+        )
         c = fresh["consumer"]
         o = fresh["measurement_overhead"]
-        p(f"  live consumer: {c['cpu_s_per_100k_events']} CPU s per 100k events, peak RSS "
-          f"{c['process']['max_rss_mib']:.0f} MiB; measurement overhead: {o['benchmark_process_cpu_s']} CPU-s here, "
-          f"{o['opensearch_search_time_s']} s of OpenSearch query time")
+        p(
+            f"  live consumer: {c['cpu_s_per_100k_events']} CPU s per 100k events, peak RSS "
+            f"{c['process']['max_rss_mib']:.0f} MiB; measurement overhead: {o['benchmark_process_cpu_s']} CPU-s here, "
+            f"{o['opensearch_search_time_s']} s of OpenSearch query time"
+        )
     p()
     p(f"{'target':64} {'measured':>12} {'target':>12} {'result':>6}")
     for t in report["targets"]:
-        measured = "n/a" if t["measured"] is None else (
-            f"{t['measured']:,.0f}" if t["unit"] == "events/s" else f"{t['measured']:.3f}")
+        measured = (
+            "n/a"
+            if t["measured"] is None
+            else (f"{t['measured']:,.0f}" if t["unit"] == "events/s" else f"{t['measured']:.3f}")
+        )
         target = f"{t['op']} {t['target']:,.0f}" if t["unit"] == "events/s" else f"{t['op']} {t['target']:g}"
         p(f"{t['name']:64} {measured:>12} {target:>12} {t['result']:>6}" + (f"  {t['note']}" if t["note"] else ""))
     if any(t["result"] == "MISS" for t in report["targets"][:3]):
         one = report["drain"]["consumers_1"]
-        p("  drain MISS, where the one consumer's time went: "
-          + ", ".join(f"{k} {v:.0f}%" for k, v in one["stage_share_pct"].items()))
+        p(
+            "  drain MISS, where the one consumer's time went: "
+            + ", ".join(f"{k} {v:.0f}%" for k, v in one["stage_share_pct"].items())
+        )
     if report.get("bottleneck"):
         p(f"bottleneck: {report['bottleneck']['reading']}")
     for note in report["notes"]:
@@ -846,25 +1032,52 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, help="backlog size for the limits and the drains (default 1,000,000)")
     parser.add_argument("--freshness-rate", type=float, help="events/s during the freshness run (default 5,000)")
     parser.add_argument("--freshness-seconds", type=float, help="length of the freshness run (default 60)")
-    parser.add_argument("--freshness-warmup", type=float,
-                        help="the freshness window starts at least this many seconds after the first message "
-                             "(default 5; --ci 1)")
-    parser.add_argument("--freshness-max-warmup", type=float,
-                        help="...and at the latest this many, caught up or not (default 40; --ci 6)")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench-results",
-                        help="directory for the JSON and PNG (default bench-results/, git-ignored)")
+    parser.add_argument(
+        "--freshness-warmup",
+        type=float,
+        help="the freshness window starts at least this many seconds after the first message (default 5; --ci 1)",
+    )
+    parser.add_argument(
+        "--freshness-max-warmup",
+        type=float,
+        help="...and at the latest this many, caught up or not (default 40; --ci 6)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=REPO_ROOT / "bench-results",
+        help="directory for the JSON and PNG (default bench-results/, git-ignored)",
+    )
     parser.add_argument("--outputs", type=Path, help="stack-outputs file of the stack (default: the local stack's)")
     parser.add_argument("--seed", type=int, default=20_261_130, help="producer seed (same seed = same events)")
-    parser.add_argument("--keep-logs", action="store_true",
-                        help="copy the pipeline processes' logs and stats files next to the JSON (<stem>-logs/)")
-    parser.add_argument("--ci", action="store_true",
-                        help="tiny run for CI: 20,000 events, 1,000 events/s for 3 s (explicit options still win)")
+    parser.add_argument(
+        "--keep-logs",
+        action="store_true",
+        help="copy the pipeline processes' logs and stats files next to the JSON (<stem>-logs/)",
+    )
+    parser.add_argument(
+        "--ci",
+        action="store_true",
+        help="tiny run for CI: 20,000 events, 1,000 events/s for 3 s (explicit options still win)",
+    )
     args = parser.parse_args(argv)
-    defaults = ({"events": 20_000, "freshness_rate": 1_000.0, "freshness_seconds": 3.0, "freshness_warmup": 1.0,
-                 "freshness_max_warmup": 6.0}
-                if args.ci else
-                {"events": 1_000_000, "freshness_rate": TARGET_FRESHNESS_RATE, "freshness_seconds": 60.0,
-                 "freshness_warmup": 5.0, "freshness_max_warmup": 40.0})
+    defaults = (
+        {
+            "events": 20_000,
+            "freshness_rate": 1_000.0,
+            "freshness_seconds": 3.0,
+            "freshness_warmup": 1.0,
+            "freshness_max_warmup": 6.0,
+        }
+        if args.ci
+        else {
+            "events": 1_000_000,
+            "freshness_rate": TARGET_FRESHNESS_RATE,
+            "freshness_seconds": 60.0,
+            "freshness_warmup": 5.0,
+            "freshness_max_warmup": 40.0,
+        }
+    )
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -901,8 +1114,10 @@ def main(argv: list[str] | None = None) -> int:
     json_path, png_path = args.out / f"{stem}.json", args.out / f"{stem}.png"
 
     report: dict[str, Any] = {
-        "benchmark": "pipeline_bench", "mode": "ci" if args.ci else "full",
-        "started_at": started.isoformat(timespec="seconds"), "command": [sys.executable, *sys.argv],
+        "benchmark": "pipeline_bench",
+        "mode": "ci" if args.ci else "full",
+        "started_at": started.isoformat(timespec="seconds"),
+        "command": [sys.executable, *sys.argv],
         "machine": {**machine_info(), "load_average_before": list(os.getloadavg())},
         "versions": versions(base),
     }
@@ -914,16 +1129,22 @@ def main(argv: list[str] | None = None) -> int:
         with world:
             bench = Bench(args, world, world.private_dir)
             report["settings"] = {
-                "events": args.events, "seed": args.seed, "freshness_rate": args.freshness_rate,
-                "freshness_seconds": args.freshness_seconds, "freshness_warmup_s": args.freshness_warmup,
+                "events": args.events,
+                "seed": args.seed,
+                "freshness_rate": args.freshness_rate,
+                "freshness_seconds": args.freshness_seconds,
+                "freshness_warmup_s": args.freshness_warmup,
                 "freshness_max_warmup_s": args.freshness_max_warmup,
-                "freshness_samples_per_s": FRESHNESS_SAMPLES_PER_S, "topic": world.topic,
-                "partitions": world.partitions, "consumer_batch_size": ConsumeOptions.batch_size,
+                "freshness_samples_per_s": FRESHNESS_SAMPLES_PER_S,
+                "topic": world.topic,
+                "partitions": world.partitions,
+                "consumer_batch_size": ConsumeOptions.batch_size,
                 "consumer_batch_wait_s": ConsumeOptions.batch_wait_s,
                 "producer_config": {k: v for k, v in PRODUCER_DEFAULTS.items() if k != "log_level"},
                 "opensearch_refresh_interval": DEFAULT_REFRESH_INTERVAL,
                 "opensearch_max_docs_per_request": DEFAULT_MAX_DOCS,
-                "opensearch_max_bytes_per_request": DEFAULT_MAX_BYTES, "stack_outputs": str(outputs_path),
+                "opensearch_max_bytes_per_request": DEFAULT_MAX_BYTES,
+                "stack_outputs": str(outputs_path),
             }
             try:
                 first = world.new_sinks("drain1")
@@ -955,8 +1176,12 @@ def main(argv: list[str] | None = None) -> int:
         report["error"] = f"{type(failure).__name__}: {str(failure)[:2000]}"
         partial = args.out / f"{stem}.failed.json"
         partial.write_text(json.dumps(report, indent=2, default=str) + "\n")
-        log.error("benchmark failed: %s: %s (partial report: %s)", type(failure).__name__,
-                  str(failure).splitlines()[0] if str(failure) else "", partial)
+        log.error(
+            "benchmark failed: %s: %s (partial report: %s)",
+            type(failure).__name__,
+            str(failure).splitlines()[0] if str(failure) else "",
+            partial,
+        )
         if isinstance(failure, ChildFailed):
             print(str(failure), file=sys.stderr)
         elif not isinstance(failure, KeyboardInterrupt):
@@ -967,12 +1192,16 @@ def main(argv: list[str] | None = None) -> int:
 
     judge(report)
     report["files"] = {"json": str(json_path), "chart": None}
-    skipped = chart.render(png_path, chart.bars_from(report),
-                           {"producer target": TARGET_PRODUCER, "drain target": TARGET_DRAIN_ONE},
-                           bench.plot if bench is not None else {}, TARGET_FRESHNESS_P99_S,
-                           f"{stem}: {report['mode']}, {args.events:,} events, {report['machine']['cores']} cores, "
-                           f"load {_load(report['machine']['load_average_before'])} -> "
-                           f"{_load(report['machine']['load_average_after'])}")
+    skipped = chart.render(
+        png_path,
+        chart.bars_from(report),
+        {"producer target": TARGET_PRODUCER, "drain target": TARGET_DRAIN_ONE},
+        bench.plot if bench is not None else {},
+        TARGET_FRESHNESS_P99_S,
+        f"{stem}: {report['mode']}, {args.events:,} events, {report['machine']['cores']} cores, "
+        f"load {_load(report['machine']['load_average_before'])} -> "
+        f"{_load(report['machine']['load_average_after'])}",
+    )
     if skipped:
         report["files"]["chart_skipped"] = skipped
     else:

@@ -82,11 +82,19 @@ def one_run(world: BenchWorld, sinks: SinkSet, protocol: str, scenario: str, lab
     try:
         spawn(logs[0])
         leaving = spawn(logs[1])
-        wait(lambda: owned(logs[0]) and owned(logs[1]) and owned(logs[0]) | owned(logs[1]) == set(
-            range(world.partitions)), 120, "both members owning partitions")
+        wait(
+            lambda: (
+                owned(logs[0]) and owned(logs[1]) and owned(logs[0]) | owned(logs[1]) == set(range(world.partitions))
+            ),
+            120,
+            "both members owning partitions",
+        )
         start = committed(world, group)
-        wait(lambda: all(committed(world, group).get(p, -1) > start.get(p, -1) for p in range(world.partitions)),
-             60, "every partition committed once (the group is working)")
+        wait(
+            lambda: all(committed(world, group).get(p, -1) > start.get(p, -1) for p in range(world.partitions)),
+            60,
+            "every partition committed once (the group is working)",
+        )
         time.sleep(2.0)
         theirs = owned(logs[1])
         if scenario == "join-then-leave":
@@ -132,22 +140,30 @@ def main(argv: Sequence[str] | None = None) -> None:
     with BenchWorld(json.loads(Path(outputs_file).read_text()), settings) as world:
         sinks = world.new_sinks("rebalance")
         with open(world.private_dir / "producer.log", "wb") as out:
-            producer = subprocess.Popen(sinks.cli("produce", "--rate", str(args.rate), "--duration", "3600"),
-                                        stdout=out, stderr=subprocess.STDOUT)
+            producer = subprocess.Popen(
+                sinks.cli("produce", "--rate", str(args.rate), "--duration", "3600"),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         try:
             for i in range(args.repeat):
                 for scenario in SCENARIOS:
                     for protocol in ("classic", "consumer"):
                         seconds = one_run(world, sinks, protocol, scenario, str(i))
                         results.setdefault((scenario, protocol), []).append(seconds)
-                        print(f"run {i + 1} {scenario:<16} {protocol:<9} partitions of the leaving member read "
-                              f"again after {seconds:.2f} s", flush=True)
+                        print(
+                            f"run {i + 1} {scenario:<16} {protocol:<9} partitions of the leaving member read "
+                            f"again after {seconds:.2f} s",
+                            flush=True,
+                        )
         finally:
             producer.send_signal(signal.SIGTERM)
             producer.wait(60)
     for (scenario, protocol), values in results.items():
-        print(f"median {scenario:<16} {protocol:<9} {statistics.median(values):.2f} s  "
-              f"(runs: {', '.join(f'{v:.2f}' for v in values)})")
+        print(
+            f"median {scenario:<16} {protocol:<9} {statistics.median(values):.2f} s  "
+            f"(runs: {', '.join(f'{v:.2f}' for v in values)})"
+        )
 
 
 if __name__ == "__main__":

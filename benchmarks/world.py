@@ -46,7 +46,12 @@ from psycopg import sql
 
 from devstack.kafka import acl_bindings, ensure_acls, wait_for_topics
 from devstack.opensearch_access import (
-    grant_prefix, new_password, owner_attributes, prefix_user, revoke_prefix, user_uri,
+    grant_prefix,
+    new_password,
+    owner_attributes,
+    prefix_user,
+    revoke_prefix,
+    user_uri,
 )
 from devstack.secrets_store import write_private
 from pipeline.config.outputs import Output
@@ -172,8 +177,9 @@ class BenchWorld:
 
     def _delete_acls(self, bindings: list[AclBinding]) -> None:
         filters = [
-            AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation,
-                             b.permission_type)
+            AclBindingFilter(
+                b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation, b.permission_type
+            )
             for b in bindings
         ]
         for future in self.admin.delete_acls(filters, request_timeout=30).values():
@@ -205,7 +211,8 @@ class BenchWorld:
                     f"consumer group(s) {', '.join(pending)} still list a member that vanished without leaving "
                     "(a --drain consumer that exited during a rebalance); the broker drops that member after the "
                     "session timeout (45 s), and then the group, which holds no offsets since its topic was deleted, "
-                    "at its next offsets-retention check (<= 10 min; observed)")
+                    "at its next offsets-retention check (<= 10 min; observed)"
+                )
             if pending:
                 time.sleep(1.0)
 
@@ -222,8 +229,12 @@ class BenchWorld:
         consumer = Consumer({**self.base.kafka.client_config("admin"), "group.id": "pipeline-bench-ends"})
         try:
             parts = consumer.list_topics(self.topic, timeout=10).topics[self.topic].partitions
-            ends = [TopicPartition(self.topic, p, consumer.get_watermark_offsets(TopicPartition(self.topic, p),
-                                                                                 timeout=10)[1]) for p in parts]
+            ends = [
+                TopicPartition(
+                    self.topic, p, consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)[1]
+                )
+                for p in parts
+            ]
         finally:
             consumer.close()
         request = [ConsumerGroupTopicPartitions(group, ends)]
@@ -245,8 +256,9 @@ class BenchWorld:
         ensure_templates(settings, index_prefix)
         user, password = prefix_user(names), new_password()
         self._undo(f"OpenSearch user {user}", lambda: self._with_admin(lambda c: revoke_prefix(c, user=user)))
-        self._with_admin(lambda c: grant_prefix(c, user=user, password=password, names=names,
-                                                attributes=owner_attributes()))
+        self._with_admin(
+            lambda c: grant_prefix(c, user=user, password=password, names=names, attributes=owner_attributes())
+        )
         values = dict(self.base_outputs)
         values[Output.OPENSEARCH_URI.value] = user_uri(self.base.opensearch.uri.reveal(), user, password)
         values[Output.KAFKA_EVENTS_TOPIC.value] = self.topic

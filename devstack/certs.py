@@ -52,10 +52,21 @@ def ensure_ca(certs_dir: Path) -> CertPair:
         return pair
     _new_key(pair.key)
     _openssl(
-        "req", "-x509", "-new", "-key", str(pair.key), "-out", str(pair.cert),
-        "-days", str(VALID_DAYS), "-subj", "/CN=clickstream-devstack-ca",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        str(pair.key),
+        "-out",
+        str(pair.cert),
+        "-days",
+        str(VALID_DAYS),
+        "-subj",
+        "/CN=clickstream-devstack-ca",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
     )
     return pair
 
@@ -76,8 +87,13 @@ def ensure_leaf(
     if pair.cert.exists() and pair.key.exists():
         return pair
     issue_certificate(
-        ca, pair, common_name=common_name, server_names=server_names, server_ips=server_ips,
-        client=client, days=days,
+        ca,
+        pair,
+        common_name=common_name,
+        server_names=server_names,
+        server_ips=server_ips,
+        client=client,
+        days=days,
     )
     return pair
 
@@ -109,8 +125,22 @@ def issue_certificate(
         ext.write_text("\n".join(ext_lines) + "\n")
         _openssl("req", "-new", "-key", str(pair.key), "-out", str(csr), "-subj", f"/CN={common_name}")
         _openssl(
-            "x509", "-req", "-in", str(csr), "-CA", str(ca.cert), "-CAkey", str(ca.key),
-            "-CAcreateserial", "-out", str(pair.cert), "-days", str(days), "-sha256", "-extfile", str(ext),
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(ca.cert),
+            "-CAkey",
+            str(ca.key),
+            "-CAcreateserial",
+            "-out",
+            str(pair.cert),
+            "-days",
+            str(days),
+            "-sha256",
+            "-extfile",
+            str(ext),
         )
 
 
@@ -120,7 +150,7 @@ def issue_expired_certificate(ca: CertPair, pair: CertPair, *, common_name: str)
     ``openssl x509`` cannot back-date a certificate; ``openssl ca`` takes explicit start
     and end dates, so it signs this one from a throw-away CA database.
     """
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     stamp = "%y%m%d%H%M%SZ"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -139,8 +169,23 @@ def issue_expired_certificate(ca: CertPair, pair: CertPair, *, common_name: str)
         csr = work / "req.csr"
         _openssl("req", "-new", "-key", str(pair.key), "-out", str(csr), "-subj", f"/CN={common_name}")
         _openssl(
-            "ca", "-batch", "-config", str(config), "-cert", str(ca.cert), "-keyfile", str(ca.key),
-            "-in", str(csr), "-out", str(pair.cert), "-notext", "-extensions", "client",
-            "-startdate", (now - dt.timedelta(days=3)).strftime(stamp),
-            "-enddate", (now - dt.timedelta(days=1)).strftime(stamp),
+            "ca",
+            "-batch",
+            "-config",
+            str(config),
+            "-cert",
+            str(ca.cert),
+            "-keyfile",
+            str(ca.key),
+            "-in",
+            str(csr),
+            "-out",
+            str(pair.cert),
+            "-notext",
+            "-extensions",
+            "client",
+            "-startdate",
+            (now - dt.timedelta(days=3)).strftime(stamp),
+            "-enddate",
+            (now - dt.timedelta(days=1)).strftime(stamp),
         )

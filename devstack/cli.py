@@ -90,7 +90,9 @@ def down() -> None:
 
 
 _SERVICES: dict[str, Callable[[Layout], None]] = {
-    "postgres": postgres.down, "kafka": kafka.down, "opensearch": opensearch.down,
+    "postgres": postgres.down,
+    "kafka": kafka.down,
+    "opensearch": opensearch.down,
 }
 
 

@@ -48,9 +48,19 @@ def install(layout: Layout) -> None:
     tmp = target.with_name("libs.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     result = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies", "-DincludeScope=runtime",
-         f"-Dkafka.version={KAFKA_VERSION}", f"-DoutputDirectory={tmp}"],
-        capture_output=True, text=True,
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(POM),
+            "dependency:copy-dependencies",
+            "-DincludeScope=runtime",
+            f"-Dkafka.version={KAFKA_VERSION}",
+            f"-DoutputDirectory={tmp}",
+        ],
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         raise DevstackError("fetching Kafka jars with Maven failed: " + (result.stdout + result.stderr).strip()[-500:])
@@ -90,8 +100,13 @@ def client_config(layout: Layout, pair: certs.CertPair) -> dict[str, str]:
 def _write_config(layout: Layout, ca: certs.CertPair) -> Path:
     service_dir = _service_dir(layout)
     broker = certs.ensure_leaf(
-        layout.certs_dir, ca, "kafka-broker", common_name=names.BROKER_PRINCIPAL,
-        server_names=("localhost",), server_ips=(HOST,), client=True,
+        layout.certs_dir,
+        ca,
+        "kafka-broker",
+        common_name=names.BROKER_PRINCIPAL,
+        server_names=("localhost",),
+        server_ips=(HOST,),
+        client=True,
     )
     keystore = service_dir / "broker-keystore.pem"
     keystore.write_text(broker.key_pem() + broker.cert_pem())
@@ -150,9 +165,13 @@ def _write_config(layout: Layout, ca: certs.CertPair) -> Path:
 
 def _java(layout: Layout, heap: str) -> list[str]:
     return [
-        str(layout.java_home / "bin" / "java"), f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC",
+        str(layout.java_home / "bin" / "java"),
+        f"-Xms{heap}",
+        f"-Xmx{heap}",
+        "-XX:+UseG1GC",
         f"-Dlog4j2.configurationFile={_service_dir(layout) / 'log4j2.properties'}",
-        "-cp", str(libs_dir(layout)) + "/*",
+        "-cp",
+        str(libs_dir(layout)) + "/*",
     ]
 
 
@@ -162,7 +181,8 @@ def _format(layout: Layout, config: Path) -> None:
         return
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     proc.run(
-        layout, [*_java(layout, "256m"), "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
+        layout,
+        [*_java(layout, "256m"), "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
         what="formatting Kafka storage",
     )
 
@@ -193,13 +213,18 @@ def up(layout: Layout, ca: certs.CertPair) -> None:
         proc.own(layout, service_dir)
         _format(layout, config)
         proc.spawn(
-            layout, [*_java(layout, layout.kafka_heap), "kafka.Kafka", str(config)],
-            log_file=_log_file(layout), pid_file=_pid_file(layout),
+            layout,
+            [*_java(layout, layout.kafka_heap), "kafka.Kafka", str(config)],
+            log_file=_log_file(layout),
+            pid_file=_pid_file(layout),
         )
     admin = _admin(layout, ca)
     proc.wait_until(
-        lambda: _answers(admin), what="Kafka", timeout=120,
-        alive=lambda: is_running(layout), log_file=_log_file(layout),
+        lambda: _answers(admin),
+        what="Kafka",
+        timeout=120,
+        alive=lambda: is_running(layout),
+        log_file=_log_file(layout),
     )
     _ensure_topics(admin)
     ensure_acls(admin)
@@ -232,8 +257,13 @@ def acl_bindings(
     Tests call this with their own topic names to give isolated topics the same rights.
     """
 
-    def allow(principal: str, rtype: ResourceType, name: str, op: AclOperation,
-              pattern: ResourcePatternType = ResourcePatternType.LITERAL) -> AclBinding:
+    def allow(
+        principal: str,
+        rtype: ResourceType,
+        name: str,
+        op: AclOperation,
+        pattern: ResourcePatternType = ResourcePatternType.LITERAL,
+    ) -> AclBinding:
         return AclBinding(rtype, name, pattern, f"User:{principal}", "*", op, AclPermissionType.ALLOW)
 
     producer, consumer = names.PRODUCER_PRINCIPAL, names.CONSUMER_PRINCIPAL
@@ -278,7 +308,9 @@ def wait_for_topics(admin: AdminClient, topics: list[str]) -> None:
     def ready() -> bool:
         meta = admin.list_topics(timeout=10).topics
         return all(
-            t in meta and meta[t].error is None and meta[t].partitions
+            t in meta
+            and meta[t].error is None
+            and meta[t].partitions
             and all(p.leader >= 0 for p in meta[t].partitions.values())
             for t in topics
         )

@@ -27,7 +27,12 @@ from devstack import certs, proc
 from devstack.errors import DevstackError
 from devstack.layout import OPENSEARCH_VERSION, REPO_ROOT, Layout
 from devstack.opensearch_access import (
-    ADMIN_USER, PIPELINE_USER, ensure_admin, grant_prefix, remove_stale_users, user_uri,
+    ADMIN_USER,
+    PIPELINE_USER,
+    ensure_admin,
+    grant_prefix,
+    remove_stale_users,
+    user_uri,
 )
 from devstack.secrets_store import password, write_private
 from pipeline.sinks.opensearch.templates import IndexNames
@@ -60,9 +65,19 @@ def install(layout: Layout) -> None:
     download = layout.dist_dir / "opensearch-zip"
     shutil.rmtree(download, ignore_errors=True)
     result = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-         f"-Dopensearch.version={OPENSEARCH_VERSION}", f"-DoutputDirectory={download}", "-DexcludeTransitive=true"],
-        capture_output=True, text=True,
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(POM),
+            "dependency:copy-dependencies",
+            f"-Dopensearch.version={OPENSEARCH_VERSION}",
+            f"-DoutputDirectory={download}",
+            "-DexcludeTransitive=true",
+        ],
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         raise DevstackError("fetching OpenSearch with Maven failed: " + (result.stdout + result.stderr).strip()[-500:])
@@ -77,11 +92,14 @@ def install(layout: Layout) -> None:
         script.chmod(0o755)
     result = subprocess.run(
         [str(unpacked / "bin" / "opensearch-plugin"), "install", "--batch", plugin.resolve().as_uri()],
-        env={**os.environ, "OPENSEARCH_JAVA_HOME": str(layout.java_home)}, capture_output=True, text=True,
+        env={**os.environ, "OPENSEARCH_JAVA_HOME": str(layout.java_home)},
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
-        raise DevstackError("installing the OpenSearch security plugin failed: "
-                            + (result.stdout + result.stderr).strip()[-500:])
+        raise DevstackError(
+            "installing the OpenSearch security plugin failed: " + (result.stdout + result.stderr).strip()[-500:]
+        )
     shutil.rmtree(home(layout), ignore_errors=True)
     unpacked.replace(home(layout))
     shutil.rmtree(partial, ignore_errors=True)
@@ -136,14 +154,19 @@ def _write_config(layout: Layout, ca: certs.CertPair) -> Path:
     shutil.copytree(home(layout) / "config", conf)
     conf.chmod(0o700)  # before the node's private key is written into it
     node = certs.ensure_leaf(
-        layout.certs_dir, ca, "opensearch-node", common_name=NODE_CN,
-        server_names=("localhost",), server_ips=(HOST,), client=True,
+        layout.certs_dir,
+        ca,
+        "opensearch-node",
+        common_name=NODE_CN,
+        server_names=("localhost",),
+        server_ips=(HOST,),
+        client=True,
     )
     shutil.copy(ca.cert, conf / "ca.pem")
     shutil.copy(node.cert, conf / "node.pem")
     write_private(conf / "node.key", node.key_pem())
     for name, kind in _EMPTY_SECURITY_FILES.items():
-        (conf / "opensearch-security" / name).write_text(f"_meta:\n  type: \"{kind}\"\n  config_version: 2\n")
+        (conf / "opensearch-security" / name).write_text(f'_meta:\n  type: "{kind}"\n  config_version: 2\n')
     # The shipped jvm.options names paths relative to the distribution; the node's
     # logs and heap dumps belong in its own service directory.
     jvm_options = conf / "jvm.options"
@@ -246,13 +269,19 @@ def up(layout: Layout, ca: certs.CertPair) -> None:
             "OPENSEARCH_JAVA_OPTS": f"-Xms{layout.opensearch_heap} -Xmx{layout.opensearch_heap}",
         }
         proc.spawn(
-            layout, [str(home(layout) / "bin" / "opensearch")],
-            env=env, log_file=_log_file(layout), pid_file=_pid_file(layout),
+            layout,
+            [str(home(layout) / "bin" / "opensearch")],
+            env=env,
+            log_file=_log_file(layout),
+            pid_file=_pid_file(layout),
         )
     context = _admin_context(layout, ca)
     proc.wait_until(
-        lambda: _answers(layout, context), what="OpenSearch", timeout=180,
-        alive=lambda: is_running(layout), log_file=_log_file(layout),
+        lambda: _answers(layout, context),
+        what="OpenSearch",
+        timeout=180,
+        alive=lambda: is_running(layout),
+        log_file=_log_file(layout),
     )
     client = OpenSearch(hosts=[url(layout)], use_ssl=True, ssl_context=context, timeout=30)
     try:

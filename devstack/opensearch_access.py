@@ -50,7 +50,11 @@ _API = "/_plugins/_security/api"
 #: first (each item's index is then checked against the index permissions), the read-only
 #: multi-document requests (mget, msearch, scroll) likewise, and ``GET /`` is what the
 #: start-up check calls. Not ``cluster_composite_ops``: that adds reindex and alias changes.
-PIPELINE_CLUSTER_ACTIONS: tuple[str, ...] = ("cluster:monitor/main", "indices:data/write/bulk", "cluster_composite_ops_ro")
+PIPELINE_CLUSTER_ACTIONS: tuple[str, ...] = (
+    "cluster:monitor/main",
+    "indices:data/write/bulk",
+    "cluster_composite_ops_ro",
+)
 #: Index-level actions on the pipeline's own patterns: read, index (not delete) documents,
 #: create next month's events index from the template, and read an index's mapping (the
 #: sink checks that the template shaped an index before it writes into it). Not ``crud``:
@@ -115,8 +119,9 @@ def ensure_admin(client: OpenSearch, password: str) -> None:
     _put(client, "rolesmapping", "all_access", {"users": [ADMIN_USER]})
 
 
-def grant_prefix(client: OpenSearch, *, user: str, password: str, names: IndexNames,
-                 attributes: dict[str, str] | None = None) -> None:
+def grant_prefix(
+    client: OpenSearch, *, user: str, password: str, names: IndexNames, attributes: dict[str, str] | None = None
+) -> None:
     """Create (or update) ``user`` with a role of its own limited to ``names``' indices."""
     role = f"{user}{ROLE_SUFFIX}"
     _put(client, "roles", role, pipeline_role(names))
@@ -139,8 +144,11 @@ def prefix_user(names: IndexNames) -> str:
 
 def owner_attributes() -> dict[str, str]:
     """Who makes a prefix user: this host, this process and its start time (see :func:`owner_alive`)."""
-    return {"owner_host": socket.gethostname(), "owner_pid": str(os.getpid()),
-            "owner_started": _process_start(os.getpid()) or ""}
+    return {
+        "owner_host": socket.gethostname(),
+        "owner_pid": str(os.getpid()),
+        "owner_started": _process_start(os.getpid()) or "",
+    }
 
 
 def _process_start(pid: int) -> str | None:

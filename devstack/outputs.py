@@ -19,7 +19,9 @@ from pipeline.config.outputs import Output
 def build(layout: Layout, ca: certs.CertPair) -> dict[str, str]:
     clients = kafka.client_pairs(layout, ca)
     admin, producer, consumer = (
-        clients[names.ADMIN_PRINCIPAL], clients[names.PRODUCER_PRINCIPAL], clients[names.CONSUMER_PRINCIPAL]
+        clients[names.ADMIN_PRINCIPAL],
+        clients[names.PRODUCER_PRINCIPAL],
+        clients[names.CONSUMER_PRINCIPAL],
     )
     ca_pem = ca.cert_pem()
     values: dict[Output, str] = {

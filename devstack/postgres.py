@@ -51,7 +51,8 @@ def _pid_file(layout: Layout) -> Path:
 
 def uri(layout: Layout, user: str, *, database: str = DATABASE) -> str:
     pw = password(layout.secrets_file, f"postgres:{user}")
-    return f"postgres://{quote(user, safe='')}:{quote(pw, safe='')}@{HOST}:{layout.postgres_port}/{database}?sslmode=verify-full"
+    credentials = f"{quote(user, safe='')}:{quote(pw, safe='')}"
+    return f"postgres://{credentials}@{HOST}:{layout.postgres_port}/{database}?sslmode=verify-full"
 
 
 def connect(layout: Layout, user: str, *, database: str = DATABASE, timeout: int = 5) -> psycopg.Connection:
@@ -88,8 +89,13 @@ def _init(layout: Layout, ca: certs.CertPair) -> None:
     data = _data_dir(layout)
     service_dir.mkdir(parents=True, exist_ok=True)
     server = certs.ensure_leaf(
-        layout.certs_dir, ca, "postgres-server", common_name="localhost",
-        server_names=("localhost",), server_ips=(HOST,), client=False,
+        layout.certs_dir,
+        ca,
+        "postgres-server",
+        common_name="localhost",
+        server_names=("localhost",),
+        server_ips=(HOST,),
+        client=False,
     )
     admin_pw = password(layout.secrets_file, f"postgres:{ADMIN_USER}")
     with tempfile.NamedTemporaryFile("w", dir=service_dir, delete=False) as pwfile:
@@ -98,8 +104,18 @@ def _init(layout: Layout, ca: certs.CertPair) -> None:
     try:
         proc.run(
             layout,
-            [str(bin_dir() / "initdb"), "-D", str(data), "-U", ADMIN_USER, f"--pwfile={pwfile.name}",
-             "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C.UTF-8"],
+            [
+                str(bin_dir() / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                ADMIN_USER,
+                f"--pwfile={pwfile.name}",
+                "--auth-local=scram-sha-256",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ],
             what="initdb",
         )
     finally:
@@ -160,9 +176,7 @@ def _bootstrap_roles(layout: Layout) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
     with connect(layout, ADMIN_USER) as conn:
         conn.execute(
-            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-                sql.Identifier(DATABASE), sql.Identifier(APP_USER)
-            )
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(DATABASE), sql.Identifier(APP_USER))
         )
         conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC"))
 
@@ -170,7 +184,8 @@ def _bootstrap_roles(layout: Layout) -> None:
 def down(layout: Layout) -> None:
     if is_running(layout):
         proc.run(
-            layout, [str(bin_dir() / "pg_ctl"), "-D", str(_data_dir(layout)), "-m", "fast", "-w", "stop"],
+            layout,
+            [str(bin_dir() / "pg_ctl"), "-D", str(_data_dir(layout)), "-m", "fast", "-w", "stop"],
             what="stopping PostgreSQL",
         )
 

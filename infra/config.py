@@ -121,11 +121,17 @@ class PlatformConfig:
         """Versions, Kafka flavor, network and maintenance settings Aiven would refuse mid-deployment."""
         problems = [
             _version_problem(config_key_of(name), str(getattr(self, name)), valid)
-            for name, valid in (("kafka_version", KAFKA_VERSIONS), ("postgres_version", POSTGRES_VERSIONS),
-                                ("opensearch_version", OPENSEARCH_VERSIONS))
+            for name, valid in (
+                ("kafka_version", KAFKA_VERSIONS),
+                ("postgres_version", POSTGRES_VERSIONS),
+                ("opensearch_version", OPENSEARCH_VERSIONS),
+            )
         ]
-        if self.timescaledb and self.postgres_version in POSTGRES_VERSIONS \
-                and self.postgres_version not in TIMESCALEDB_POSTGRES_VERSIONS:
+        if (
+            self.timescaledb
+            and self.postgres_version in POSTGRES_VERSIONS
+            and self.postgres_version not in TIMESCALEDB_POSTGRES_VERSIONS
+        ):
             problems.append(
                 f"{config_key_of('timescaledb')} is true but Aiven's PostgreSQL {self.postgres_version} has no "
                 f"TimescaleDB (it has on {', '.join(TIMESCALEDB_POSTGRES_VERSIONS)}); set "
@@ -136,8 +142,9 @@ class PlatformConfig:
             problems.append(f"{flavor} is {self.kafka_flavor!r}: use one of {', '.join(KAFKA_FLAVORS)}")
         elif self.kafka_flavor == "standard":
             if not self.kafka_version.startswith("4."):
-                problems.append(f"{flavor} standard runs Kafka 4.x only; {config_key_of('kafka_version')} is "
-                                f"{self.kafka_version!r}")
+                problems.append(
+                    f"{flavor} standard runs Kafka 4.x only; {config_key_of('kafka_version')} is {self.kafka_version!r}"
+                )
             if _CLASSIC_PLAN.match(self.kafka_plan):
                 problems.append(
                     f"{config_key_of('kafka_plan')} is the Classic plan {self.kafka_plan!r}: Standard Kafka takes a "
@@ -146,12 +153,14 @@ class PlatformConfig:
                     f"`pulumi config set {config_key_of('kafka_plan')} OFFERING`"
                 )
         try:
-            self.ip_filter
+            _ = self.ip_filter  # parsing it is the check
         except ValueError as exc:
             problems.append(f"{config_key_of('allowed_cidrs')}: {exc}")
         if self.maintenance_dow not in _WEEKDAYS:
-            problems.append(f"{config_key_of('maintenance_dow')} is {self.maintenance_dow!r}: use a weekday in "
-                            f"lowercase English ({', '.join(_WEEKDAYS)})")
+            problems.append(
+                f"{config_key_of('maintenance_dow')} is {self.maintenance_dow!r}: use a weekday in "
+                f"lowercase English ({', '.join(_WEEKDAYS)})"
+            )
         if not _TIME_OF_DAY.match(self.maintenance_time):
             problems.append(f"{config_key_of('maintenance_time')} is {self.maintenance_time!r}: use HH:MM:SS (UTC)")
         if len(self.owner) > _MAX_TAG_VALUE:
@@ -206,8 +215,10 @@ def _version_problem(key: str, value: str, valid: tuple[str, ...]) -> str:
     """Empty when Aiven still creates services of ``value``, else a message naming the versions it does."""
     if value in valid:
         return ""
-    return (f"{key} is {value!r}, which Aiven deprecated or does not know; it creates services of "
-            f"{', '.join(valid)} (API schema {SCHEMA_VERSION}): `pulumi config set {key} {valid[-1]}`")
+    return (
+        f"{key} is {value!r}, which Aiven deprecated or does not know; it creates services of "
+        f"{', '.join(valid)} (API schema {SCHEMA_VERSION}): `pulumi config set {key} {valid[-1]}`"
+    )
 
 
 class ConfigSource(Protocol):

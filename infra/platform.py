@@ -81,10 +81,7 @@ def contract_outputs(values: Mapping[Output, pulumi.Input[Any]]) -> dict[Output,
     missing = [o.value for o in Output if o not in values]
     if missing:
         raise ValueError(f"stack outputs missing from the platform: {', '.join(missing)}")
-    return {
-        o: pulumi.Output.secret(values[o]) if o.secret else pulumi.Output.from_input(values[o])
-        for o in Output
-    }
+    return {o: pulumi.Output.secret(values[o]) if o.secret else pulumi.Output.from_input(values[o]) for o in Output}
 
 
 class ClickstreamPlatform(pulumi.ComponentResource):
@@ -119,7 +116,9 @@ class ClickstreamPlatform(pulumi.ComponentResource):
         protects them exactly when the termination-protection flag is on.
         """
         return pulumi.ResourceOptions(
-            parent=self, depends_on=depends_on, deleted_with=service,
+            parent=self,
+            depends_on=depends_on,
+            deleted_with=service,
             protect=self._config.termination_protection if data else None,
         )
 
@@ -180,12 +179,18 @@ class ClickstreamPlatform(pulumi.ComponentResource):
             "dead-letter-topic", service, cfg.dead_letter_topic, "Clickstream messages that failed validation"
         )
         producer = aiven.KafkaUser(
-            self._res("kafka-producer"), project=cfg.project, service_name=service.service_name,
-            username=KAFKA_PRODUCER_USER, opts=self._child(service),
+            self._res("kafka-producer"),
+            project=cfg.project,
+            service_name=service.service_name,
+            username=KAFKA_PRODUCER_USER,
+            opts=self._child(service),
         )
         consumer = aiven.KafkaUser(
-            self._res("kafka-consumer"), project=cfg.project, service_name=service.service_name,
-            username=KAFKA_CONSUMER_USER, opts=self._child(service),
+            self._res("kafka-consumer"),
+            project=cfg.project,
+            service_name=service.service_name,
+            username=KAFKA_CONSUMER_USER,
+            opts=self._child(service),
         )
         self._acl("producer-write-events", service, producer, events, "write")
         self._acl("consumer-read-events", service, consumer, events, "read")
@@ -240,15 +245,21 @@ class ClickstreamPlatform(pulumi.ComponentResource):
             opts=self._service(),
         )
         app_user = aiven.PgUser(
-            self._res("pg-app-user"), project=cfg.project, service_name=service.service_name,
-            username=POSTGRES_APP_USER, opts=self._child(service),
+            self._res("pg-app-user"),
+            project=cfg.project,
+            service_name=service.service_name,
+            username=POSTGRES_APP_USER,
+            opts=self._child(service),
         )
         # Migrations grant the application role privileges inside the database, and
         # PostgreSQL refuses to drop a role that still holds some: the database depends on
         # the role so that Pulumi deletes the database first.
         database = aiven.PgDatabase(
-            self._res("pg-database"), project=cfg.project, service_name=service.service_name,
-            database_name=POSTGRES_DATABASE, opts=self._child(service, [app_user], data=True),
+            self._res("pg-database"),
+            project=cfg.project,
+            service_name=service.service_name,
+            database_name=POSTGRES_DATABASE,
+            opts=self._child(service, [app_user], data=True),
         )
         return _Postgres(service, database, app_user)
 
@@ -273,12 +284,19 @@ class ClickstreamPlatform(pulumi.ComponentResource):
         # exist when access control is switched on full access. Extended ACLs make the index
         # rules apply to _bulk, which the sink uses.
         acl_config = aiven.OpenSearchAclConfig(
-            self._res("opensearch-acl-config"), project=cfg.project, service_name=service.service_name,
-            enabled=True, extended_acl=True, opts=self._child(service),
+            self._res("opensearch-acl-config"),
+            project=cfg.project,
+            service_name=service.service_name,
+            enabled=True,
+            extended_acl=True,
+            opts=self._child(service),
         )
         user = aiven.OpensearchUser(
-            self._res("opensearch-pipeline-user"), project=cfg.project, service_name=service.service_name,
-            username=OPENSEARCH_PIPELINE_USER, opts=self._child(service, [acl_config]),
+            self._res("opensearch-pipeline-user"),
+            project=cfg.project,
+            service_name=service.service_name,
+            username=OPENSEARCH_PIPELINE_USER,
+            opts=self._child(service, [acl_config]),
         )
         # The rules edit one ACL document per service; create them one after another.
         previous: pulumi.Resource = acl_config
@@ -321,7 +339,10 @@ def _output_values(
         Output.KAFKA_DEAD_LETTER_TOPIC: kafka.dead_letter_topic.topic_name,
         Output.KAFKA_CONSUMER_GROUP: cfg.consumer_group,
         Output.POSTGRES_APP_URI: pulumi.Output.all(
-            postgres.app_user.username, postgres.app_user.password, pg.service_host, pg.service_port,
+            postgres.app_user.username,
+            postgres.app_user.password,
+            pg.service_host,
+            pg.service_port,
             postgres.database.database_name,
         ).apply(lambda a: postgres_uri(a[0], a[1], a[2], a[3], a[4])),
         Output.POSTGRES_ADMIN_URI: pulumi.Output.all(pg.service_uri, postgres.database.database_name).apply(
@@ -330,8 +351,10 @@ def _output_values(
         Output.POSTGRES_CA_CERT: project_ca,
         Output.POSTGRES_TIMESCALEDB: "true" if cfg.timescaledb else "false",
         Output.OPENSEARCH_URI: pulumi.Output.all(
-            opensearch.pipeline_user.username, opensearch.pipeline_user.password,
-            os_service.service_host, os_service.service_port,
+            opensearch.pipeline_user.username,
+            opensearch.pipeline_user.password,
+            os_service.service_host,
+            os_service.service_port,
         ).apply(lambda a: https_uri(a[0], a[1], a[2], a[3])),
         Output.OPENSEARCH_ADMIN_URI: os_service.service_uri,
         # Aiven's OpenSearch endpoint presents a browser-recognised certificate that the

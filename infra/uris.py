@@ -50,7 +50,11 @@ def _credentials(user: str, password: str) -> str:
 
 
 def postgres_uri(
-    user: str, password: str, host: str, port: int | float | str, database: str,
+    user: str,
+    password: str,
+    host: str,
+    port: int | float | str,
+    database: str,
     sslmode: str = POSTGRES_SSLMODE,
 ) -> str:
     """Return a libpq URI with url-quoted credentials and the given ``sslmode``."""

@@ -6,12 +6,15 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from pipeline.config.settings import Settings, load_settings
 from pipeline.errors import ConfigError, PipelineError, ServiceError
+
+if TYPE_CHECKING:
+    from pipeline.jobs.produce import ProduceOptions
 
 T = TypeVar("T")
 
@@ -40,11 +43,21 @@ def source_options(fn: Callable[..., T]) -> Callable[..., T]:
             setattr(ctx, param.name or "", value)
         return value
 
-    fn = click.option("--stack", metavar="NAME", expose_value=False, callback=remember,
-                      help="Read connection details from this Pulumi stack's outputs.")(fn)
-    fn = click.option("--outputs", metavar="FILE", expose_value=False, callback=remember,
-                      type=click.Path(path_type=Path, dir_okay=False),
-                      help="Read them from a `pulumi stack output --json --show-secrets` file.")(fn)
+    fn = click.option(
+        "--stack",
+        metavar="NAME",
+        expose_value=False,
+        callback=remember,
+        help="Read connection details from this Pulumi stack's outputs.",
+    )(fn)
+    fn = click.option(
+        "--outputs",
+        metavar="FILE",
+        expose_value=False,
+        callback=remember,
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Read them from a `pulumi stack output --json --show-secrets` file.",
+    )(fn)
     return fn
 
 
@@ -65,15 +78,19 @@ def guarded(ctx: Context, action: Callable[[], T]) -> T:
 @click.group()
 @click.option("--stack", "stack", metavar="NAME", help="Read connection details from this Pulumi stack's outputs.")
 @click.option(
-    "--outputs", "outputs", metavar="FILE", type=click.Path(path_type=Path, dir_okay=False),
+    "--outputs",
+    "outputs",
+    metavar="FILE",
+    type=click.Path(path_type=Path, dir_okay=False),
     help="Read them from a `pulumi stack output --json --show-secrets` file.",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.option("--json-logs", is_flag=True, help="Log one JSON object a line (progress included); no live display.")
 @click.option("--quiet", "-q", is_flag=True, help="Log only warnings and errors; no progress.")
 @click.pass_context
-def main(click_ctx: click.Context, stack: str | None, outputs: Path | None, debug: bool, json_logs: bool,
-         quiet: bool) -> None:
+def main(
+    click_ctx: click.Context, stack: str | None, outputs: Path | None, debug: bool, json_logs: bool, quiet: bool
+) -> None:
     """Real-time clickstream analytics: Kafka in, session metrics in PostgreSQL and OpenSearch out.
 
     Without --stack or --outputs the local stack's outputs file (.devstack/stack-outputs.json) is used.
@@ -108,7 +125,10 @@ def check(ctx: Context) -> None:
 
 def _index_prefix_option(fn: Callable[..., T]) -> Callable[..., T]:
     return click.option(
-        "--index-prefix", default="clickstream", show_default=True, metavar="PREFIX",
+        "--index-prefix",
+        default="clickstream",
+        show_default=True,
+        metavar="PREFIX",
         help="OpenSearch indices are PREFIX-events and PREFIX-sessions.",
     )(fn)
 
@@ -129,8 +149,13 @@ def schema(ctx: Context, index_prefix: str) -> None:
 
 
 @main.command()
-@click.option("--export", "export_to", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
-              help="Write the saved objects as NDJSON (for a manual import) instead of importing them.")
+@click.option(
+    "--export",
+    "export_to",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="Write the saved objects as NDJSON (for a manual import) instead of importing them.",
+)
 @_index_prefix_option
 @source_options
 @click.pass_obj
@@ -149,8 +174,10 @@ def dashboards(ctx: Context, export_to: Path | None, index_prefix: str) -> None:
             return
         settings = ctx.settings()
         if not settings.opensearch.dashboards_uri:
-            raise ConfigError(f"{settings.source} has no OpenSearch Dashboards (opensearch_dashboards_uri is "
-                              "empty; the local stack has none); use --export FILE to write the saved objects")
+            raise ConfigError(
+                f"{settings.source} has no OpenSearch Dashboards (opensearch_dashboards_uri is "
+                "empty; the local stack has none); use --export FILE to write the saved objects"
+            )
         click.echo(f"dashboards: {import_dashboards(settings, index_prefix=index_prefix).line()}")
 
     guarded(ctx, body)
@@ -162,18 +189,35 @@ def dashboards(ctx: Context, export_to: Path | None, index_prefix: str) -> None:
 @click.option("--drain", is_flag=True, help="Exit once the group has committed everything in the topic.")
 @click.option("--idle-exit", type=float, metavar="S", help="Exit after S seconds without a message.")
 @click.option("--stats-json", type=click.Path(path_type=Path, dir_okay=False), help="Write final counters here.")
-@click.option("--session-timeout-ms", type=click.IntRange(6_000, 300_000), metavar="MS",
-              help="Classic group protocol only: session timeout (default 45000), after which a crashed "
-                   "member's partitions move. Under KIP-848 it is the group's setting on the broker.")
-@click.option("--group-protocol", type=click.Choice(["auto", "consumer", "classic"]), default="auto",
-              show_default=True, help="Consumer group protocol: consumer (KIP-848), classic, or auto "
-                                      "(KIP-848 where the broker offers it, else classic).")
+@click.option(
+    "--session-timeout-ms",
+    type=click.IntRange(6_000, 300_000),
+    metavar="MS",
+    help="Classic group protocol only: session timeout (default 45000), after which a crashed "
+    "member's partitions move. Under KIP-848 it is the group's setting on the broker.",
+)
+@click.option(
+    "--group-protocol",
+    type=click.Choice(["auto", "consumer", "classic"]),
+    default="auto",
+    show_default=True,
+    help="Consumer group protocol: consumer (KIP-848), classic, or auto "
+    "(KIP-848 where the broker offers it, else classic).",
+)
 @_index_prefix_option
 @source_options
 @click.pass_obj
-def consume(ctx: Context, group: str | None, batch_size: int, drain: bool, idle_exit: float | None,
-            stats_json: Path | None, session_timeout_ms: int | None, group_protocol: str,
-            index_prefix: str) -> None:
+def consume(
+    ctx: Context,
+    group: str | None,
+    batch_size: int,
+    drain: bool,
+    idle_exit: float | None,
+    stats_json: Path | None,
+    session_timeout_ms: int | None,
+    group_protocol: str,
+    index_prefix: str,
+) -> None:
     """Consume events into PostgreSQL and OpenSearch until stopped (SIGINT/SIGTERM finish the batch)."""
     import json
     import threading
@@ -187,9 +231,14 @@ def consume(ctx: Context, group: str | None, batch_size: int, drain: bool, idle_
         settings = ctx.settings()
         require_consumer_services(settings)
         options = ConsumeOptions(
-            topic=settings.kafka.events_topic, dead_letter_topic=settings.kafka.dead_letter_topic,
-            group=group or settings.kafka.consumer_group, batch_size=batch_size, drain=drain,
-            idle_exit_s=idle_exit, index_prefix=index_prefix, session_timeout_ms=session_timeout_ms,
+            topic=settings.kafka.events_topic,
+            dead_letter_topic=settings.kafka.dead_letter_topic,
+            group=group or settings.kafka.consumer_group,
+            batch_size=batch_size,
+            drain=drain,
+            idle_exit_s=idle_exit,
+            index_prefix=index_prefix,
+            session_timeout_ms=session_timeout_ms,
             group_protocol=group_protocol,  # type: ignore[arg-type]
         )
         stop = threading.Event()
@@ -225,8 +274,15 @@ def summary(ctx: Context, hours: int, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--html", "html_file", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
-              default=DEFAULT_REPORT, show_default=True, help="Where to write the report.")
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    default=DEFAULT_REPORT,
+    show_default=True,
+    help="Where to write the report.",
+)
 @click.option("--hours", default=24, show_default=True, type=click.IntRange(1, 24 * 90))
 @source_options
 @click.pass_obj
@@ -266,13 +322,19 @@ def status(ctx: Context, as_json: bool, group: str | None, index_prefix: str) ->
 
 
 @main.command("dead-letters")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100_000),
-              help="Show the N newest dead letters.")
+@click.option(
+    "--limit", default=20, show_default=True, type=click.IntRange(1, 100_000), help="Show the N newest dead letters."
+)
 @click.option("--reason", metavar="REASON", help="Only dead letters with this dlq.reason.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (values as text, or base64 when not UTF-8).")
-@click.option("--replay", "replay_ids", multiple=True, metavar="P:O|all",
-              help="Send these dead letters (PARTITION:OFFSET, repeatable; `all` = those listed) back to the "
-                   "events topic, after fixing what refused them.")
+@click.option(
+    "--replay",
+    "replay_ids",
+    multiple=True,
+    metavar="P:O|all",
+    help="Send these dead letters (PARTITION:OFFSET, repeatable; `all` = those listed) back to the "
+    "events topic, after fixing what refused them.",
+)
 @source_options
 @click.pass_obj
 def dead_letters(ctx: Context, limit: int, reason: str | None, as_json: bool, replay_ids: tuple[str, ...]) -> None:
@@ -302,27 +364,43 @@ def _produce_options(fn: Callable[..., T]) -> Callable[..., T]:
     options = [
         click.option("--events", type=click.IntRange(min=1), help="Number of messages to send."),
         click.option("--duration", type=click.FloatRange(min=0.1), metavar="S", help="Stop after S seconds."),
-        click.option("--rate", type=click.FloatRange(min=0.1), metavar="N",
-                     help="Live mode: N events/s with event time = now (default: backfill, as fast as possible)."),
+        click.option(
+            "--rate",
+            type=click.FloatRange(min=0.1),
+            metavar="N",
+            help="Live mode: N events/s with event time = now (default: backfill, as fast as possible).",
+        ),
         click.option("--seed", type=int, help="Same seed (and --end-time) = identical stream, ids included."),
-        click.option("--end-time", type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ"]),
-                     help="Backfill: the window ends here (UTC; default now)."),
-        click.option("--window-hours", type=click.FloatRange(min=0.01), default=24.0, show_default=True,
-                     help="Backfill: event times spread over this many hours."),
+        click.option(
+            "--end-time",
+            type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ"]),
+            help="Backfill: the window ends here (UTC; default now).",
+        ),
+        click.option(
+            "--window-hours",
+            type=click.FloatRange(min=0.01),
+            default=24.0,
+            show_default=True,
+            help="Backfill: event times spread over this many hours.",
+        ),
         click.option("--duplicate-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True),
         click.option("--late-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True),
-        click.option("--max-lateness", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
-                     metavar="MINUTES"),
+        click.option(
+            "--max-lateness", type=click.FloatRange(min=0.1), default=10.0, show_default=True, metavar="MINUTES"
+        ),
         click.option("--malformed-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True),
-        click.option("--dump", type=click.Path(path_type=Path, dir_okay=False),
-                     help="Write every message exactly as sent (JSON lines)."),
+        click.option(
+            "--dump",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="Write every message exactly as sent (JSON lines).",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
 
 
-def _build_produce_options(topic: str, params: dict[str, object], default_events: int | None = None):  # type: ignore[no-untyped-def]
+def _build_produce_options(topic: str, params: dict[str, Any], default_events: int | None = None) -> ProduceOptions:
     import datetime as dt
     import secrets
 
@@ -331,18 +409,23 @@ def _build_produce_options(topic: str, params: dict[str, object], default_events
 
     end_time = params["end_time"]
     if isinstance(end_time, dt.datetime):
-        end_time = end_time.replace(tzinfo=dt.timezone.utc)
-    events = params["events"] if params["events"] is not None else (
-        default_events if params["duration"] is None else None)
+        end_time = end_time.replace(tzinfo=dt.UTC)
+    events = (
+        params["events"] if params["events"] is not None else (default_events if params["duration"] is None else None)
+    )
     try:
         return ProduceOptions(
             topic=topic,
             seed=params["seed"] if params["seed"] is not None else secrets.randbelow(2**31),
-            events=events, duration_s=params["duration"], rate=params["rate"], end_time=end_time,
-            window=dt.timedelta(hours=float(params["window_hours"])),  # type: ignore[arg-type]
+            events=events,
+            duration_s=params["duration"],
+            rate=params["rate"],
+            end_time=end_time,
+            window=dt.timedelta(hours=float(params["window_hours"])),
             faults=FaultConfig(
-                duplicate_rate=params["duplicate_rate"], late_rate=params["late_rate"],
-                max_lateness=dt.timedelta(minutes=float(params["max_lateness"])),  # type: ignore[arg-type]
+                duplicate_rate=params["duplicate_rate"],
+                late_rate=params["late_rate"],
+                max_lateness=dt.timedelta(minutes=float(params["max_lateness"])),
                 malformed_rate=params["malformed_rate"],
             ),
             dump=params["dump"],
@@ -355,7 +438,7 @@ def _build_produce_options(topic: str, params: dict[str, object], default_events
 @_produce_options
 @source_options
 @click.pass_obj
-def produce(ctx: Context, **params: object) -> None:
+def produce(ctx: Context, /, **params: Any) -> None:
     """Send the simulated shop's clickstream to the events topic."""
     import threading
 
@@ -378,14 +461,26 @@ def produce(ctx: Context, **params: object) -> None:
 
 @main.command()
 @_produce_options
-@click.option("--hours", default=24, show_default=True, type=click.IntRange(1, 24 * 90),
-              help="Hours covered by the summary printed at the end.")
-@click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
-              default=DEFAULT_REPORT, show_default=True, help="Where to write the HTML report.")
+@click.option(
+    "--hours",
+    default=24,
+    show_default=True,
+    type=click.IntRange(1, 24 * 90),
+    help="Hours covered by the summary printed at the end.",
+)
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    default=DEFAULT_REPORT,
+    show_default=True,
+    help="Where to write the HTML report.",
+)
 @_index_prefix_option
 @source_options
 @click.pass_obj
-def run(ctx: Context, hours: int, report_file: Path, index_prefix: str, **params: object) -> None:
+def run(ctx: Context, /, hours: int, report_file: Path, index_prefix: str, **params: Any) -> None:
     """The main job: schema, consumer, producer (default 50,000 events), wait until written, summary."""
     import threading
 
@@ -404,8 +499,10 @@ def run(ctx: Context, hours: int, report_file: Path, index_prefix: str, **params
         c = result.consumed
         click.echo(result.schema)
         click.echo(f"produce: {result.produced.line()}")
-        click.echo(f"consume: {c.messages:,} messages -> {c.events:,} events stored, "
-                   f"{c.dead_letters:,} dead letters, {c.sessions_written:,} session updates, {c.batches} batches")
+        click.echo(
+            f"consume: {c.messages:,} messages -> {c.events:,} events stored, "
+            f"{c.dead_letters:,} dead letters, {c.sessions_written:,} session updates, {c.batches} batches"
+        )
         click.echo("")
         click.echo(render_summary(read_summary(settings, hours=hours)))
         click.echo("")

@@ -35,8 +35,11 @@ def check_kafka(settings: Settings) -> CheckResult:
         meta = require_kafka(settings, "consumer")
     except ServiceError as exc:
         return CheckResult("Kafka", False, str(exc))
-    return CheckResult("Kafka", True, f"{settings.kafka.bootstrap}, topic {settings.kafka.events_topic} "
-                                      f"({len(meta.partitions)} partitions)")
+    return CheckResult(
+        "Kafka",
+        True,
+        f"{settings.kafka.bootstrap}, topic {settings.kafka.events_topic} ({len(meta.partitions)} partitions)",
+    )
 
 
 def check_postgres(settings: Settings) -> CheckResult:
@@ -45,8 +48,11 @@ def check_postgres(settings: Settings) -> CheckResult:
             version = conn.execute("SHOW server_version").fetchone()
             tls = conn.info.pgconn.ssl_in_use
             where = f"{conn.info.host}:{conn.info.port}"
-        return CheckResult("PostgreSQL", True, f"{where} server {version[0] if version else '?'}, "
-                                               f"TLS {'verified (verify-full)' if tls else 'OFF'}")
+        return CheckResult(
+            "PostgreSQL",
+            True,
+            f"{where} server {version[0] if version else '?'}, TLS {'verified (verify-full)' if tls else 'OFF'}",
+        )
     except psycopg.Error as exc:
         return CheckResult("PostgreSQL", False, first_line(str(exc)))
 
@@ -71,8 +77,10 @@ def require_kafka(settings: Settings, role: KafkaRole, *, timeout: float = 10.0)
         admin = AdminClient(settings.kafka.client_config(role) | {"log_level": 0})
         meta = admin.list_topics(topic=topic, timeout=timeout).topics.get(topic)
     except KafkaException as exc:
-        raise ServiceError(f"Kafka {settings.kafka.bootstrap} not reachable with the {role} certificate "
-                           f"within {timeout:.0f} s: {first_line(exc.args[0].str())}") from None
+        raise ServiceError(
+            f"Kafka {settings.kafka.bootstrap} not reachable with the {role} certificate "
+            f"within {timeout:.0f} s: {first_line(exc.args[0].str())}"
+        ) from None
     if meta is None or meta.error is not None:
         raise ServiceError(f"Kafka topic {topic} not visible to the {role} principal at {settings.kafka.bootstrap}")
     return meta
@@ -99,22 +107,30 @@ def require_opensearch(settings: Settings, *, timeout: float = 10.0) -> str:
     try:
         return str(client.info()["version"]["number"])
     except AuthenticationException:
-        raise ServiceError(f"OpenSearch {where} refused the pipeline user's credentials (HTTP 401); "
-                           "check the user and password in the stack output opensearch_uri") from None
+        raise ServiceError(
+            f"OpenSearch {where} refused the pipeline user's credentials (HTTP 401); "
+            "check the user and password in the stack output opensearch_uri"
+        ) from None
     except AuthorizationException:
-        raise ServiceError(f"OpenSearch {where}: the pipeline user may not call GET / (HTTP 403); "
-                           "grant it cluster:monitor/main") from None
+        raise ServiceError(
+            f"OpenSearch {where}: the pipeline user may not call GET / (HTTP 403); grant it cluster:monitor/main"
+        ) from None
     except OSSSLError as exc:
         raise ServiceError(f"OpenSearch {where}: {describe_tls_failure(str(exc), host)}") from None
     except OSConnectionError as exc:
-        raise ServiceError(f"OpenSearch {where} not reachable within {timeout:.0f} s: "
-                           f"{first_line(str(exc.info) if exc.info else str(exc.error))}") from None
+        raise ServiceError(
+            f"OpenSearch {where} not reachable within {timeout:.0f} s: "
+            f"{first_line(str(exc.info) if exc.info else str(exc.error))}"
+        ) from None
     except TransportError as exc:
-        raise ServiceError(f"OpenSearch {where} answered GET / with HTTP {exc.status_code} "
-                           f"{first_line(str(exc.error))}") from None
+        raise ServiceError(
+            f"OpenSearch {where} answered GET / with HTTP {exc.status_code} {first_line(str(exc.error))}"
+        ) from None
     except (OpenSearchException, KeyError, TypeError):
-        raise ServiceError(f"OpenSearch {where} did not answer GET / like OpenSearch; "
-                           "check the host and port in the stack output opensearch_uri") from None
+        raise ServiceError(
+            f"OpenSearch {where} did not answer GET / like OpenSearch; "
+            "check the host and port in the stack output opensearch_uri"
+        ) from None
     finally:
         client.close()
 
@@ -127,8 +143,10 @@ def describe_tls_failure(text: str, host: str) -> str:
         return "TLS certificate has expired"
     reason = re.search(r"certificate verify failed: ([^(]+)", text)
     if reason:
-        return (f"TLS certificate not trusted ({reason.group(1).strip()}); "
-                "the stack output opensearch_ca_cert must hold the CA that signed it")
+        return (
+            f"TLS certificate not trusted ({reason.group(1).strip()}); "
+            "the stack output opensearch_ca_cert must hold the CA that signed it"
+        )
     return "TLS handshake failed (is that port HTTPS?)"
 
 
@@ -143,4 +161,3 @@ def check_all(settings: Settings) -> Iterator[CheckResult]:
     yield check_kafka(settings)
     yield check_postgres(settings)
     yield check_opensearch(settings)
-

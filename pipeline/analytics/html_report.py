@@ -30,8 +30,11 @@ CHART_IDS: Final = ("traffic", "rates", "revenue", "funnel", "country", "landing
 """One ``<div class="chart">`` per id, in page order; the browser test expects each drawn."""
 
 _WIDE: Final = frozenset({"traffic"})
-_SPLIT_TITLES: Final = {"device_type": "Sessions by device", "browser": "Sessions by browser",
-                        "country": "Sessions by country (top 20)"}
+_SPLIT_TITLES: Final = {
+    "device_type": "Sessions by device",
+    "browser": "Sessions by browser",
+    "country": "Sessions by country (top 20)",
+}
 
 
 @functools.lru_cache(maxsize=1)
@@ -47,24 +50,44 @@ def _num(value: Decimal | int | float | None) -> float | None:
 
 
 def _layout(title: str, **extra: Any) -> dict[str, Any]:
-    return {"title": {"text": title, "x": 0.01, "y": 0.97, "yanchor": "top", "font": {"size": 16}},
-            "margin": {"l": 60, "r": 30, "t": 80, "b": 45},
-            "colorway": list(COLORS), "paper_bgcolor": "white", "plot_bgcolor": "white",
-            "legend": {"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom"}, "font": {"family": "system-ui, sans-serif", "size": 12},
-            **extra}
+    return {
+        "title": {"text": title, "x": 0.01, "y": 0.97, "yanchor": "top", "font": {"size": 16}},
+        "margin": {"l": 60, "r": 30, "t": 80, "b": 45},
+        "colorway": list(COLORS),
+        "paper_bgcolor": "white",
+        "plot_bgcolor": "white",
+        "legend": {"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom"},
+        "font": {"family": "system-ui, sans-serif", "size": 12},
+        **extra,
+    }
 
 
 def _hours(s: Summary) -> list[str]:
-    return [h.bucket.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M") for h in s.hourly]
+    return [h.bucket.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M") for h in s.hourly]
 
 
 def _bars(title: str, labels: Sequence[str], values: Sequence[int], name: str) -> dict[str, Any]:
     """Horizontal bars, largest on top."""
-    return {"data": [{"type": "bar", "orientation": "h", "name": name, "x": list(values)[::-1],
-                      "y": list(labels)[::-1], "marker": {"color": COLORS[0]}, "hovertemplate": "%{y}: %{x:,}<extra></extra>"}],
-            "layout": _layout(title, yaxis={"type": "category", "dtick": 1, "tickfont": {"size": 11}},
-                              xaxis={"title": {"text": name}}, showlegend=False,
-                              margin={"l": 170, "r": 30, "t": 60, "b": 45})}
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "orientation": "h",
+                "name": name,
+                "x": list(values)[::-1],
+                "y": list(labels)[::-1],
+                "marker": {"color": COLORS[0]},
+                "hovertemplate": "%{y}: %{x:,}<extra></extra>",
+            }
+        ],
+        "layout": _layout(
+            title,
+            yaxis={"type": "category", "dtick": 1, "tickfont": {"size": 11}},
+            xaxis={"title": {"text": name}},
+            showlegend=False,
+            margin={"l": 170, "r": 30, "t": 60, "b": 45},
+        ),
+    }
 
 
 def figures(s: Summary) -> dict[str, dict[str, Any]]:
@@ -72,38 +95,109 @@ def figures(s: Summary) -> dict[str, dict[str, Any]]:
     hours = _hours(s)
     date_axis = {"type": "date"}
     out: dict[str, dict[str, Any]] = {
-        "traffic": {"data": [
-            {"type": "scatter", "mode": "lines+markers", "name": "sessions started", "x": hours,
-             "y": [h.sessions_started for h in s.hourly]},
-            {"type": "scatter", "mode": "lines+markers", "name": "active users", "x": hours,
-             "y": [h.active_users for h in s.hourly]},
-            {"type": "bar", "name": "page views", "x": hours, "y": [h.page_views for h in s.hourly],
-             "yaxis": "y2", "opacity": 0.35},
-        ], "layout": _layout("Sessions, users and page views per hour (UTC)", xaxis=date_axis,
-                             yaxis={"title": {"text": "sessions / users"}, "rangemode": "tozero"},
-                             yaxis2={"title": {"text": "page views"}, "overlaying": "y", "side": "right",
-                                     "rangemode": "tozero", "showgrid": False})},
-        "rates": {"data": [
-            {"type": "scatter", "mode": "lines+markers", "name": name, "x": hours, "connectgaps": False,
-             "y": [_num(getattr(h, attr)) for h in s.hourly]}
-            for name, attr in (("bounce", "bounce_rate"), ("engagement", "engagement_rate"),
-                               ("conversion", "conversion_rate"))
-        ], "layout": _layout("Bounce, engagement, conversion per hour", xaxis=date_axis,
-                             yaxis={"tickformat": ".0%", "range": [0, 1], "title": {"text": "share of sessions"}})},
-        "revenue": {"data": [{"type": "bar", "name": "revenue", "x": hours,
-                              "y": [float(h.revenue) for h in s.hourly], "marker": {"color": COLORS[2]},
-                              "hovertemplate": "%{x}: %{y:,.2f}<extra></extra>"}],
-                    "layout": _layout("Revenue per hour", xaxis=date_axis,
-                                      yaxis={"title": {"text": "revenue"}, "rangemode": "tozero"}, showlegend=False)},
-        "funnel": {"data": [{"type": "funnel", "name": "sessions", "y": ["page view", "add to cart", "purchase"],
-                             "x": [s.funnel.page_view, s.funnel.add_to_cart, s.funnel.purchase],
-                             "texttemplate": "%{value:,} (%{percentPrevious:.0%} of previous)",
-                             "marker": {"color": list(COLORS[:3])}}],
-                   "layout": _layout("Funnel (sessions reaching each step)", showlegend=False)},
-        "landing": _bars("Top landing pages", [p.page_path for p in s.top_landing_pages],
-                         [p.sessions for p in s.top_landing_pages], "sessions"),
-        "exit": _bars("Top exit pages", [p.page_path for p in s.top_exit_pages],
-                      [p.sessions for p in s.top_exit_pages], "sessions"),
+        "traffic": {
+            "data": [
+                {
+                    "type": "scatter",
+                    "mode": "lines+markers",
+                    "name": "sessions started",
+                    "x": hours,
+                    "y": [h.sessions_started for h in s.hourly],
+                },
+                {
+                    "type": "scatter",
+                    "mode": "lines+markers",
+                    "name": "active users",
+                    "x": hours,
+                    "y": [h.active_users for h in s.hourly],
+                },
+                {
+                    "type": "bar",
+                    "name": "page views",
+                    "x": hours,
+                    "y": [h.page_views for h in s.hourly],
+                    "yaxis": "y2",
+                    "opacity": 0.35,
+                },
+            ],
+            "layout": _layout(
+                "Sessions, users and page views per hour (UTC)",
+                xaxis=date_axis,
+                yaxis={"title": {"text": "sessions / users"}, "rangemode": "tozero"},
+                yaxis2={
+                    "title": {"text": "page views"},
+                    "overlaying": "y",
+                    "side": "right",
+                    "rangemode": "tozero",
+                    "showgrid": False,
+                },
+            ),
+        },
+        "rates": {
+            "data": [
+                {
+                    "type": "scatter",
+                    "mode": "lines+markers",
+                    "name": name,
+                    "x": hours,
+                    "connectgaps": False,
+                    "y": [_num(getattr(h, attr)) for h in s.hourly],
+                }
+                for name, attr in (
+                    ("bounce", "bounce_rate"),
+                    ("engagement", "engagement_rate"),
+                    ("conversion", "conversion_rate"),
+                )
+            ],
+            "layout": _layout(
+                "Bounce, engagement, conversion per hour",
+                xaxis=date_axis,
+                yaxis={"tickformat": ".0%", "range": [0, 1], "title": {"text": "share of sessions"}},
+            ),
+        },
+        "revenue": {
+            "data": [
+                {
+                    "type": "bar",
+                    "name": "revenue",
+                    "x": hours,
+                    "y": [float(h.revenue) for h in s.hourly],
+                    "marker": {"color": COLORS[2]},
+                    "hovertemplate": "%{x}: %{y:,.2f}<extra></extra>",
+                }
+            ],
+            "layout": _layout(
+                "Revenue per hour",
+                xaxis=date_axis,
+                yaxis={"title": {"text": "revenue"}, "rangemode": "tozero"},
+                showlegend=False,
+            ),
+        },
+        "funnel": {
+            "data": [
+                {
+                    "type": "funnel",
+                    "name": "sessions",
+                    "y": ["page view", "add to cart", "purchase"],
+                    "x": [s.funnel.page_view, s.funnel.add_to_cart, s.funnel.purchase],
+                    "texttemplate": "%{value:,} (%{percentPrevious:.0%} of previous)",
+                    "marker": {"color": list(COLORS[:3])},
+                }
+            ],
+            "layout": _layout("Funnel (sessions reaching each step)", showlegend=False),
+        },
+        "landing": _bars(
+            "Top landing pages",
+            [p.page_path for p in s.top_landing_pages],
+            [p.sessions for p in s.top_landing_pages],
+            "sessions",
+        ),
+        "exit": _bars(
+            "Top exit pages",
+            [p.page_path for p in s.top_exit_pages],
+            [p.sessions for p in s.top_exit_pages],
+            "sessions",
+        ),
     }
     for column in SPLITS:
         shares = s.splits.get(column, [])
@@ -111,9 +205,19 @@ def figures(s: Summary) -> dict[str, dict[str, Any]]:
         if column == "country":
             out[column] = _bars(_SPLIT_TITLES[column], labels, values, "sessions")
         else:
-            out[column] = {"data": [{"type": "pie", "hole": 0.45, "labels": labels, "values": values,
-                                     "sort": False, "textinfo": "label+percent"}],
-                           "layout": _layout(_SPLIT_TITLES[column], showlegend=False)}
+            out[column] = {
+                "data": [
+                    {
+                        "type": "pie",
+                        "hole": 0.45,
+                        "labels": labels,
+                        "values": values,
+                        "sort": False,
+                        "textinfo": "label+percent",
+                    }
+                ],
+                "layout": _layout(_SPLIT_TITLES[column], showlegend=False),
+            }
     return {chart: _validated(out[chart]) for chart in CHART_IDS}
 
 
@@ -127,8 +231,13 @@ def _validated(figure: dict[str, Any]) -> dict[str, Any]:
 def script_json(value: object) -> str:
     """JSON that is safe inside ``<script>``: no ``<``, ``>``, ``&`` or line separators in raw form."""
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_plain)
-    for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
-                         ("\u2029", "\\u2029")):
+    for raw, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(raw, escaped)
     return text
 
@@ -152,10 +261,17 @@ def _kpis(s: Summary) -> list[tuple[str, str]]:
     seconds = "–" if k.avg_duration_s is None else f"{float(k.avg_duration_s):,.0f} s"
     median = "–" if k.median_duration_s is None else f"{float(k.median_duration_s):,.0f} s"
     pages = "–" if k.pages_per_session is None else f"{float(k.pages_per_session):.2f}"
-    return [("sessions", f"{k.sessions:,}"), ("users", f"{k.users:,}"), ("revenue", f"{k.revenue:,.2f}"),
-            ("conversion", _pct(k.conversion_rate)), ("engagement", _pct(k.engagement_rate)),
-            ("bounce", _pct(k.bounce_rate)), ("avg duration", seconds), ("median duration", median),
-            ("pages / session", pages)]
+    return [
+        ("sessions", f"{k.sessions:,}"),
+        ("users", f"{k.users:,}"),
+        ("revenue", f"{k.revenue:,.2f}"),
+        ("conversion", _pct(k.conversion_rate)),
+        ("engagement", _pct(k.engagement_rate)),
+        ("bounce", _pct(k.bounce_rate)),
+        ("avg duration", seconds),
+        ("median duration", median),
+        ("pages / session", pages),
+    ]
 
 
 _STYLE: Final = """
@@ -187,15 +303,21 @@ _DRAW: Final = """
 
 def render_html(s: Summary, *, generated_at: dt.datetime, bundle: str | None = None) -> str:
     """The whole report page; ``bundle`` replaces plotly.js (tests that do not draw)."""
-    tiles = "".join(f'<div class="kpi"><div class="v">{html.escape(v)}</div><div class="k">{html.escape(k)}</div>'
-                    f"</div>" for k, v in _kpis(s))
-    charts = "".join(f'<div class="chart{" wide" if chart in _WIDE else ""}" id="chart-{chart}" data-chart="{chart}">'
-                     "</div>" for chart in CHART_IDS)
-    window = (f"Sessions started {s.since:%Y-%m-%d %H:%M} – {s.until:%Y-%m-%d %H:%M} UTC "
-              f"(the last {s.hours} hour{'s' if s.hours != 1 else ''})")
+    tiles = "".join(
+        f'<div class="kpi"><div class="v">{html.escape(v)}</div><div class="k">{html.escape(k)}</div></div>'
+        for k, v in _kpis(s)
+    )
+    charts = "".join(
+        f'<div class="chart{" wide" if chart in _WIDE else ""}" id="chart-{chart}" data-chart="{chart}"></div>'
+        for chart in CHART_IDS
+    )
+    window = (
+        f"Sessions started {s.since:%Y-%m-%d %H:%M} – {s.until:%Y-%m-%d %H:%M} UTC "
+        f"(the last {s.hours} hour{'s' if s.hours != 1 else ''})"
+    )
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>Clickstream report</title><style>{_STYLE}</style>"
         f"<script>{plotly_bundle() if bundle is None else bundle}</script></head><body>"
         f"<header><h1>Clickstream report</h1><p>{html.escape(window)}</p></header>"

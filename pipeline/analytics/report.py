@@ -25,7 +25,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, title: str) 
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        pairs = enumerate(zip(cells, widths, strict=True))
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in pairs)
 
     out = [title, line(headers), line(["-" * w for w in widths])]
     out += [line(r) for r in rows] if rows else ["(none)"]
@@ -59,15 +60,29 @@ def render_summary(s: Summary) -> str:
         ],
         title="Funnel",
     )
-    landing = table(["landing page", "sessions"], [[p.page_path, f"{p.sessions:,}"] for p in s.top_landing_pages],
-                    title="Top landing pages")
-    exits = table(["exit page", "sessions"], [[p.page_path, f"{p.sessions:,}"] for p in s.top_exit_pages],
-                  title="Top exit pages")
+    landing = table(
+        ["landing page", "sessions"],
+        [[p.page_path, f"{p.sessions:,}"] for p in s.top_landing_pages],
+        title="Top landing pages",
+    )
+    exits = table(
+        ["exit page", "sessions"], [[p.page_path, f"{p.sessions:,}"] for p in s.top_exit_pages], title="Top exit pages"
+    )
     hourly = table(
         ["hour (UTC)", "sessions", "users", "page views", "bounce", "engaged", "converted", "revenue"],
-        [[f"{h.bucket:%m-%d %H:00}", f"{h.sessions_started:,}", f"{h.active_users:,}", f"{h.page_views:,}",
-          _pct(h.bounce_rate), _pct(h.engagement_rate), _pct(h.conversion_rate), _money(h.revenue)]
-         for h in s.hourly],
+        [
+            [
+                f"{h.bucket:%m-%d %H:00}",
+                f"{h.sessions_started:,}",
+                f"{h.active_users:,}",
+                f"{h.page_views:,}",
+                _pct(h.bounce_rate),
+                _pct(h.engagement_rate),
+                _pct(h.conversion_rate),
+                _money(h.revenue),
+            ]
+            for h in s.hourly
+        ],
         title="By hour",
     )
     return "\n\n".join([kpis, funnel, landing, exits, hourly])

@@ -162,7 +162,7 @@ def window(hours: int, until: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
         raise ValueError("hours must be at least 1")
     if until.tzinfo is None:
         raise ValueError("until must be timezone-aware")
-    last_bucket = until.astimezone(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+    last_bucket = until.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
     return last_bucket - (hours - 1) * _HOUR, last_bucket
 
 
@@ -197,14 +197,21 @@ def summary(settings: Settings, hours: int = 24, *, until: dt.datetime | None = 
         raise ServiceError(f"reading the summary failed: {first_line(exc)}") from None
     assert kpis is not None and funnel is not None and until is not None
     return Summary(
-        hours=hours, since=since, until=until, kpis=kpis, funnel=funnel,
-        top_landing_pages=landing, top_exit_pages=exits, hourly=hourly, splits=splits,
+        hours=hours,
+        since=since,
+        until=until,
+        kpis=kpis,
+        funnel=funnel,
+        top_landing_pages=landing,
+        top_exit_pages=exits,
+        hourly=hourly,
+        splits=splits,
     )
 
 
 def _top(conn: psycopg.Connection[Any], column: str, params: dict[str, Any], limit: int) -> list[tuple[str, int]]:
     query = _TOP_VALUES.format(column=column)
-    return conn.execute(query, {**params, "limit": limit}).fetchall()  # type: ignore[arg-type,return-value]
+    return conn.execute(query, {**params, "limit": limit}).fetchall()
 
 
 def _jsonable(value: Any) -> Any:
@@ -215,5 +222,5 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
     return value

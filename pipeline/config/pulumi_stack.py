@@ -25,8 +25,10 @@ CLI_TIMEOUT_S = 120
 _ADVICE: tuple[tuple[tuple[str, ...], str], ...] = (
     (("no stack named",), "list the stacks with `pulumi stack ls`"),
     (("passphrase",), "set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) to the stack's passphrase"),
-    (("pulumi_access_token", "login", "logged in"),
-     "log in to the stack's backend with `pulumi login` (or set PULUMI_BACKEND_URL)"),
+    (
+        ("pulumi_access_token", "login", "logged in"),
+        "log in to the stack's backend with `pulumi login` (or set PULUMI_BACKEND_URL)",
+    ),
 )
 
 
@@ -44,7 +46,7 @@ def cli_error(stack: str, stderr: str) -> ConfigError:
     """One line for a failed ``pulumi stack output``: the CLI's own ``error:`` line and the fix."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     detail = next((line for line in lines if line.lower().startswith("error:")), lines[-1] if lines else "")
-    detail = detail[len("error:"):].strip() if detail.lower().startswith("error:") else detail
+    detail = detail[len("error:") :].strip() if detail.lower().startswith("error:") else detail
     advice = next((fix for words, fix in _ADVICE if any(w in detail.lower() for w in words)), "")
     text = f"reading Pulumi stack {stack!r} failed: {bounded(detail) or 'the Pulumi CLI gave no reason'}"
     return ConfigError(f"{text}; {advice}" if advice else text)
@@ -62,18 +64,28 @@ def read_stack_outputs(stack: str, work_dir: Path) -> dict[str, object]:
     command = [pulumi, "stack", "output", "--json", "--show-secrets", "--non-interactive", "--stack", stack]
     env = {**os.environ, "PULUMI_SKIP_UPDATE_CHECK": "true"}
     try:
-        done = subprocess.run(command, cwd=work_dir, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                              text=True, timeout=CLI_TIMEOUT_S)
+        done = subprocess.run(
+            command,
+            cwd=work_dir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=CLI_TIMEOUT_S,
+        )
     except subprocess.TimeoutExpired:
-        raise ConfigError(f"reading Pulumi stack {stack!r} took longer than {CLI_TIMEOUT_S} s; "
-                          "check the state backend (`pulumi whoami -v`)") from None
+        raise ConfigError(
+            f"reading Pulumi stack {stack!r} took longer than {CLI_TIMEOUT_S} s; "
+            "check the state backend (`pulumi whoami -v`)"
+        ) from None
     if done.returncode != 0:
         raise cli_error(stack, done.stderr)
     try:
         outputs = json.loads(done.stdout)
     except json.JSONDecodeError:
-        raise ConfigError(f"the Pulumi CLI printed no JSON for stack {stack!r}; "
-                          "check `pulumi stack output --stack NAME` by hand") from None
+        raise ConfigError(
+            f"the Pulumi CLI printed no JSON for stack {stack!r}; check `pulumi stack output --stack NAME` by hand"
+        ) from None
     if not isinstance(outputs, dict):
         raise ConfigError(f"Pulumi stack {stack!r} outputs are not a JSON object")
     return outputs

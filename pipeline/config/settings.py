@@ -176,8 +176,10 @@ def find_pulumi_project(start: Path | None = None) -> Path:
     for directory in (here, *here.parents):
         if (directory / "Pulumi.yaml").exists():
             return directory
-    raise ConfigError("--stack needs the Pulumi project: run the command inside the checkout (no Pulumi.yaml "
-                      f"in {here} or its parents)")
+    raise ConfigError(
+        "--stack needs the Pulumi project: run the command inside the checkout (no Pulumi.yaml "
+        f"in {here} or its parents)"
+    )
 
 
 def find_local_outputs(start: Path | None = None) -> Path:
@@ -190,7 +192,9 @@ def find_local_outputs(start: Path | None = None) -> Path:
     return here / LOCAL_OUTPUTS
 
 
-def load_settings(*, outputs_file: Path | None = None, stack: str | None = None, work_dir: Path | None = None) -> Settings:
+def load_settings(
+    *, outputs_file: Path | None = None, stack: str | None = None, work_dir: Path | None = None
+) -> Settings:
     if outputs_file is not None and stack is not None:
         raise ConfigError("give either --outputs FILE or --stack NAME, not both")
     if stack is not None:

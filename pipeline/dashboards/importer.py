@@ -69,8 +69,10 @@ class ImportResult:
     overwritten: int
 
     def line(self) -> str:
-        return (f"OpenSearch Dashboards at {self.where}: {self.imported} saved objects imported "
-                f"({self.overwritten} replaced)")
+        return (
+            f"OpenSearch Dashboards at {self.where}: {self.imported} saved objects imported "
+            f"({self.overwritten} replaced)"
+        )
 
 
 def _userinfo(uri: str) -> tuple[str, str] | None:
@@ -103,15 +105,24 @@ def multipart_body(objects: Sequence[SavedObject]) -> tuple[bytes, str]:
     return urllib3.encode_multipart_formdata({"file": (UPLOAD_NAME, data, "application/ndjson")})
 
 
-def import_saved_objects(settings: OpenSearchSettings, objects: Sequence[SavedObject], *, timeout: float = 30.0,
-                         attempts: int = 4, first_backoff_s: float = 1.0) -> ImportResult:
+def import_saved_objects(
+    settings: OpenSearchSettings,
+    objects: Sequence[SavedObject],
+    *,
+    timeout: float = 30.0,
+    attempts: int = 4,
+    first_backoff_s: float = 1.0,
+) -> ImportResult:
     target = endpoint(settings)
     body, content_type = multipart_body(objects)
     headers = {XSRF_HEADER: "true", "Content-Type": content_type, "Accept": "application/json"}
     if target.authorization is not None:
         headers["Authorization"] = target.authorization.reveal()
-    pool = urllib3.PoolManager(ssl_context=tls_context(settings.ca_pem), retries=False,
-                               timeout=urllib3.Timeout(connect=min(timeout, 10.0), read=timeout))
+    pool = urllib3.PoolManager(
+        ssl_context=tls_context(settings.ca_pem),
+        retries=False,
+        timeout=urllib3.Timeout(connect=min(timeout, 10.0), read=timeout),
+    )
     url = f"{target.base_url}{IMPORT_PATH}?overwrite=true"
     delay = first_backoff_s
     try:
@@ -119,13 +130,15 @@ def import_saved_objects(settings: OpenSearchSettings, objects: Sequence[SavedOb
             try:
                 response = pool.request("POST", url, body=body, headers=headers, redirect=False)
             except Urllib3SSLError as exc:
-                raise ServiceError(f"OpenSearch Dashboards {target.where}: "
-                                   f"{describe_tls_failure(str(exc), target.host)}") from None
+                raise ServiceError(
+                    f"OpenSearch Dashboards {target.where}: {describe_tls_failure(str(exc), target.host)}"
+                ) from None
             except (MaxRetryError, HTTPError, OSError) as exc:
                 reason = exc.reason if isinstance(exc, MaxRetryError) and exc.reason is not None else exc
                 if isinstance(reason, Urllib3SSLError):
-                    raise ServiceError(f"OpenSearch Dashboards {target.where}: "
-                                       f"{describe_tls_failure(str(reason), target.host)}") from None
+                    raise ServiceError(
+                        f"OpenSearch Dashboards {target.where}: {describe_tls_failure(str(reason), target.host)}"
+                    ) from None
                 failure = f"not reachable: {type(reason).__name__}"
             else:
                 if response.status not in _TRANSIENT:
@@ -135,8 +148,10 @@ def import_saved_objects(settings: OpenSearchSettings, objects: Sequence[SavedOb
                 log.warning("OpenSearch Dashboards %s %s; retrying in %.0f s", target.where, failure, delay)
                 time.sleep(delay)
                 delay *= 2
-        raise ServiceError(f"OpenSearch Dashboards {target.where} {failure} after {attempts} attempts; "
-                           "the saved objects were not imported (run `pipeline dashboards` again later)")
+        raise ServiceError(
+            f"OpenSearch Dashboards {target.where} {failure} after {attempts} attempts; "
+            "the saved objects were not imported (run `pipeline dashboards` again later)"
+        )
     finally:
         pool.clear()
 
@@ -144,20 +159,27 @@ def import_saved_objects(settings: OpenSearchSettings, objects: Sequence[SavedOb
 def _result(target: Endpoint, status: int, data: bytes, sent: int) -> ImportResult:
     body = _json_body(data)
     if status == 401:
-        raise ServiceError(f"OpenSearch Dashboards {target.where} refused the credentials (HTTP 401); "
-                           "check the user and password in the stack output opensearch_dashboards_uri")
+        raise ServiceError(
+            f"OpenSearch Dashboards {target.where} refused the credentials (HTTP 401); "
+            "check the user and password in the stack output opensearch_dashboards_uri"
+        )
     if status != 200:
-        raise ServiceError(f"OpenSearch Dashboards {target.where} refused the import: HTTP {status}"
-                           f"{_error_text(body, data)}")
+        raise ServiceError(
+            f"OpenSearch Dashboards {target.where} refused the import: HTTP {status}{_error_text(body, data)}"
+        )
     if not isinstance(body, dict) or not isinstance(body.get("success"), bool):
-        raise ServiceError(f"OpenSearch Dashboards {target.where} answered the import with something that is not "
-                           "an import result; check that opensearch_dashboards_uri points at Dashboards")
+        raise ServiceError(
+            f"OpenSearch Dashboards {target.where} answered the import with something that is not "
+            "an import result; check that opensearch_dashboards_uri points at Dashboards"
+        )
     errors = body.get("errors") or []
     if not body["success"] or errors:
         shown = ", ".join(_object_error(e) for e in errors[:3]) or "no details given"
         more = f" and {len(errors) - 3} more" if len(errors) > 3 else ""
-        raise ServiceError(f"OpenSearch Dashboards {target.where} refused {len(errors) or 'some'} of {sent} saved "
-                           f"objects: {shown}{more}")
+        raise ServiceError(
+            f"OpenSearch Dashboards {target.where} refused {len(errors) or 'some'} of {sent} saved "
+            f"objects: {shown}{more}"
+        )
     results = body.get("successResults") or []
     imported = int(body.get("successCount", len(results)))
     if imported != sent:

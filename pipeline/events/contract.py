@@ -63,9 +63,7 @@ DEFAULT_MAX_AGE: Final = _dt.timedelta(days=30)
 # anywhere" look-aheads that make a trailing newline impossible).
 UUID_PATTERN: Final = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 COUNTRY_PATTERN: Final = "^[A-Z]{2}$"
-TIMESTAMP_PATTERN: Final = (
-    "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z$"
-)
+TIMESTAMP_PATTERN: Final = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z$"
 TIMESTAMP_LENGTH: Final = 24
 PAGE_URL_PATTERN: Final = "^(?![\\s\\S]*[^!-~])https?://[^/?#@]+([/?#]|$)"
 """Absolute http(s) URL: printable ASCII only (a browser serialises URLs that way),
@@ -87,9 +85,7 @@ TYPE_RULES: Final[dict[str, frozenset[str]]] = {
 
 
 def _text(max_length: int, min_length: int = 1) -> msgspec.Meta:
-    return msgspec.Meta(
-        min_length=min_length, max_length=max_length, extra_json_schema={"pattern": NO_NUL_PATTERN}
-    )
+    return msgspec.Meta(min_length=min_length, max_length=max_length, extra_json_schema={"pattern": NO_NUL_PATTERN})
 
 
 EventId = Annotated[
@@ -108,12 +104,8 @@ OccurredAt = Annotated[
     ),
 ]
 Id = Annotated[str, _text(ID_MAX)]
-PageUrl = Annotated[
-    str, msgspec.Meta(max_length=URL_MAX, extra_json_schema={"pattern": PAGE_URL_PATTERN})
-]
-Referrer = Annotated[
-    str, msgspec.Meta(max_length=URL_MAX, extra_json_schema={"pattern": REFERRER_PATTERN})
-]
+PageUrl = Annotated[str, msgspec.Meta(max_length=URL_MAX, extra_json_schema={"pattern": PAGE_URL_PATTERN})]
+Referrer = Annotated[str, msgspec.Meta(max_length=URL_MAX, extra_json_schema={"pattern": REFERRER_PATTERN})]
 Utm = Annotated[str, _text(UTM_MAX)]
 BrowserOs = Annotated[str, _text(BROWSER_OS_MAX)]
 Country = Annotated[
@@ -183,10 +175,10 @@ _ENCODER: Final = msgspec.json.Encoder(decimal_format="number")
 
 def format_timestamp(value: _dt.datetime) -> str:
     """``2026-11-30T09:41:07.123Z`` from an aware datetime (converted to UTC, truncated to ms)."""
-    if value.tzinfo is not _dt.timezone.utc:
+    if value.tzinfo is not _dt.UTC:
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError("occurred_at must be timezone-aware")
-        value = value.astimezone(_dt.timezone.utc)
+        value = value.astimezone(_dt.UTC)
     return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (
         value.year, value.month, value.day, value.hour, value.minute, value.second, value.microsecond // 1000,
     )  # fmt: skip

@@ -193,13 +193,24 @@ _PRESENCE: Final[dict[str, tuple[bool, ...]]] = {
     event_type: tuple(event_type in types for _, types in _NULLABLE_RULES)
     for event_type in ("page_view", "click", "search", "add_to_cart", "purchase")
 }
-_TEXT_FIELDS: Final = tuple(
-    f for f in FIELDS if f not in {"schema_version", "occurred_at", "price", "revenue"}
-)
+_TEXT_FIELDS: Final = tuple(f for f in FIELDS if f not in {"schema_version", "occurred_at", "price", "revenue"})
 _NUMBER_FIELDS: Final = frozenset({"schema_version", "price", "revenue"})
-_NULLABLE_TEXT: Final = tuple(f for f in _TEXT_FIELDS if f not in {
-    "event_id", "event_type", "user_id", "session_id", "page_url", "device_type", "browser", "os", "country",
-})
+_NULLABLE_TEXT: Final = tuple(
+    f
+    for f in _TEXT_FIELDS
+    if f
+    not in {
+        "event_id",
+        "event_type",
+        "user_id",
+        "session_id",
+        "page_url",
+        "device_type",
+        "browser",
+        "os",
+        "country",
+    }
+)
 """Text fields that may be null; every other field but the numbers is always a JSON string."""
 _nullable_text_of: Final = operator.attrgetter(*_NULLABLE_TEXT)
 _ALWAYS_QUOTED: Final = len(FIELDS) - len(_NUMBER_FIELDS) - len(_NULLABLE_TEXT)
@@ -297,7 +308,7 @@ class EventDecoder:
         self.max_age = max_age
         self.max_future = max_future
         self._now: _dt.datetime | None = None
-        self._oldest = self._newest = _dt.datetime.min.replace(tzinfo=_dt.timezone.utc)
+        self._oldest = self._newest = _dt.datetime.min.replace(tzinfo=_dt.UTC)
 
     def _window(self, now: _dt.datetime) -> None:
         if now.tzinfo is None or now.utcoffset() is None:
@@ -326,9 +337,7 @@ class EventDecoder:
         if not is_uuid(ev.event_id):
             raise InvalidEvent("event_id", Reason.BAD_FORMAT, "event_id is not a canonical lowercase UUID")
         if not _timestamp_text_ok(raw):
-            raise InvalidEvent(
-                "occurred_at", Reason.BAD_FORMAT, "occurred_at must look like 2026-11-30T09:41:07.123Z"
-            )
+            raise InvalidEvent("occurred_at", Reason.BAD_FORMAT, "occurred_at must look like 2026-11-30T09:41:07.123Z")
         ts = ev.occurred_at
         if ts > self._newest:
             raise InvalidEvent("occurred_at", Reason.IN_FUTURE, f"occurred_at {ts} is after {self._newest}")
@@ -351,7 +360,7 @@ class EventDecoder:
         )
         expected = _PRESENCE[ev.event_type]
         if present != expected:
-            for (field, _), is_set, must_be_set in zip(_NULLABLE_RULES, present, expected):
+            for (field, _), is_set, must_be_set in zip(_NULLABLE_RULES, present, expected, strict=True):
                 if is_set != must_be_set:
                     if must_be_set:
                         raise InvalidEvent(field, Reason.REQUIRED_FOR_TYPE, f"{ev.event_type} needs {field}")

@@ -114,7 +114,13 @@ def _uuid(rng: random.Random) -> str:
 def _as_type(fields: dict[str, Any], event_type: str, rng: random.Random) -> dict[str, Any]:
     """Reshape the copy into a valid event of ``event_type`` (type-specific fields set)."""
     fields.update(
-        event_type=event_type, element_id=None, search_query=None, product_id=None, price=None, order_id=None, revenue=None
+        event_type=event_type,
+        element_id=None,
+        search_query=None,
+        product_id=None,
+        price=None,
+        order_id=None,
+        revenue=None,
     )
     if event_type == "click":
         fields["element_id"] = "add-to-cart"
@@ -237,7 +243,12 @@ def _oversized_field(rng: random.Random, ev: Event, raw: bytes) -> tuple[bytes, 
 
 def _unknown_field(rng: random.Random, ev: Event, raw: bytes) -> tuple[bytes, str | None, str]:
     fields = _fields(ev, rng)
-    name, value = (("ip_address", "203.0.113.7"), ("email", "someone@example.com"), ("user_agent", "Mozilla/5.0"), ("schemaVersion", 1))[rng.randrange(4)]
+    name, value = (
+        ("ip_address", "203.0.113.7"),
+        ("email", "someone@example.com"),
+        ("user_agent", "Mozilla/5.0"),
+        ("schemaVersion", 1),
+    )[rng.randrange(4)]
     fields[name] = value
     return _enc(fields), name, "unknown_field"
 
@@ -251,7 +262,9 @@ def _bad_country(rng: random.Random, ev: Event, raw: bytes) -> tuple[bytes, str 
 def _bad_uuid(rng: random.Random, ev: Event, raw: bytes) -> tuple[bytes, str | None, str]:
     fields = _fields(ev, rng)
     u = fields["event_id"]
-    fields["event_id"] = (u.upper(), u.replace("-", ""), "{" + u + "}", "not-a-uuid", u[:-1] + "g", u + "0")[rng.randrange(6)]
+    fields["event_id"] = (u.upper(), u.replace("-", ""), "{" + u + "}", "not-a-uuid", u[:-1] + "g", u + "0")[
+        rng.randrange(6)
+    ]
     return _enc(fields), "event_id", "bad_format"
 
 

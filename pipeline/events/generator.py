@@ -68,7 +68,7 @@ __all__ = [
     "from_ms",
 ]
 
-_UTC: Final = _dt.timezone.utc
+_UTC: Final = _dt.UTC
 _EPOCH: Final = _dt.datetime(1970, 1, 1, tzinfo=_UTC)
 
 DEFAULT_CHANNEL_WEIGHTS: Final = (
@@ -81,8 +81,30 @@ DEFAULT_CHANNEL_WEIGHTS: Final = (
 
 # Traffic share by hour of day (UTC), mean 1.0: quiet nights, an evening peak.
 _DIURNAL: Final = (
-    0.45, 0.36, 0.30, 0.28, 0.30, 0.38, 0.52, 0.70, 0.86, 0.96, 1.02, 1.08,
-    1.12, 1.10, 1.06, 1.08, 1.14, 1.24, 1.38, 1.50, 1.52, 1.36, 1.06, 0.76,
+    0.45,
+    0.36,
+    0.30,
+    0.28,
+    0.30,
+    0.38,
+    0.52,
+    0.70,
+    0.86,
+    0.96,
+    1.02,
+    1.08,
+    1.12,
+    1.10,
+    1.06,
+    1.08,
+    1.14,
+    1.24,
+    1.38,
+    1.50,
+    1.52,
+    1.36,
+    1.06,
+    0.76,
 )
 _DIURNAL_MEAN: Final = sum(_DIURNAL) / len(_DIURNAL)
 _DIURNAL_NORM: Final = tuple(x / _DIURNAL_MEAN for x in _DIURNAL)
@@ -159,7 +181,9 @@ class SimulationConfig:
 
 # --- traffic channels: how a visit arrives ------------------------------------------
 # channel -> tuple of (weight, Attribution); campaign names are fixed lists.
-def _attr(channel: str, referrer: str | None, source: str | None, medium: str | None, campaign: str | None) -> Attribution:
+def _attr(
+    channel: str, referrer: str | None, source: str | None, medium: str | None, campaign: str | None
+) -> Attribution:
     return Attribution(channel, referrer, source, medium, campaign)
 
 
@@ -184,7 +208,7 @@ _CHANNELS: Final[dict[str, tuple[tuple[float, Attribution], ...]]] = {
     "paid": (
         (0.50, _attr("paid", "https://www.google.com/", "google", "cpc", "brand_search")),
         (0.30, _attr("paid", "https://www.google.com/", "google", "cpc", "shoes_q4")),
-        (0.20, _attr("paid", "https://www.facebook.com/", "facebook", "paid_social", "retargeting_\"cart\"")),
+        (0.20, _attr("paid", "https://www.facebook.com/", "facebook", "paid_social", 'retargeting_"cart"')),
     ),
 }
 
@@ -453,7 +477,9 @@ class Simulation:
         self._cards: dict[int, _UserCard] = {}
         self.tracker = SessionTracker(self._session_id)
         self._dwell_tables = tuple(
-            _lognormal_table(m * 1000.0 * time_scale, _DWELL_SIGMA, _DWELL_MIN_MS * time_scale, _DWELL_MAX_MS * time_scale)
+            _lognormal_table(
+                m * 1000.0 * time_scale, _DWELL_SIGMA, _DWELL_MIN_MS * time_scale, _DWELL_MAX_MS * time_scale
+            )
             for m in _DWELL_MEDIAN_S
         )
         self._idle = (int(31 * 60_000 * time_scale), int(120 * 60_000 * time_scale))
@@ -602,8 +628,8 @@ class Simulation:
         table = self._dwell_tables[page]
         x = r() * _TABLE_STEPS
         i = int(x)
-        lo = table[i]
-        return int(lo + (table[i + 1] - lo) * (x - i))
+        low = table[i]
+        return int(low + (table[i + 1] - low) * (x - i))
 
     def _short_delay(self, lo_ms: int, hi_ms: int) -> int:
         ms = int((lo_ms + self._random() * (hi_ms - lo_ms)) * self._short)
@@ -690,7 +716,12 @@ class Simulation:
             order_id = "o-%016x" % self._getrandbits(64)
             v.plan = (
                 (short(300, 1500), _PV_SEG, segs.page[site.confirmation_url], _NO_TAIL),
-                (short(500, 3000), _TYPE_SEG[_PURCHASE], here, _tail(None, None, top.product_id, top.price, order_id, revenue)),
+                (
+                    short(500, 3000),
+                    _TYPE_SEG[_PURCHASE],
+                    here,
+                    _tail(None, None, top.product_id, top.price, order_id, revenue),
+                ),
                 (dwell, _CLICK_SEG, here, segs.click["place-order"]),
             )
             v.page, v.url = CONFIRMATION, site.confirmation_url

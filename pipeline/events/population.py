@@ -12,7 +12,9 @@ import random
 from bisect import bisect_right
 from collections.abc import Sequence
 from itertools import accumulate
-from typing import Final, NamedTuple
+from typing import Final, Generic, NamedTuple, TypeVar
+
+T = TypeVar("T")
 
 _MASK64: Final = (1 << 64) - 1
 
@@ -20,7 +22,7 @@ _MASK64: Final = (1 << 64) - 1
 DEFAULT_DEVICE_WEIGHTS: Final = (("mobile", 0.60), ("desktop", 0.35), ("tablet", 0.05))
 
 # device -> ((os, weight, ((browser, weight), ...)), ...)
-_OS_BROWSERS: Final = {
+_OS_BROWSERS: Final[dict[str, tuple[tuple[str, float, tuple[tuple[str, float], ...]], ...]]] = {
     "mobile": (
         ("Android", 0.56, (("Chrome", 0.78), ("Samsung Internet", 0.15), ("Firefox", 0.04), ("Opera", 0.03))),
         ("iOS", 0.44, (("Safari", 0.86), ("Chrome", 0.12), ("Firefox", 0.02))),
@@ -38,11 +40,36 @@ _OS_BROWSERS: Final = {
 }
 
 DEFAULT_COUNTRY_WEIGHTS: Final = (
-    ("US", 30.0), ("GB", 9.0), ("DE", 8.0), ("FR", 6.0), ("IN", 5.5), ("BR", 4.5), ("CA", 4.0),
-    ("JP", 3.5), ("ES", 3.0), ("IT", 3.0), ("NL", 2.5), ("AU", 2.5), ("MX", 2.0), ("PL", 2.0),
-    ("SE", 1.5), ("FI", 1.2), ("IE", 1.0), ("CH", 1.0), ("AT", 1.0), ("BE", 1.0), ("DK", 0.8),
-    ("NO", 0.8), ("PT", 0.8), ("KR", 0.8), ("SG", 0.6), ("NZ", 0.5), ("ZA", 0.5), ("AR", 0.5),
-    ("TR", 0.5), ("CZ", 0.4),
+    ("US", 30.0),
+    ("GB", 9.0),
+    ("DE", 8.0),
+    ("FR", 6.0),
+    ("IN", 5.5),
+    ("BR", 4.5),
+    ("CA", 4.0),
+    ("JP", 3.5),
+    ("ES", 3.0),
+    ("IT", 3.0),
+    ("NL", 2.5),
+    ("AU", 2.5),
+    ("MX", 2.0),
+    ("PL", 2.0),
+    ("SE", 1.5),
+    ("FI", 1.2),
+    ("IE", 1.0),
+    ("CH", 1.0),
+    ("AT", 1.0),
+    ("BE", 1.0),
+    ("DK", 0.8),
+    ("NO", 0.8),
+    ("PT", 0.8),
+    ("KR", 0.8),
+    ("SG", 0.6),
+    ("NZ", 0.5),
+    ("ZA", 0.5),
+    ("AR", 0.5),
+    ("TR", 0.5),
+    ("CZ", 0.4),
 )
 
 # How keen a user is to buy, as a multiplier on add-to-cart and checkout odds.
@@ -67,19 +94,19 @@ class UserProfile(NamedTuple):
     """Multiplier on add-to-cart and checkout probabilities (0.3 browser .. 2.5 shopper)."""
 
 
-class _Table:
+class _Table(Generic[T]):
     """Weighted choice by a uniform number in [0, 1): cumulative weights + bisect."""
 
     __slots__ = ("values", "cum")
 
-    def __init__(self, pairs: Sequence[tuple[object, float]]) -> None:
+    def __init__(self, pairs: Sequence[tuple[T, float]]) -> None:
         if not pairs or any(w < 0 for _, w in pairs) or sum(w for _, w in pairs) <= 0:
             raise ValueError(f"bad weights: {pairs!r}")
         total = sum(w for _, w in pairs)
         self.values = tuple(v for v, _ in pairs)
         self.cum = tuple(c / total for c in accumulate(w for _, w in pairs))
 
-    def pick(self, u: float) -> object:
+    def pick(self, u: float) -> T:
         i = bisect_right(self.cum, u)
         return self.values[min(i, len(self.values) - 1)]
 
@@ -135,8 +162,8 @@ class Population:
         h2 = splitmix64(h)
         u5 = (h2 & 0xFFFFFFFF) / 4294967296.0
         device = self._devices.pick(u1)
-        os, browsers = self._oses[device].pick(u2)  # type: ignore[index,misc]
+        os, browsers = self._oses[device].pick(u2)
         browser = browsers.pick(u3)
         country = self._countries.pick(u4)
         buyer = self._buyers.pick(u5)
-        return UserProfile(user_id, device, browser, os, country, buyer)  # type: ignore[arg-type]
+        return UserProfile(user_id, device, browser, os, country, buyer)

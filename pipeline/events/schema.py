@@ -24,7 +24,13 @@ from typing import Any, Final
 import msgspec
 
 from pipeline.events.contract import (
-    EVENT_TYPES, MONEY_DECIMALS, MONEY_TEXT_MAX, PRICE_MAX, REVENUE_MAX, TYPE_RULES, Event,
+    EVENT_TYPES,
+    MONEY_DECIMALS,
+    MONEY_TEXT_MAX,
+    PRICE_MAX,
+    REVENUE_MAX,
+    TYPE_RULES,
+    Event,
 )
 
 SCHEMA_PATH: Final = Path(__file__).with_name("clickstream-event.v1.schema.json")

@@ -27,6 +27,7 @@ from pipeline.errors import SinkUnavailable
 from pipeline.events.decode import EventDecoder, InvalidEvent
 from pipeline.kafka.consumer import GroupConsumer, GroupProtocol, next_offsets
 from pipeline.kafka.dead_letters import DeadLetter, DeadLetterSender
+from pipeline.kafka.records import coordinates
 from pipeline.sinks.batch import Envelope, Refusal
 from pipeline.sinks.writer import BatchResult, BatchWriter
 
@@ -81,8 +82,12 @@ class ConsumeStats:
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "messages": self.messages, "events": self.events, "dead_letters": self.dead_letters,
-            "sessions_written": self.sessions_written, "batches": self.batches, "retries": self.retries,
+            "messages": self.messages,
+            "events": self.events,
+            "dead_letters": self.dead_letters,
+            "sessions_written": self.sessions_written,
+            "batches": self.batches,
+            "retries": self.retries,
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
         }
 
@@ -126,9 +131,15 @@ class Sinks:
 class Consumer:
     """One consumer process's loop. Several may run in one group, on one machine or many."""
 
-    def __init__(self, settings: Settings, options: ConsumeOptions, *,
-                 sinks: Sinks | None = None, stop: threading.Event | None = None,
-                 on_batch: Callable[[ConsumeStats], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        options: ConsumeOptions,
+        *,
+        sinks: Sinks | None = None,
+        stop: threading.Event | None = None,
+        on_batch: Callable[[ConsumeStats], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.options = options
         self.stop = stop or threading.Event()
@@ -142,8 +153,13 @@ class Consumer:
         self._decoder = EventDecoder()
         self._sinks = sinks or Sinks(settings, options.index_prefix, before_commit=self._before_commit)
         overrides = {} if options.session_timeout_ms is None else {"session.timeout.ms": options.session_timeout_ms}
-        self._kafka = GroupConsumer(settings.kafka, topic=options.topic, group=options.group, overrides=overrides,
-                                    protocol=options.group_protocol)
+        self._kafka = GroupConsumer(
+            settings.kafka,
+            topic=options.topic,
+            group=options.group,
+            overrides=overrides,
+            protocol=options.group_protocol,
+        )
         self._dead_letters = DeadLetterSender(settings.kafka, options.dead_letter_topic, options.group)
 
     # --- the loop -----------------------------------------------------------------------
@@ -202,8 +218,9 @@ class Consumer:
             stages["postgres"] += result.seconds["postgres"]
             stages["opensearch"] += result.seconds["opensearch"]
             _fault_point("after_postgres", number)
-            stages["opensearch"] += self._with_retry("OpenSearch", lambda: writer.index_sessions(result.sessions),
-                                                     unread)
+            stages["opensearch"] += self._with_retry(
+                "OpenSearch", lambda: writer.index_sessions(result.sessions), unread
+            )
             _fault_point("after_opensearch", number)
             if result.refused:
                 dead.extend(_refused_letters(batch, result.refused))
@@ -230,7 +247,7 @@ class Consumer:
         _fault_point("after_opensearch_events", self.stats.batches + 1)
 
     def _decode(self, batch: Sequence[Message]) -> tuple[list[Envelope], list[DeadLetter]]:
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         decode = self._decoder.decode
         envelopes: list[Envelope] = []
         dead: list[DeadLetter] = []
@@ -240,7 +257,8 @@ class Consumer:
             except InvalidEvent as err:
                 dead.append(DeadLetter.from_message(msg, reason=err.reason.value, field=err.field, detail=err.message))
                 continue
-            envelopes.append(Envelope(event, msg.partition(), msg.offset(), now))
+            _, partition, offset = coordinates(msg)
+            envelopes.append(Envelope(event, partition, offset, now))
         return envelopes, dead
 
     def _with_retry(self, service: str, write: Callable[[], object], unread: list[Message]):  # type: ignore[no-untyped-def]
@@ -277,7 +295,12 @@ class Consumer:
         lag = None if final else self._kafka_lag_safe()
         log.info(
             "%s%d messages (%d events, %d dead letters) in %d batches, %.0f msg/s%s",
-            "done: " if final else "", s.messages, s.events, s.dead_letters, s.batches, rate,
+            "done: " if final else "",
+            s.messages,
+            s.events,
+            s.dead_letters,
+            s.batches,
+            rate,
             "" if lag is None else f", group lag {lag}",
         )
 
@@ -290,10 +313,11 @@ def _refused_letters(batch: Sequence[Message], refused: Sequence[Refusal]) -> li
     wanted = {(r.envelope.partition, r.envelope.offset): r for r in refused}
     letters = []
     for msg in batch:
-        refusal = wanted.get((msg.partition(), msg.offset()))
+        refusal = wanted.get(coordinates(msg)[1:])
         if refusal is not None:
-            letters.append(DeadLetter.from_message(msg, reason=refusal.reason.value, field=refusal.field,
-                                                   detail=refusal.detail))
+            letters.append(
+                DeadLetter.from_message(msg, reason=refusal.reason.value, field=refusal.field, detail=refusal.detail)
+            )
     return letters
 
 

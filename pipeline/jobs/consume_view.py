@@ -21,8 +21,9 @@ OnBatch = Callable[[ConsumeStats], None]
 
 
 @contextmanager
-def consumer_view(settings: Settings, options: ConsumeOptions, *,
-                  until_caught_up: bool) -> Iterator[tuple[ConsumeOptions, OnBatch | None]]:
+def consumer_view(
+    settings: Settings, options: ConsumeOptions, *, until_caught_up: bool
+) -> Iterator[tuple[ConsumeOptions, OnBatch | None]]:
     """(options, on_batch) for a Consumer; with a live display, the consumer's log lines are switched off.
 
     ``until_caught_up``: the job ends when the group has no lag (``--drain``, ``pipeline

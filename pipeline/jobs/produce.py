@@ -63,8 +63,10 @@ class ProduceResult:
         return self.delivered / self.seconds if self.seconds > 0 else 0.0
 
     def line(self) -> str:
-        return (f"sent {self.sent}, delivered {self.delivered}, failed {self.failed} "
-                f"in {self.seconds:.1f} s ({self.rate:,.0f} events/s), seed {self.seed}")
+        return (
+            f"sent {self.sent}, delivered {self.delivered}, failed {self.failed} "
+            f"in {self.seconds:.1f} s ({self.rate:,.0f} events/s), seed {self.seed}"
+        )
 
 
 def backfill_messages(options: ProduceOptions) -> Iterator[Message]:
@@ -75,7 +77,7 @@ def backfill_messages(options: ProduceOptions) -> Iterator[Message]:
     always met and the stream stays deterministic.
     """
     assert options.events is not None
-    end = options.end_time or dt.datetime.now(dt.timezone.utc)
+    end = options.end_time or dt.datetime.now(dt.UTC)
     return _backfill_rounds(options, end, backfill_rate(options, end))
 
 
@@ -83,8 +85,9 @@ def _backfill_rounds(options: ProduceOptions, end: dt.datetime, rate: float) -> 
     assert options.events is not None
     remaining = options.events
     for round_ in itertools.count():
-        config = SimulationConfig(seed=options.seed + round_ * 1_000_003, rate=rate,
-                                  diurnal=options.window >= dt.timedelta(hours=24))
+        config = SimulationConfig(
+            seed=options.seed + round_ * 1_000_003, rate=rate, diurnal=options.window >= dt.timedelta(hours=24)
+        )
         for message in backfill(config, end, window=options.window, faults=options.faults):
             yield message
             remaining -= 1
@@ -113,17 +116,18 @@ def backfill_rate(options: ProduceOptions, end: dt.datetime, *, probe_share: flo
 def live_messages(options: ProduceOptions, stop: threading.Event) -> Iterator[Message]:
     """Messages as they become due at ``--rate`` per second, event time = now."""
     assert options.rate is not None
-    start = dt.datetime.now(dt.timezone.utc)
-    stream = LiveStream(SimulationConfig(seed=options.seed, rate=options.rate, diurnal=False), start,
-                        faults=options.faults)
+    start = dt.datetime.now(dt.UTC)
+    stream = LiveStream(
+        SimulationConfig(seed=options.seed, rate=options.rate, diurnal=False), start, faults=options.faults
+    )
     # Building the simulation takes seconds; run its clock that much behind the wall
     # clock so the first events are not sent as one burst (they carry their own
     # occurred_at, a few seconds before they are sent, as a tracker's would).
-    lag = dt.datetime.now(dt.timezone.utc) - start
+    lag = dt.datetime.now(dt.UTC) - start
     deadline = None if options.duration_s is None else time.monotonic() + options.duration_s
     remaining = options.events
     while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-        batch = stream.until(dt.datetime.now(dt.timezone.utc) - lag)
+        batch = stream.until(dt.datetime.now(dt.UTC) - lag)
         if remaining is not None:
             batch = batch[:remaining]
             remaining -= len(batch)
@@ -132,7 +136,7 @@ def live_messages(options: ProduceOptions, stop: threading.Event) -> Iterator[Me
             return
         due = stream.next_due()
         if due is not None:
-            wait = (due + lag - dt.datetime.now(dt.timezone.utc)).total_seconds()
+            wait = (due + lag - dt.datetime.now(dt.UTC)).total_seconds()
             if wait > 0:
                 stop.wait(min(wait, 0.05))
 
@@ -149,9 +153,12 @@ def produce(kafka: KafkaSettings, options: ProduceOptions, *, stop: threading.Ev
     elif options.rate is None:
         messages = _until(messages, None, stop)
 
-    progress = Progress("produce", lambda: (producer.sent, {"in flight": producer.pending,
-                                                            "failed": producer.stats.failed}),
-                        total=options.events, unit="events sent")
+    progress = Progress(
+        "produce",
+        lambda: (producer.sent, {"in flight": producer.pending, "failed": producer.stats.failed}),
+        total=options.events,
+        unit="events sent",
+    )
     started = time.monotonic()
     dump: IO[bytes] | None = open(options.dump, "wb") if options.dump else None
     try:
@@ -162,14 +169,19 @@ def produce(kafka: KafkaSettings, options: ProduceOptions, *, stop: threading.Ev
             dump.close()
         progress.done()
     result = ProduceResult(
-        sent=producer.sent, delivered=stats.delivered, failed=stats.failed + producer.pending,
+        sent=producer.sent,
+        delivered=stats.delivered,
+        failed=stats.failed + producer.pending,
         # (pending is non-zero only if flush_all timed out: those are reported as failed)
-        seconds=time.monotonic() - started, seed=options.seed, errors=dict(stats.errors),
+        seconds=time.monotonic() - started,
+        seed=options.seed,
+        errors=dict(stats.errors),
     )
     if result.failed:
         kinds = ", ".join(f"{k} x{v}" for k, v in sorted(result.errors.items())) or "no delivery report"
-        raise DeliveryError(f"{result.failed} of {result.sent} message(s) were not delivered ({kinds}); "
-                            f"{result.line()}")
+        raise DeliveryError(
+            f"{result.failed} of {result.sent} message(s) were not delivered ({kinds}); {result.line()}"
+        )
     return result
 
 

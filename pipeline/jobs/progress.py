@@ -54,8 +54,10 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "time": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds"),
-            "level": record.levelname, "logger": record.name, "message": record.getMessage(),
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
         }
         figures = getattr(record, "progress", None)
         if isinstance(figures, dict):
@@ -88,8 +90,9 @@ def configure(*, json_logs: bool = False, quiet: bool = False, debug: bool = Fal
         handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonFormatter() if json_logs else
-                             logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(
+            JsonFormatter() if json_logs else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -117,10 +120,15 @@ class _Board:
         with self._lock:
             if self._rich is None:
                 self._rich = RichProgress(
-                    SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
-                    TextColumn("{task.fields[count]}"), TextColumn("{task.fields[rate]}"),
-                    TextColumn("{task.fields[eta]}"), TextColumn("{task.fields[extra]}"),
-                    console=_console or Console(stderr=True), refresh_per_second=4,
+                    SpinnerColumn(),
+                    TextColumn("[bold]{task.description}"),
+                    BarColumn(),
+                    TextColumn("{task.fields[count]}"),
+                    TextColumn("{task.fields[rate]}"),
+                    TextColumn("{task.fields[eta]}"),
+                    TextColumn("{task.fields[extra]}"),
+                    console=_console or Console(stderr=True),
+                    refresh_per_second=4,
                 )
                 self._rich.start()
             self._tasks += 1
@@ -158,8 +166,15 @@ class Progress:
     """One task's progress: ``tick()`` often, ``done()`` once (also safe to call twice); ``done()``
     always reports the final figures, so even a task shorter than the interval leaves one line."""
 
-    def __init__(self, label: str, sample: Sample, *, total: int | None = None, unit: str = "events",
-                 every_s: float | None = None) -> None:
+    def __init__(
+        self,
+        label: str,
+        sample: Sample,
+        *,
+        total: int | None = None,
+        unit: str = "events",
+        every_s: float | None = None,
+    ) -> None:
         self.label = label
         self.unit = unit
         self._sample = sample
@@ -212,16 +227,37 @@ class Progress:
         if self._rich is not None:
             rich, task = self._rich
             total = self._total
-            rich.update(task, completed=done, total=total, count=f"{done:,}" + (f"/{total:,}" if total else ""),
-                        rate=f"{rate:,.0f} {self.unit}/s",
-                        eta="" if total is None else eta_text(total - done, rate), extra=_figures(fields))
+            rich.update(
+                task,
+                completed=done,
+                total=total,
+                count=f"{done:,}" + (f"/{total:,}" if total else ""),
+                rate=f"{rate:,.0f} {self.unit}/s",
+                eta="" if total is None else eta_text(total - done, rate),
+                extra=_figures(fields),
+            )
         elif self._mode is Mode.LOG:
             of = f" of {self._total:,}" if self._total is not None else ""
             extra = _figures(fields)
-            log.info("%s: %s%s %s (%s/s)%s", self.label, f"{done:,}", of, self.unit, f"{rate:,.0f}",
-                     f", {extra}" if extra else "",
-                     extra={"progress": {"task": self.label, "done": done, "total": self._total,
-                                         "unit": self.unit, "rate_per_s": round(rate, 1), **dict(fields)}})
+            log.info(
+                "%s: %s%s %s (%s/s)%s",
+                self.label,
+                f"{done:,}",
+                of,
+                self.unit,
+                f"{rate:,.0f}",
+                f", {extra}" if extra else "",
+                extra={
+                    "progress": {
+                        "task": self.label,
+                        "done": done,
+                        "total": self._total,
+                        "unit": self.unit,
+                        "rate_per_s": round(rate, 1),
+                        **dict(fields),
+                    }
+                },
+            )
 
     def done(self) -> None:
         if self._closed:

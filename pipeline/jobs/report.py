@@ -15,7 +15,7 @@ from pipeline.errors import ConfigError
 
 def write_report(settings: Settings, path: Path, *, hours: int = 24) -> Path:
     """Write the report of the last ``hours`` hours to ``path`` (replaced whole, never half-written)."""
-    page = render_html(summary(settings, hours=hours), generated_at=dt.datetime.now(dt.timezone.utc))
+    page = render_html(summary(settings, hours=hours), generated_at=dt.datetime.now(dt.UTC))
     target = path.expanduser().resolve()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pipeline.config.settings import Settings
 from pipeline.errors import PipelineError
 from pipeline.health import require_consumer_services, require_kafka
-from pipeline.jobs.consume import ConsumeOptions, ConsumeStats, Consumer
+from pipeline.jobs.consume import ConsumeOptions, Consumer, ConsumeStats
 from pipeline.jobs.consume_view import consumer_view
 from pipeline.jobs.produce import ProduceOptions, ProduceResult, produce
 from pipeline.jobs.setup import prepare_sinks
@@ -29,15 +29,16 @@ class RunResult:
     consumed: ConsumeStats
 
 
-def run(settings: Settings, produce_options: ProduceOptions, *, index_prefix: str,
-        stop: threading.Event) -> RunResult:
+def run(settings: Settings, produce_options: ProduceOptions, *, index_prefix: str, stop: threading.Event) -> RunResult:
     require_consumer_services(settings)
     require_kafka(settings, "producer")
     schema = prepare_sinks(settings, index_prefix=index_prefix)
     log.info(schema)
     consume_options = ConsumeOptions(
-        topic=settings.kafka.events_topic, dead_letter_topic=settings.kafka.dead_letter_topic,
-        group=settings.kafka.consumer_group, index_prefix=index_prefix,
+        topic=settings.kafka.events_topic,
+        dead_letter_topic=settings.kafka.dead_letter_topic,
+        group=settings.kafka.consumer_group,
+        index_prefix=index_prefix,
     )
     with consumer_view(settings, consume_options, until_caught_up=True) as (options, on_batch):
         consumer = Consumer(settings, options, stop=stop, on_batch=on_batch)
@@ -47,8 +48,9 @@ def run(settings: Settings, produce_options: ProduceOptions, *, index_prefix: st
     return RunResult(schema=schema, produced=produced, consumed=consumer.stats)
 
 
-def _produce_while_consuming(settings: Settings, produce_options: ProduceOptions, consumer: Consumer,
-                             stop: threading.Event) -> ProduceResult:
+def _produce_while_consuming(
+    settings: Settings, produce_options: ProduceOptions, consumer: Consumer, stop: threading.Event
+) -> ProduceResult:
     """Run the consumer on a thread, produce, then let it drain; re-raise what failed first."""
     failure: list[BaseException] = []
 

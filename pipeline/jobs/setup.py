@@ -24,7 +24,12 @@ def prepare_sinks(settings: Settings, *, index_prefix: str) -> str:
     applied = apply_migrations(settings)
     names = ensure_templates(settings, index_prefix)
     migrations = f"applied {', '.join(applied)}" if applied else "already up to date"
-    dashboards = (import_dashboards(settings, index_prefix=index_prefix).line()
-                  if settings.opensearch.dashboards_uri else "no OpenSearch Dashboards in this stack")
-    return (f"schema: PostgreSQL migrations {migrations}; "
-            f"OpenSearch templates ready for {names.events_alias} and {names.sessions_alias}; {dashboards}")
+    dashboards = (
+        import_dashboards(settings, index_prefix=index_prefix).line()
+        if settings.opensearch.dashboards_uri
+        else "no OpenSearch Dashboards in this stack"
+    )
+    return (
+        f"schema: PostgreSQL migrations {migrations}; "
+        f"OpenSearch templates ready for {names.events_alias} and {names.sessions_alias}; {dashboards}"
+    )

@@ -26,6 +26,7 @@ from typing import Final, Literal
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from pipeline.config.settings import KafkaSettings
+from pipeline.kafka.records import coordinates
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +58,19 @@ def unsupported_protocol(err: KafkaError) -> bool:
     return err.code() == KafkaError._FATAL and "ConsumerGroupHeartbeat" in err.str()
 
 
-def group_config(kafka: KafkaSettings, group: str, protocol: Literal["consumer", "classic"],
-                 overrides: Mapping[str, object]) -> dict[str, object]:
+def group_config(
+    kafka: KafkaSettings, group: str, protocol: Literal["consumer", "classic"], overrides: Mapping[str, object]
+) -> dict[str, object]:
     """The librdkafka configuration of a member of ``group`` speaking ``protocol``."""
     extra = dict(overrides)
     if protocol == "consumer":
         dropped = sorted(CLASSIC_ONLY & set(extra))
         if dropped:
-            log.warning("%s apply to the classic group protocol only; under KIP-848 they are the group's "
-                        "settings on the broker (consumer.session.timeout.ms, consumer.heartbeat.interval.ms)",
-                        ", ".join(dropped))
+            log.warning(
+                "%s apply to the classic group protocol only; under KIP-848 they are the group's "
+                "settings on the broker (consumer.session.timeout.ms, consumer.heartbeat.interval.ms)",
+                ", ".join(dropped),
+            )
         extra = {k: v for k, v in extra.items() if k not in CLASSIC_ONLY}
     chosen = NEXT_GENERATION if protocol == "consumer" else CLASSIC_DEFAULTS
     return {**kafka.client_config("consumer"), **CONSUMER_DEFAULTS, **chosen, "group.id": group, **extra}
@@ -75,8 +79,15 @@ def group_config(kafka: KafkaSettings, group: str, protocol: Literal["consumer",
 class GroupConsumer:
     """A member of the pipeline's consumer group, reading one topic in batches."""
 
-    def __init__(self, kafka: KafkaSettings, *, topic: str, group: str,
-                 overrides: Mapping[str, object] | None = None, protocol: GroupProtocol = "auto") -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        *,
+        topic: str,
+        group: str,
+        overrides: Mapping[str, object] | None = None,
+        protocol: GroupProtocol = "auto",
+    ) -> None:
         self.topic = topic
         self.group = group
         self._kafka = kafka
@@ -94,8 +105,7 @@ class GroupConsumer:
         config = group_config(self._kafka, self.group, self.protocol, self._overrides)
         config["error_cb"] = self._on_error
         consumer = Consumer(config)
-        consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
-                           on_lost=self._on_lost)
+        consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
         return consumer
 
     def _fall_back_to_classic(self) -> None:
@@ -164,7 +174,7 @@ class GroupConsumer:
         """Serve heartbeats and rebalances while held; rewind anything a new assignment delivered."""
         for msg in self._consumer.consume(num_messages=100, timeout=timeout):
             if msg.error() is None:
-                tp = TopicPartition(msg.topic(), msg.partition(), msg.offset())
+                tp = TopicPartition(*coordinates(msg))
                 self._consumer.seek(tp)
                 self._consumer.pause([tp])
                 unread.append(msg)
@@ -194,8 +204,7 @@ class GroupConsumer:
         return self._commit_pending() if self._uncommitted else True
 
     def _commit_pending(self, only: set[int] | None = None) -> bool:
-        wanted = {p: o for p, o in self._uncommitted.items()
-                  if p in self.assigned and (only is None or p in only)}
+        wanted = {p: o for p, o in self._uncommitted.items() if p in self.assigned and (only is None or p in only)}
         if not wanted:
             return not self._uncommitted
         offsets = [TopicPartition(self.topic, p, o) for p, o in sorted(wanted.items())]
@@ -218,8 +227,9 @@ class GroupConsumer:
             committed = self._consumer.committed(parts, timeout=timeout)
             lag = 0
             for tp in committed:
-                low, high = self._consumer.get_watermark_offsets(TopicPartition(self.topic, tp.partition),
-                                                                timeout=timeout)
+                low, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(self.topic, tp.partition), timeout=timeout
+                )
                 done = tp.offset if tp.offset != OFFSET_INVALID and tp.offset >= 0 else low
                 lag += max(0, high - done)
             return lag
@@ -236,7 +246,7 @@ def next_offsets(messages: Sequence[Message]) -> dict[int, int]:
     """The offset to commit per partition: one past the highest offset read."""
     out: dict[int, int] = {}
     for msg in messages:
-        p, o = msg.partition(), msg.offset()
+        _, p, o = coordinates(msg)
         if o + 1 > out.get(p, -1):
             out[p] = o + 1
     return out

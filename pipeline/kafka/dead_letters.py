@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -86,8 +86,14 @@ class DeadLetter:
     def from_message(cls, msg: Message, *, reason: str, field: str | None, detail: str) -> DeadLetter:
         ts_type, ts = msg.timestamp()
         return cls(
-            key=msg.key(), value=msg.value() or b"", reason=reason, field=field, detail=detail,
-            source_topic=msg.topic() or "", source_partition=msg.partition() or 0, source_offset=msg.offset() or 0,
+            key=msg.key(),
+            value=msg.value() or b"",
+            reason=reason,
+            field=field,
+            detail=detail,
+            source_topic=msg.topic() or "",
+            source_partition=msg.partition() or 0,
+            source_offset=msg.offset() or 0,
             source_timestamp_ms=ts if ts_type != 0 else None,
         )
 
@@ -105,8 +111,9 @@ class DeadLetter:
         }
         return [(HEADER_PREFIX + k, v.encode()) for k, v in pairs.items()]
 
-    def record(self, failed_at: dt.datetime, group: str, *, limit: int = DEAD_LETTER_MAX_BYTES,
-               prefix: int = PREFIX_BYTES) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
+    def record(
+        self, failed_at: dt.datetime, group: str, *, limit: int = DEAD_LETTER_MAX_BYTES, prefix: int = PREFIX_BYTES
+    ) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
         """(key, value, headers) of the letter, fitting in ``limit`` bytes (see the module docstring)."""
         headers = self.headers(failed_at, group)
         if record_size(self.key, self.value, headers) <= limit:
@@ -122,16 +129,13 @@ class DeadLetter:
 
 def record_size(key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]) -> int:
     """An upper bound of the bytes a record takes towards ``message.max.bytes``."""
-    return (len(key or b"") + len(value) + sum(len(k) + len(v) for k, v in headers)
-            + RECORD_OVERHEAD_BYTES)
+    return len(key or b"") + len(value) + sum(len(k) + len(v) for k, v in headers) + RECORD_OVERHEAD_BYTES
 
 
 def parse_headers(headers: list[tuple[str, bytes]] | None) -> dict[str, str]:
     """The dead-letter headers of a message read back from the topic, without the prefix."""
     return {
-        k[len(HEADER_PREFIX):]: v.decode()
-        for k, v in (headers or [])
-        if k.startswith(HEADER_PREFIX) and v is not None
+        k[len(HEADER_PREFIX) :]: v.decode() for k, v in (headers or []) if k.startswith(HEADER_PREFIX) and v is not None
     }
 
 
@@ -155,11 +159,11 @@ class DeadLetterSender:
         log.warning("kafka dead-letter producer: %s", err.str())
 
     def send(self, letters: Sequence[DeadLetter]) -> None:
-        failed_at = dt.datetime.now(dt.timezone.utc)
+        failed_at = dt.datetime.now(dt.UTC)
         too_large: list[DeadLetter] = []
         failures: dict[str, int] = {}
 
-        def on_delivery(letter: DeadLetter, last_try: bool) -> object:
+        def on_delivery(letter: DeadLetter, last_try: bool) -> Callable[[KafkaError | None, Message], None]:
             def report(err: KafkaError | None, _msg: Message) -> None:
                 if err is None:
                     return
@@ -167,16 +171,19 @@ class DeadLetterSender:
                     too_large.append(letter)
                 else:
                     failures[err.name()] = failures.get(err.name(), 0) + 1
+
             return report
 
         def produce(letter: DeadLetter, last_try: bool) -> None:
             key, value, headers = letter.record(
-                failed_at, self.group, **({"limit": 0, "prefix": LAST_RESORT_PREFIX_BYTES} if last_try else {}))
+                failed_at, self.group, **({"limit": 0, "prefix": LAST_RESORT_PREFIX_BYTES} if last_try else {})
+            )
             self.truncated += len(value) < len(letter.value)
             while True:
                 try:
-                    self._producer.produce(self.topic, value, key, headers=headers,
-                                           on_delivery=on_delivery(letter, last_try))  # type: ignore[arg-type]
+                    self._producer.produce(
+                        self.topic, value, key, headers=list(headers), on_delivery=on_delivery(letter, last_try)
+                    )
                     return
                 except BufferError:
                     self._producer.poll(0.05)
@@ -184,8 +191,9 @@ class DeadLetterSender:
                     err = exc.args[0]
                     if err.code() in _TOO_LARGE and not last_try:
                         last_try = True
-                        key, value, headers = letter.record(failed_at, self.group, limit=0,
-                                                            prefix=LAST_RESORT_PREFIX_BYTES)
+                        key, value, headers = letter.record(
+                            failed_at, self.group, limit=0, prefix=LAST_RESORT_PREFIX_BYTES
+                        )
                         continue
                     failures[err.name()] = failures.get(err.name(), 0) + 1
                     return
@@ -194,8 +202,11 @@ class DeadLetterSender:
             produce(letter, last_try=False)
         self._flush()
         if too_large:
-            log.warning("%d dead letter(s) refused as too large by the broker: sending %d-byte prefixes",
-                        len(too_large), LAST_RESORT_PREFIX_BYTES)
+            log.warning(
+                "%d dead letter(s) refused as too large by the broker: sending %d-byte prefixes",
+                len(too_large),
+                LAST_RESORT_PREFIX_BYTES,
+            )
             for letter in too_large:
                 produce(letter, last_try=True)
             self._flush()

@@ -26,8 +26,12 @@ log = logging.getLogger(__name__)
 
 
 class _KeyValue(Protocol):
-    key: bytes
-    value: bytes
+    @property
+    def key(self) -> bytes: ...
+
+    @property
+    def value(self) -> bytes: ...
+
 
 PRODUCER_DEFAULTS: Mapping[str, object] = {
     "enable.idempotence": True,
@@ -73,7 +77,9 @@ class TrackedProducer:
         # Broker-down and similar errors are transient: librdkafka keeps retrying; say so once per kind.
         log.warning("kafka producer: %s", err.str())
 
-    def send(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> None:
+    def send(
+        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, str | bytes | None]] | None = None
+    ) -> None:
         while True:
             try:
                 self._producer.produce(topic, value, key, headers=headers, on_delivery=self.stats.on_delivery)
@@ -83,8 +89,14 @@ class TrackedProducer:
                 self._producer.poll(0.05)
         self.sent += 1
 
-    def send_all(self, topic: str, messages: Iterable[_KeyValue], *, dump: IO[bytes] | None = None,
-                 on_chunk: Callable[[], None] | None = None) -> None:
+    def send_all(
+        self,
+        topic: str,
+        messages: Iterable[_KeyValue],
+        *,
+        dump: IO[bytes] | None = None,
+        on_chunk: Callable[[], None] | None = None,
+    ) -> None:
         """The hot path of ``pipeline produce``: every message keyed, counted and optionally dumped.
 
         Written for speed (bound methods, one ``poll`` per few thousand messages) because

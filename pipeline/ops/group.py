@@ -64,9 +64,14 @@ class GroupState:
         return sum(p.lag for p in self.partitions)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"group": self.group, "topic": self.topic, "state": self.state,
-                "members": [m.to_dict() for m in self.members],
-                "partitions": [p.to_dict() for p in self.partitions], "total_lag": self.total_lag}
+        return {
+            "group": self.group,
+            "topic": self.topic,
+            "state": self.state,
+            "members": [m.to_dict() for m in self.members],
+            "partitions": [p.to_dict() for p in self.partitions],
+            "total_lag": self.total_lag,
+        }
 
 
 def admin_client(kafka: KafkaSettings, role: KafkaRole) -> AdminClient:
@@ -88,8 +93,7 @@ def topic_offsets(admin: AdminClient, topic: str, *, timeout: float = 10.0) -> d
         partitions = sorted(meta.partitions)
         ends: dict[int, list[int]] = {p: [0, 0] for p in partitions}
         for index, spec in ((0, OffsetSpec.earliest()), (1, OffsetSpec.latest())):
-            futures = admin.list_offsets({TopicPartition(topic, p): spec for p in partitions},
-                                         request_timeout=timeout)
+            futures = admin.list_offsets({TopicPartition(topic, p): spec for p in partitions}, request_timeout=timeout)
             for tp, future in futures.items():
                 ends[tp.partition][index] = future.result().offset
     except KafkaException as exc:
@@ -97,8 +101,9 @@ def topic_offsets(admin: AdminClient, topic: str, *, timeout: float = 10.0) -> d
     return {p: (low, high) for p, (low, high) in ends.items()}
 
 
-def committed_offsets(admin: AdminClient, group: str, topic: str, partitions: list[int], *,
-                      timeout: float = 10.0) -> dict[int, int | None]:
+def committed_offsets(
+    admin: AdminClient, group: str, topic: str, partitions: list[int], *, timeout: float = 10.0
+) -> dict[int, int | None]:
     request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])
     try:
         result = admin.list_consumer_group_offsets([request], request_timeout=timeout)[group].result()
@@ -114,12 +119,26 @@ def group_state(admin: AdminClient, group: str, topic: str, *, timeout: float = 
         description = admin.describe_consumer_groups([group], request_timeout=timeout)[group].result()
     except KafkaException as exc:
         raise _failed(f"describing group {group}", exc) from None
-    members = sorted((Member(m.member_id, m.client_id, m.host,
-                             tuple(sorted(tp.partition for tp in m.assignment.topic_partitions if tp.topic == topic)))
-                      for m in description.members), key=lambda m: (m.partitions, m.member_id))
+    members = sorted(
+        (
+            Member(
+                m.member_id,
+                m.client_id,
+                m.host,
+                tuple(sorted(tp.partition for tp in m.assignment.topic_partitions if tp.topic == topic)),
+            )
+            for m in description.members
+        ),
+        key=lambda m: (m.partitions, m.member_id),
+    )
     state = getattr(description.state, "name", str(description.state))
-    return GroupState(group, topic, state, members, [
-        PartitionOffsets(p, low, high, committed.get(p)) for p, (low, high) in sorted(offsets.items())])
+    return GroupState(
+        group,
+        topic,
+        state,
+        members,
+        [PartitionOffsets(p, low, high, committed.get(p)) for p, (low, high) in sorted(offsets.items())],
+    )
 
 
 def group_lag(admin: AdminClient, group: str, topic: str, *, timeout: float = 10.0) -> int:
@@ -131,8 +150,9 @@ def group_lag(admin: AdminClient, group: str, topic: str, *, timeout: float = 10
 class LagWatcher:
     """The group's total lag, refreshed by a helper thread every ``every_s``; None until first known."""
 
-    def __init__(self, kafka: KafkaSettings, group: str, topic: str, *, role: KafkaRole = "consumer",
-                 every_s: float = 2.0) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, group: str, topic: str, *, role: KafkaRole = "consumer", every_s: float = 2.0
+    ) -> None:
         self._admin = admin_client(kafka, role)
         self._group, self._topic, self._every = group, topic, every_s
         self.value: int | None = None

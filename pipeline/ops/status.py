@@ -36,9 +36,12 @@ class Status:
     errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"consumer_group": None if self.group is None else self.group.to_dict(),
-                "dead_letters": self.dead_letters.to_dict(), "stores": [s.to_dict() for s in self.stores],
-                "errors": self.errors}
+        return {
+            "consumer_group": None if self.group is None else self.group.to_dict(),
+            "dead_letters": self.dead_letters.to_dict(),
+            "stores": [s.to_dict() for s in self.stores],
+            "errors": self.errors,
+        }
 
 
 def read_status(settings: Settings, *, index_prefix: str, group: str | None = None) -> Status:
@@ -99,6 +102,6 @@ def render_status(status: Status) -> str:
         elif s.newest_event is None:
             lines.append(f"newest event in {s.store}: none stored")
         else:
-            stamp = s.newest_event.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+            stamp = s.newest_event.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
             lines.append(f"newest event in {s.store}: {stamp} UTC, {_ago(s.behind_s or 0.0)}")
     return "\n".join(lines)

@@ -64,8 +64,9 @@ class BatchWriter:
     PostgreSQL commit (the crash tests' fault hook uses it).
     """
 
-    def __init__(self, postgres: PostgresStore, opensearch: OpenSearchIndex, *,
-                 before_commit: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, postgres: PostgresStore, opensearch: OpenSearchIndex, *, before_commit: Callable[[], None] | None = None
+    ) -> None:
         self.postgres = postgres
         self.opensearch = opensearch
         self._before_commit = before_commit
@@ -84,8 +85,9 @@ class BatchWriter:
                     tx.undo()  # a later copy of a refused event is now a first copy: insert again
                     continue
                 mark = time.perf_counter()
-                from_opensearch = self.opensearch.index_events(stored.inserted, stored.version) \
-                    if stored.inserted else []
+                from_opensearch = (
+                    self.opensearch.index_events(stored.inserted, stored.version) if stored.inserted else []
+                )
                 opensearch_s += time.perf_counter() - mark
                 if not from_opensearch:
                     break
@@ -96,8 +98,9 @@ class BatchWriter:
             if self._before_commit is not None:
                 self._before_commit()
         total = time.perf_counter() - started
-        return BatchResult(sessions, refused, len(stored.inserted),
-                           {"postgres": total - opensearch_s, "opensearch": opensearch_s})
+        return BatchResult(
+            sessions, refused, len(stored.inserted), {"postgres": total - opensearch_s, "opensearch": opensearch_s}
+        )
 
     def index_sessions(self, sessions: Sequence[SessionRow]) -> float:
         """Index the committed session rows; returns the seconds it took."""
@@ -125,8 +128,13 @@ def _refuse(new: Sequence[Refusal], later: Sequence[Envelope], refused: list[Ref
     return waiting
 
 
-def _conflicts(tx: EventTransaction, inserted: Sequence[Envelope], not_inserted: Sequence[Envelope],
-               later: Sequence[Envelope], out: set[int]) -> list[Refusal]:
+def _conflicts(
+    tx: EventTransaction,
+    inserted: Sequence[Envelope],
+    not_inserted: Sequence[Envelope],
+    later: Sequence[Envelope],
+    out: set[int],
+) -> list[Refusal]:
     """Copies whose content differs from the stored copy of their ``event_id`` (step 4)."""
     winners: dict[str, tuple[Any, ...]] = {e.event.event_id: _content(e) for e in inserted}
     if not not_inserted and not later:
@@ -142,11 +150,16 @@ def _conflicts(tx: EventTransaction, inserted: Sequence[Envelope], not_inserted:
         mine = _content(envelope)
         if mine != stored:
             differs = next(name for name, a, b in zip(FIELDS, mine, stored, strict=True) if a != b)
-            conflicts.append(Refusal(
-                envelope, Reason.CONFLICTING_DUPLICATE, differs,
-                f"event {envelope.event.event_id} is already stored with different content "
-                f"(first difference: {differs}); the first stored copy wins", Reason.CONFLICTING_DUPLICATE.value,
-            ))
+            conflicts.append(
+                Refusal(
+                    envelope,
+                    Reason.CONFLICTING_DUPLICATE,
+                    differs,
+                    f"event {envelope.event.event_id} is already stored with different content "
+                    f"(first difference: {differs}); the first stored copy wins",
+                    Reason.CONFLICTING_DUPLICATE.value,
+                )
+            )
     return conflicts
 
 

@@ -39,8 +39,13 @@ USER_CONFIGS = {
 #: Provider argument names that the provider sends to the API under another key.
 _PROVIDER_ALIASES = {"ip_filter_strings": "ip_filter", "ip_filter_objects": "ip_filter", "ip_filters": "ip_filter"}
 _PY_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,), "boolean": (bool,), "object": (dict,), "array": (list,), "number": (int, float),
-    "integer": (int, float), "null": (type(None),),
+    "string": (str,),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+    "number": (int, float),
+    "integer": (int, float),
+    "null": (type(None),),
 }
 
 
@@ -52,8 +57,14 @@ def _go(*args: str) -> str:
     """Run ``go`` outside any module (a fresh directory), returning stdout or raising SchemaUnavailable."""
     with tempfile.TemporaryDirectory(prefix="aiven-schema-") as work:
         try:
-            done = subprocess.run(["go", *args], cwd=work, capture_output=True, text=True, timeout=300,
-                                  env={**os.environ, "GOFLAGS": "-mod=mod", "GO111MODULE": "on"})
+            done = subprocess.run(
+                ["go", *args],
+                cwd=work,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                env={**os.environ, "GOFLAGS": "-mod=mod", "GO111MODULE": "on"},
+            )
         except FileNotFoundError:
             raise SchemaUnavailable("the Go toolchain (go) is not on PATH") from None
         except subprocess.TimeoutExpired:

@@ -119,37 +119,58 @@ class AivenMocks(pulumi.runtime.Mocks):
                 "servicePort": KAFKA_PORT,
                 "serviceUri": f"{host}:{KAFKA_PORT}",
                 "serviceUsername": "avnadmin",
-                "kafkas": [{
-                    "accessCert": pem("CERTIFICATE", "kafka-admin"),
-                    "accessKey": pem("PRIVATE KEY", "kafka-admin"),
-                    "uris": [f"{host}:{KAFKA_PORT}"],
-                }],
+                "kafkas": [
+                    {
+                        "accessCert": pem("CERTIFICATE", "kafka-admin"),
+                        "accessKey": pem("PRIVATE KEY", "kafka-admin"),
+                        "uris": [f"{host}:{KAFKA_PORT}"],
+                    }
+                ],
             }
         if typ == "aiven:index/pg:Pg":
             host = service_host(inputs)
             uri = f"postgres://avnadmin:{quote(PG_ADMIN_PASSWORD, safe='')}@{host}:{PG_PORT}/defaultdb?sslmode=require"
             return {
-                "serviceHost": host, "servicePort": PG_PORT, "serviceUri": uri,
-                "serviceUsername": "avnadmin", "servicePassword": PG_ADMIN_PASSWORD,
-                "pg": {"host": host, "port": PG_PORT, "user": "avnadmin", "password": PG_ADMIN_PASSWORD,
-                       "dbname": "defaultdb", "sslmode": "require", "uri": uri},
+                "serviceHost": host,
+                "servicePort": PG_PORT,
+                "serviceUri": uri,
+                "serviceUsername": "avnadmin",
+                "servicePassword": PG_ADMIN_PASSWORD,
+                "pg": {
+                    "host": host,
+                    "port": PG_PORT,
+                    "user": "avnadmin",
+                    "password": PG_ADMIN_PASSWORD,
+                    "dbname": "defaultdb",
+                    "sslmode": "require",
+                    "uri": uri,
+                },
             }
         if typ == "aiven:index/openSearch:OpenSearch":
             host = service_host(inputs)
             return {
-                "serviceHost": host, "servicePort": OPENSEARCH_PORT,
+                "serviceHost": host,
+                "servicePort": OPENSEARCH_PORT,
                 "serviceUri": f"https://avnadmin:{OPENSEARCH_ADMIN_PASSWORD}@{host}:{OPENSEARCH_PORT}",
-                "serviceUsername": "avnadmin", "servicePassword": OPENSEARCH_ADMIN_PASSWORD,
-                "opensearches": [{
-                    "opensearchDashboardsUri": f"https://avnadmin:{OPENSEARCH_ADMIN_PASSWORD}@{host}:443",
-                    "uris": [f"https://avnadmin:{OPENSEARCH_ADMIN_PASSWORD}@{host}:{OPENSEARCH_PORT}"],
-                    "username": "avnadmin", "password": OPENSEARCH_ADMIN_PASSWORD,
-                }],
+                "serviceUsername": "avnadmin",
+                "servicePassword": OPENSEARCH_ADMIN_PASSWORD,
+                "opensearches": [
+                    {
+                        "opensearchDashboardsUri": f"https://avnadmin:{OPENSEARCH_ADMIN_PASSWORD}@{host}:443",
+                        "uris": [f"https://avnadmin:{OPENSEARCH_ADMIN_PASSWORD}@{host}:{OPENSEARCH_PORT}"],
+                        "username": "avnadmin",
+                        "password": OPENSEARCH_ADMIN_PASSWORD,
+                    }
+                ],
             }
         if typ == "aiven:index/kafkaUser:KafkaUser":
             user = inputs["username"]
-            return {"accessCert": pem("CERTIFICATE", user), "accessKey": pem("PRIVATE KEY", user),
-                    "password": f"kafka-{user}-pw", "type": "normal"}
+            return {
+                "accessCert": pem("CERTIFICATE", user),
+                "accessKey": pem("PRIVATE KEY", user),
+                "password": f"kafka-{user}-pw",
+                "type": "normal",
+            }
         if typ == "aiven:index/pgUser:PgUser":
             return {"password": PG_APP_PASSWORD, "type": "normal"}
         if typ == "aiven:index/opensearchUser:OpensearchUser":
@@ -174,12 +195,19 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         self.mocks.secret_outputs_by_name[request.name] = list(request.additionalSecretOutputs)
         response = super().RegisterResource(request)
-        self.registrations.append(Registered(
-            type=request.type, name=request.name, urn=response.urn, parent=request.parent,
-            protect=request.protect if request.HasField("protect") else None, custom=request.custom,
-            deleted_with=request.deletedWith, additional_secret_outputs=list(request.additionalSecretOutputs),
-            dependencies=list(request.dependencies),
-        ))
+        self.registrations.append(
+            Registered(
+                type=request.type,
+                name=request.name,
+                urn=response.urn,
+                parent=request.parent,
+                protect=request.protect if request.HasField("protect") else None,
+                custom=request.custom,
+                deleted_with=request.deletedWith,
+                additional_secret_outputs=list(request.additionalSecretOutputs),
+                dependencies=list(request.dependencies),
+            )
+        )
         return response
 
     def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
@@ -317,5 +345,3 @@ class ProgramRunner:
             stack_wire_outputs=monitor.resource_outputs.get(stacks[0].urn, {}),
             calls=list(mocks.calls),
         )
-
-

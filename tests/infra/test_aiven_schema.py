@@ -11,7 +11,6 @@ import os
 from typing import Any
 
 import pytest
-
 from aiven_api_schema import (
     USER_CONFIGS,
     SchemaUnavailable,
@@ -20,12 +19,16 @@ from aiven_api_schema import (
     service_types,
     validate_user_config,
 )
-from infra.aiven_schema import EMBEDDED_ENUMS, SCHEMA_VERSION
-from infra.config import ConfigError, PlatformConfig, config_key_of
 from infra_harness import PROJECT_ROOT, ProgramRunner, config_from, load_yaml, stack_config
 
-VERSION_FIELDS = {("kafka", "kafka_version"): "kafka_version", ("pg", "pg_version"): "postgres_version",
-                  ("opensearch", "opensearch_version"): "opensearch_version"}
+from infra.aiven_schema import EMBEDDED_ENUMS, SCHEMA_VERSION
+from infra.config import ConfigError, PlatformConfig, config_key_of
+
+VERSION_FIELDS = {
+    ("kafka", "kafka_version"): "kafka_version",
+    ("pg", "pg_version"): "postgres_version",
+    ("opensearch", "opensearch_version"): "opensearch_version",
+}
 STACK_FILES = sorted(PROJECT_ROOT.glob("Pulumi.*.yaml"))
 STANDARD = {"clickstream:kafkaFlavor": "standard", "clickstream:kafkaPlan": "an-offering"}
 #: User-config keys Aiven takes only when a service is created (``create_only`` in the
@@ -91,7 +94,9 @@ def test_config_accepts_exactly_the_versions_aiven_creates(schema: dict[str, Any
     assert live and dead, "nothing to check"
     # timescaledb off: it narrows the PostgreSQL versions further (tested in test_infra_config).
     for version in live:
-        assert getattr(PlatformConfig(project="acme", timescaledb=False, **{field_name: version}), field_name) == version
+        assert (
+            getattr(PlatformConfig(project="acme", timescaledb=False, **{field_name: version}), field_name) == version
+        )
     for version in (*dead, "99.9", "latest"):
         with pytest.raises(ConfigError) as error:
             PlatformConfig(project="acme", timescaledb=False, **{field_name: version})

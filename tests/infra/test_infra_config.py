@@ -11,6 +11,7 @@ from typing import Any
 
 import pulumi
 import pytest
+from infra_harness import config_from, dev_stack_problems, stack_config
 
 from infra.config import (
     CONFIG_NAMESPACE,
@@ -21,7 +22,6 @@ from infra.config import (
     load_config,
     required_keys,
 )
-from infra_harness import config_from, dev_stack_problems, stack_config
 
 _YAML_TYPES = {str: "string", int: "integer", bool: "boolean"}
 
@@ -102,16 +102,21 @@ def test_load_config_applies_code_defaults_when_only_project_is_set(set_config: 
 
 
 def test_load_config_parses_every_type(set_config: Any) -> None:
-    set_config({
-        "clickstream:project": "acme",
-        "clickstream:topicPartitions": "12",
-        "clickstream:timescaledb": "false",
-        "clickstream:terminationProtection": "true",
-        "clickstream:kafkaVersion": "3.9",
-    })
+    set_config(
+        {
+            "clickstream:project": "acme",
+            "clickstream:topicPartitions": "12",
+            "clickstream:timescaledb": "false",
+            "clickstream:terminationProtection": "true",
+            "clickstream:kafkaVersion": "3.9",
+        }
+    )
     cfg = load_config()
     assert (cfg.topic_partitions, cfg.timescaledb, cfg.termination_protection, cfg.kafka_version) == (
-        12, False, True, "3.9",
+        12,
+        False,
+        True,
+        "3.9",
     )
 
 
@@ -156,9 +161,17 @@ def test_invalid_values_are_rejected_by_key(changes: dict[str, Any], named_key: 
 
 
 def test_valid_alternatives_are_accepted() -> None:
-    cfg = PlatformConfig(project="acme", kafka_flavor="standard", kafka_plan="any-offering", postgres_version="18",
-                         timescaledb=False, allowed_cidrs="203.0.113.7/32 , 2001:db8::/48",
-                         maintenance_dow="monday", maintenance_time="23:59:59", owner="x" * 64)
+    cfg = PlatformConfig(
+        project="acme",
+        kafka_flavor="standard",
+        kafka_plan="any-offering",
+        postgres_version="18",
+        timescaledb=False,
+        allowed_cidrs="203.0.113.7/32 , 2001:db8::/48",
+        maintenance_dow="monday",
+        maintenance_time="23:59:59",
+        owner="x" * 64,
+    )
     assert cfg.ip_filter == ["203.0.113.7/32", "2001:db8::/48"]
 
 
@@ -168,7 +181,9 @@ def test_names_derive_from_the_prefix() -> None:
     assert cfg.dead_letter_topic == "prod-clickstream-dead-letter"
     assert cfg.consumer_group == "prod-clickstream-sessionizer"
     assert {cfg.kafka_service_name, cfg.postgres_service_name, cfg.opensearch_service_name} == {
-        "prod-clickstream-kafka", "prod-clickstream-pg", "prod-clickstream-opensearch",
+        "prod-clickstream-kafka",
+        "prod-clickstream-pg",
+        "prod-clickstream-opensearch",
     }
     assert max(len(n) for n in (cfg.kafka_service_name, cfg.opensearch_service_name)) <= 64
     assert PlatformConfig(project="acme", topic_retention_hours=2).topic_retention_ms == 7_200_000

@@ -15,9 +15,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pulumi
 import pulumi_aiven as aiven
 import pytest
-
-from infra.config import ConfigError, PlatformConfig
-from infra.platform import PIPELINE_INDEX_PATTERNS, ClickstreamPlatform, contract_outputs
 from infra_harness import (
     KAFKA_PORT,
     OPENSEARCH_ADMIN_PASSWORD,
@@ -35,6 +32,9 @@ from infra_harness import (
     secret_wire,
     unwrap,
 )
+
+from infra.config import ConfigError, PlatformConfig
+from infra.platform import PIPELINE_INDEX_PATTERNS, ClickstreamPlatform, contract_outputs
 from pipeline.config.outputs import Output
 
 COMPONENT = "clickstream:platform:ClickstreamPlatform"
@@ -52,8 +52,18 @@ OS_ACL_RULE = "aiven:index/openSearchAclRule:OpenSearchAclRule"
 SERVICES = (KAFKA, PG, OPENSEARCH)
 
 EXPECTED_COUNTS = {
-    COMPONENT: 1, KAFKA: 1, TOPIC: 2, KAFKA_USER: 2, KAFKA_ACL: 3, PG: 1, PG_DATABASE: 1, PG_USER: 1,
-    OPENSEARCH: 1, OS_USER: 1, OS_ACL_CONFIG: 1, OS_ACL_RULE: 2,
+    COMPONENT: 1,
+    KAFKA: 1,
+    TOPIC: 2,
+    KAFKA_USER: 2,
+    KAFKA_ACL: 3,
+    PG: 1,
+    PG_DATABASE: 1,
+    PG_USER: 1,
+    OPENSEARCH: 1,
+    OS_USER: 1,
+    OS_ACL_CONFIG: 1,
+    OS_ACL_RULE: 2,
 }
 
 # A stack where every key differs from its default.
@@ -163,11 +173,17 @@ def test_services_follow_config(config_run: tuple[PlatformConfig, ProgramRun]) -
     assert kafka["kafkaUserConfig"].get("inkless") == ({"enabled": True} if standard else None)
     assert kafka["kafkaUserConfig"].get("tieredStorage") == ({"enabled": True} if standard else None)
     tags = {"pulumi-project": "clickstream", "pulumi-stack": "dev"} | ({"owner": cfg.owner} if cfg.owner else {})
-    for service, user_config in ((kafka, "kafkaUserConfig"), (pg, "pgUserConfig"), (opensearch, "opensearchUserConfig")):
+    for service, user_config in (
+        (kafka, "kafkaUserConfig"),
+        (pg, "pgUserConfig"),
+        (opensearch, "opensearchUserConfig"),
+    ):
         assert service["terminationProtection"] is cfg.termination_protection
         assert service[user_config]["ipFilterStrings"] == cfg.ip_filter
         assert (service["maintenanceWindowDow"], service["maintenanceWindowTime"]) == (
-            cfg.maintenance_dow, cfg.maintenance_time)
+            cfg.maintenance_dow,
+            cfg.maintenance_time,
+        )
         assert {t["key"]: t["value"] for t in service["tags"]} == tags
 
 
@@ -259,18 +275,28 @@ def test_destroy_removes_everything_in_one_run(config_run: tuple[PlatformConfig,
     """Every child goes with its service; the database before its role; protection only on request."""
     cfg, run = config_run
     services = {t: only_resource(run, t).urn for t in SERVICES}
-    home = {TOPIC: KAFKA, KAFKA_USER: KAFKA, KAFKA_ACL: KAFKA, PG_DATABASE: PG, PG_USER: PG,
-            OS_USER: OPENSEARCH, OS_ACL_CONFIG: OPENSEARCH, OS_ACL_RULE: OPENSEARCH}
+    home = {
+        TOPIC: KAFKA,
+        KAFKA_USER: KAFKA,
+        KAFKA_ACL: KAFKA,
+        PG_DATABASE: PG,
+        PG_USER: PG,
+        OS_USER: OPENSEARCH,
+        OS_ACL_CONFIG: OPENSEARCH,
+        OS_ACL_RULE: OPENSEARCH,
+    }
     children = [r for r in run.resources if r.type not in (COMPONENT, *SERVICES)]
     assert {r.type for r in children} == set(home)
     assert {(r.type, r.name): r.deleted_with for r in children} == {
-        (r.type, r.name): services[home[r.type]] for r in children}
+        (r.type, r.name): services[home[r.type]] for r in children
+    }
     assert all(not r.deleted_with for r in run.resources if r.type in (COMPONENT, *SERVICES))
     (database,), (role,) = run.of_type(PG_DATABASE), run.of_type(PG_USER)
     assert role.urn in database.dependencies  # so the database is deleted first
     data = {TOPIC, PG_DATABASE}
     assert {(r.type, r.name): bool(r.protect) for r in run.resources} == {
-        (r.type, r.name): cfg.termination_protection and r.type in data for r in run.resources}
+        (r.type, r.name): cfg.termination_protection and r.type in data for r in run.resources
+    }
 
 
 def test_postgres_app_user_is_not_the_admin(dev_run: ProgramRun) -> None:
@@ -352,7 +378,8 @@ def test_opensearch_outputs(dev_run: ProgramRun, dev_config: dict[str, str]) -> 
     pipeline = urlsplit(dev_run.output(Output.OPENSEARCH_URI.value))
     assert (pipeline.scheme, pipeline.hostname, pipeline.port) == ("https", os_host, OPENSEARCH_PORT)
     assert (unquote(pipeline.username or ""), unquote(pipeline.password or "")) == (
-        "clickstream-pipeline", OPENSEARCH_PIPELINE_PASSWORD,
+        "clickstream-pipeline",
+        OPENSEARCH_PIPELINE_PASSWORD,
     )
     assert dev_run.output(Output.OPENSEARCH_CA_CERT.value) == PROJECT_CA
     admin_base = f"https://avnadmin:{OPENSEARCH_ADMIN_PASSWORD}@{os_host}"

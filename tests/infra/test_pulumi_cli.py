@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from aiven_api_schema import USER_CONFIGS, service_types, validate_user_config
-from infra.aiven_schema import SCHEMA_VERSION
 from infra_harness import PROJECT_ROOT, ProgramRunner, config_from, dev_stack_problems, load_yaml, stack_config
+
+from infra.aiven_schema import SCHEMA_VERSION
 from pipeline.config.outputs import Output
 from tests.support.pulumi_cli import Sandbox, create_outputs_stack, installed_plugins, sandbox
 
@@ -65,7 +65,12 @@ def test_deploy_commands_rewrite_the_stack_file_and_it_still_validates(box: Sand
     project = load_yaml(project_copy / "Pulumi.yaml")
     assert dev_stack_problems(project, rewritten) == []
     cfg = config_from(stack_config(project, rewritten))
-    assert (cfg.project, cfg.name_prefix, cfg.topic_partitions, cfg.topic_replication) == ("acme-analytics", "qa", 12, 2)
+    assert (cfg.project, cfg.name_prefix, cfg.topic_partitions, cfg.topic_replication) == (
+        "acme-analytics",
+        "qa",
+        12,
+        2,
+    )
     assert cfg.termination_protection is True
 
     shown = json.loads(box.cli("config", "--json", cwd=project_copy).stdout)
@@ -87,8 +92,14 @@ def dummy_outputs() -> dict[str, str]:
 
 
 def pipeline_check(env: dict[str, str], stack: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipeline", "--stack", stack, "check"], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", "--stack", stack, "check"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def assert_one_line(done: subprocess.CompletedProcess[str], *needles: str) -> str:
@@ -103,11 +114,12 @@ def assert_one_line(done: subprocess.CompletedProcess[str], *needles: str) -> st
 
 def cli_error_line(box: Sandbox, env: dict[str, str], stack: str) -> str:
     """What the CLI itself says, to check that the pipeline quotes it whole (not cut mid-word)."""
-    done = box.cli("stack", "output", "--json", "--show-secrets", "--stack", stack, cwd=PROJECT_ROOT, env=env,
-                   check=False)
+    done = box.cli(
+        "stack", "output", "--json", "--show-secrets", "--stack", stack, cwd=PROJECT_ROOT, env=env, check=False
+    )
     assert done.returncode != 0
     line = next(x for x in done.stderr.splitlines() if x.startswith("error:"))
-    return " ".join(line[len("error:"):].split())
+    return " ".join(line[len("error:") :].split())
 
 
 def test_reading_a_stack_needs_its_passphrase(box: Sandbox) -> None:

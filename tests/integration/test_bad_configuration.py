@@ -27,13 +27,22 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     return run_many([args], env=env)[0]
 
 
-def run_many(commands: list[tuple[str, ...]], env: dict[str, str] | None = None) -> list[subprocess.CompletedProcess[str]]:
+def run_many(
+    commands: list[tuple[str, ...]], env: dict[str, str] | None = None
+) -> list[subprocess.CompletedProcess[str]]:
     """Run several ``pipeline`` commands at once (each bounded by TIMEOUT): the slow cases wait in parallel."""
-    procs = [subprocess.Popen([sys.executable, "-m", "pipeline", *args], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=env or dict(os.environ))
-             for args in commands]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "pipeline", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env or dict(os.environ),
+        )
+        for args in commands
+    ]
     results = []
-    for args, proc in zip(commands, procs):
+    for args, proc in zip(commands, procs, strict=True):
         try:
             out, err = proc.communicate(timeout=TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -52,8 +61,9 @@ def assert_one_line_failure(result: subprocess.CompletedProcess[str], *, mention
     assert re.search(mentions, lines[0], re.IGNORECASE), lines[0]
 
 
-def assert_every_command_refused(path: Path, commands: list[tuple[str, ...]], *, service: str,
-                                 check_says: str, others_say: str) -> list[subprocess.CompletedProcess[str]]:
+def assert_every_command_refused(
+    path: Path, commands: list[tuple[str, ...]], *, service: str, check_says: str, others_say: str
+) -> list[subprocess.CompletedProcess[str]]:
     """``check`` lists ``service`` as FAIL and ends with one summary line; every other command exits 3 in one line."""
     check, *others = run_many([("--outputs", str(path), *command) for command in commands])
     assert_one_line_failure(check, mentions=r"unreachable")
@@ -99,8 +109,13 @@ def test_missing_output_name(tmp_path: Path, outputs: dict[str, str], command: t
 
 def test_unreachable_kafka(tmp_path: Path, outputs: dict[str, str]) -> None:
     values = outputs | {"kafka_bootstrap_servers": "127.0.0.1:1"}
-    assert_every_command_refused(write_outputs(tmp_path, values), COMMANDS, service="Kafka", check_says="",
-                                 others_say=r"Kafka 127\.0\.0\.1:1 not reachable")
+    assert_every_command_refused(
+        write_outputs(tmp_path, values),
+        COMMANDS,
+        service="Kafka",
+        check_says="",
+        others_say=r"Kafka 127\.0\.0\.1:1 not reachable",
+    )
 
 
 def _postgres_uris(outputs: dict[str, str], change) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -134,11 +149,13 @@ def test_wrong_postgres_password(tmp_path: Path, outputs: dict[str, str], comman
 def test_client_certificate_from_another_ca(tmp_path: Path, outputs: dict[str, str]) -> None:
     other_ca = ensure_ca(tmp_path / "other-ca")
     assert_kafka_refuses_certificates(
-        tmp_path, outputs, lambda pair, name: issue_certificate(other_ca, pair, common_name=name))
+        tmp_path, outputs, lambda pair, name: issue_certificate(other_ca, pair, common_name=name)
+    )
 
 
-def assert_kafka_refuses_certificates(tmp_path: Path, outputs: dict[str, str],
-                                      issue: Callable[[CertPair, str], None]) -> None:
+def assert_kafka_refuses_certificates(
+    tmp_path: Path, outputs: dict[str, str], issue: Callable[[CertPair, str], None]
+) -> None:
     """Replace every Kafka client certificate with one from ``issue``: each command fails in one line."""
     values = dict(outputs)
     for role in ("admin", "producer", "consumer"):
@@ -146,8 +163,13 @@ def assert_kafka_refuses_certificates(tmp_path: Path, outputs: dict[str, str],
         issue(pair, f"clickstream-{role}")
         values[f"kafka_{role}_access_cert"] = pair.cert_pem()
         values[f"kafka_{role}_access_key"] = pair.key_pem()
-    assert_every_command_refused(write_outputs(tmp_path, values), COMMANDS, service="Kafka", check_says="",
-                                 others_say=r"not reachable with the (consumer|producer) certificate")
+    assert_every_command_refused(
+        write_outputs(tmp_path, values),
+        COMMANDS,
+        service="Kafka",
+        check_says="",
+        others_say=r"not reachable with the (consumer|producer) certificate",
+    )
 
 
 def test_stack_without_pulumi_cli(tmp_path: Path) -> None:
@@ -170,11 +192,13 @@ def test_expired_client_certificate(tmp_path: Path, outputs: dict[str, str]) -> 
     probe = CertPair(tmp_path / "probe.pem", tmp_path / "probe.key")
     issue_expired_certificate(stack_ca, probe, common_name="probe")
     # Signed by the stack's own CA, so expiry is the only thing wrong with it.
-    verdict = subprocess.run(["openssl", "verify", "-CAfile", str(stack_ca.cert), str(probe.cert)],
-                             capture_output=True, text=True)
+    verdict = subprocess.run(
+        ["openssl", "verify", "-CAfile", str(stack_ca.cert), str(probe.cert)], capture_output=True, text=True
+    )
     assert verdict.returncode != 0 and "certificate has expired" in verdict.stdout + verdict.stderr
     assert_kafka_refuses_certificates(
-        tmp_path, outputs, lambda pair, name: issue_expired_certificate(stack_ca, pair, common_name=name))
+        tmp_path, outputs, lambda pair, name: issue_expired_certificate(stack_ca, pair, common_name=name)
+    )
 
 
 CONSUMING = [("check",), ("consume", "--drain"), ("run", "--events", "10")]
@@ -185,9 +209,12 @@ def test_wrong_opensearch_password(tmp_path: Path, outputs: dict[str, str]) -> N
     wrong = re.sub(r"^(https://[^:/@]+):[^@]+@", r"\1:not-the-password@", uri)
     assert wrong != uri
     results = assert_every_command_refused(
-        write_outputs(tmp_path, outputs | {"opensearch_uri": wrong}), CONSUMING, service="OpenSearch",
+        write_outputs(tmp_path, outputs | {"opensearch_uri": wrong}),
+        CONSUMING,
+        service="OpenSearch",
         check_says=r" .*refused the pipeline user's credentials \(HTTP 401\)",
-        others_say=r"OpenSearch .* refused the pipeline user's credentials")
+        others_say=r"OpenSearch .* refused the pipeline user's credentials",
+    )
     for result in results:
         assert "not-the-password" not in result.stdout + result.stderr
 
@@ -196,6 +223,9 @@ def test_opensearch_certificate_from_an_untrusted_ca(tmp_path: Path, outputs: di
     """With another CA in opensearch_ca_cert, the node's certificate must not be accepted."""
     other_ca = ensure_ca(tmp_path / "other-ca")
     assert_every_command_refused(
-        write_outputs(tmp_path, outputs | {"opensearch_ca_cert": other_ca.cert_pem()}), CONSUMING,
-        service="OpenSearch", check_says=r" .*TLS certificate not trusted",
-        others_say=r"OpenSearch .*TLS certificate not trusted .*opensearch_ca_cert")
+        write_outputs(tmp_path, outputs | {"opensearch_ca_cert": other_ca.cert_pem()}),
+        CONSUMING,
+        service="OpenSearch",
+        check_says=r" .*TLS certificate not trusted",
+        others_say=r"OpenSearch .*TLS certificate not trusted .*opensearch_ca_cert",
+    )

@@ -20,8 +20,25 @@ from tests.conftest import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "benchmarks" / "pipeline_bench.py"
 EXPECTED_KEYS = {
-    "benchmark", "mode", "started_at", "finished_at", "command", "machine", "versions", "settings", "limits",
-    "producer", "drain", "freshness", "cost", "ratios", "targets", "bottleneck", "phases", "files", "notes",
+    "benchmark",
+    "mode",
+    "started_at",
+    "finished_at",
+    "command",
+    "machine",
+    "versions",
+    "settings",
+    "limits",
+    "producer",
+    "drain",
+    "freshness",
+    "cost",
+    "ratios",
+    "targets",
+    "bottleneck",
+    "phases",
+    "files",
+    "notes",
 }
 
 
@@ -30,7 +47,10 @@ EXPECTED_KEYS = {
 def test_benchmark_ci_mode_exits_0_and_writes_its_report(outputs_path: Path, tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--ci", "--outputs", str(outputs_path), "--out", str(tmp_path)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=170,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=170,
     )
     assert result.returncode == 0, f"exit {result.returncode}:\n{result.stderr[-4000:]}"
     reports = sorted(tmp_path.glob("pipeline-bench-*.json"))

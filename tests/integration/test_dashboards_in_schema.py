@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from devstack.secrets_store import write_private
 from pipeline.config.outputs import Output
 from pipeline.dashboards.saved_objects import build
@@ -21,8 +20,9 @@ from tests.support.fake_dashboards import FakeDashboards, running, server_certif
 from tests.support.isolated_pipeline import IsolatedPipeline
 
 
-def test_schema_imports_the_dashboards_for_its_index_prefix_and_says_so(world: IsolatedPipeline,
-                                                                         tmp_path: Path) -> None:
+def test_schema_imports_the_dashboards_for_its_index_prefix_and_says_so(
+    world: IsolatedPipeline, tmp_path: Path
+) -> None:
     ca, leaf = server_certificate(tmp_path / "certs")
     with running(FakeDashboards("avnadmin", "dash-secret-1"), leaf) as fake:
         values = json.loads(world.outputs_file.read_text())
@@ -30,10 +30,22 @@ def test_schema_imports_the_dashboards_for_its_index_prefix_and_says_so(world: I
         values[Output.OPENSEARCH_DASHBOARDS_URI.value] = f"https://avnadmin:dash-secret-1@localhost:{fake.port}"
         path = tmp_path / "with-dashboards.json"
         write_private(path, json.dumps(values))
-        command = [sys.executable, "-m", "pipeline", "--outputs", str(path), "schema",
-                   "--index-prefix", world.index_prefix]
-        runs = [subprocess.run(command, capture_output=True, text=True, timeout=300,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"}) for _ in range(2)]
+        command = [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "--outputs",
+            str(path),
+            "schema",
+            "--index-prefix",
+            world.index_prefix,
+        ]
+        runs = [
+            subprocess.run(
+                command, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+            )
+            for _ in range(2)
+        ]
     for run in runs:
         assert run.returncode == 0, run.stderr[-2000:]
         assert f"OpenSearch Dashboards at localhost:{fake.port}: 15 saved objects imported" in run.stdout

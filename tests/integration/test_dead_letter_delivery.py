@@ -10,8 +10,13 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 
 from pipeline.config.settings import Settings
 from pipeline.errors import DeliveryError
-from pipeline.kafka.dead_letters import LAST_RESORT_PREFIX_BYTES, PREFIX_BYTES, DeadLetter, DeadLetterSender, \
-    parse_headers
+from pipeline.kafka.dead_letters import (
+    LAST_RESORT_PREFIX_BYTES,
+    PREFIX_BYTES,
+    DeadLetter,
+    DeadLetterSender,
+    parse_headers,
+)
 from tests.support.kafka_topics import IsolatedTopics, read_all
 
 BROKER_LIMIT = 1_048_588
@@ -19,8 +24,17 @@ BROKER_LIMIT = 1_048_588
 
 
 def letter(value: bytes, offset: int, key: bytes | None = b"u-1") -> DeadLetter:
-    return DeadLetter(key=key, value=value, reason="not_json", field=None, detail="expected JSON",
-                      source_topic="events", source_partition=2, source_offset=offset, source_timestamp_ms=None)
+    return DeadLetter(
+        key=key,
+        value=value,
+        reason="not_json",
+        field=None,
+        detail="expected JSON",
+        source_topic="events",
+        source_partition=2,
+        source_offset=offset,
+        source_timestamp_ms=None,
+    )
 
 
 def by_offset(messages: list[Message]) -> dict[int, Message]:
@@ -28,7 +42,8 @@ def by_offset(messages: list[Message]) -> dict[int, Message]:
 
 
 def test_letters_up_to_the_broker_limit_are_delivered_whole_or_as_a_marked_prefix(
-        settings: Settings, isolated_topics: IsolatedTopics) -> None:
+    settings: Settings, isolated_topics: IsolatedTopics
+) -> None:
     near_limit = b"x" * (BROKER_LIMIT - 200)  # what an ordinary client may put on the events topic
     huge_key = b"k" * (BROKER_LIMIT - 200)
     sender = DeadLetterSender(settings.kafka, isolated_topics.dead_letter, isolated_topics.group)
@@ -46,11 +61,15 @@ def test_letters_up_to_the_broker_limit_are_delivered_whole_or_as_a_marked_prefi
     assert got[3].value() == b"{}" and headers["original_key_size"] == str(len(huge_key))
 
 
-def test_a_topic_with_a_smaller_limit_still_gets_every_letter(settings: Settings,
-                                                            isolated_topics: IsolatedTopics) -> None:
+def test_a_topic_with_a_smaller_limit_still_gets_every_letter(
+    settings: Settings, isolated_topics: IsolatedTopics
+) -> None:
     admin = AdminClient(settings.kafka.client_config("admin"))
-    limit = ConfigResource(ResourceType.TOPIC, isolated_topics.dead_letter, incremental_configs=[
-        ConfigEntry("max.message.bytes", "20000", incremental_operation=AlterConfigOpType.SET)])
+    limit = ConfigResource(
+        ResourceType.TOPIC,
+        isolated_topics.dead_letter,
+        incremental_configs=[ConfigEntry("max.message.bytes", "20000", incremental_operation=AlterConfigOpType.SET)],
+    )
     for future in admin.incremental_alter_configs([limit]).values():
         future.result()
     noise = random.Random(7).randbytes(300_000)  # incompressible: the broker's limit applies after compression

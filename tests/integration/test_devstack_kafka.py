@@ -20,7 +20,9 @@ def _deliver(producer: Producer, topic: str, key: bytes, value: bytes) -> list[i
     return errors
 
 
-def test_producer_and_consumer_certificates_round_trip_a_message(settings: Settings, isolated_topics: IsolatedTopics) -> None:
+def test_producer_and_consumer_certificates_round_trip_a_message(
+    settings: Settings, isolated_topics: IsolatedTopics
+) -> None:
     value = f"hello-{uuid.uuid4()}".encode()
     producer = Producer(settings.kafka.client_config("producer") | {"enable.idempotence": True, "acks": "all"})
     assert _deliver(producer, isolated_topics.events, b"user-1", value) == [None]

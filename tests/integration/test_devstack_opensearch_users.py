@@ -35,8 +35,9 @@ def test_users_of_runs_that_are_gone_are_removed_and_live_ones_kept(opensearch_a
     dead, legacy, live, orphan = names(), names(), names(), names()
     grant_prefix(opensearch_admin, user=prefix_user(dead), password=new_password(), names=dead, attributes=gone)
     grant_prefix(opensearch_admin, user=prefix_user(legacy), password=new_password(), names=legacy)
-    grant_prefix(opensearch_admin, user=prefix_user(live), password=new_password(), names=live,
-                 attributes=owner_attributes())
+    grant_prefix(
+        opensearch_admin, user=prefix_user(live), password=new_password(), names=live, attributes=owner_attributes()
+    )
     _put(opensearch_admin, "roles", f"{prefix_user(orphan)}-role", pipeline_role(orphan))  # killed mid-grant
     try:
         removed = remove_stale_users(opensearch_admin)
@@ -59,8 +60,13 @@ def test_concurrent_runs_changing_users_at_once_all_succeed(opensearch_admin: Op
         try:
             start.wait(30)
             for _ in range(2):
-                grant_prefix(opensearch_admin, user=prefix_user(world), password=new_password(), names=world,
-                             attributes=owner_attributes())
+                grant_prefix(
+                    opensearch_admin,
+                    user=prefix_user(world),
+                    password=new_password(),
+                    names=world,
+                    attributes=owner_attributes(),
+                )
                 revoke_prefix(opensearch_admin, user=prefix_user(world))
         except BaseException as exc:  # noqa: BLE001 - asserted below
             errors.append(exc)

@@ -40,7 +40,9 @@ def test_admin_creates_a_table_the_app_role_writes_and_reads(settings: Settings)
     with psycopg.connect(settings.postgres.conninfo("admin"), autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         admin.execute(sql.SQL("CREATE TABLE {}.t (id int PRIMARY KEY, note text)").format(sql.Identifier(schema)))
-        admin.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), sql.Identifier(app_user)))
+        admin.execute(
+            sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), sql.Identifier(app_user))
+        )
         admin.execute(
             sql.SQL("GRANT SELECT, INSERT ON {}.t TO {}").format(sql.Identifier(schema), sql.Identifier(app_user))
         )

@@ -45,14 +45,20 @@ def classic_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("classic-kafka")
     port, controller = _free_port(), _free_port()
     props = {
-        "process.roles": "broker,controller", "node.id": "1",
+        "process.roles": "broker,controller",
+        "node.id": "1",
         "controller.quorum.voters": f"1@127.0.0.1:{controller}",
         "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}", "controller.listener.names": "CONTROLLER",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "log.dirs": str(home / "data"), "offsets.topic.replication.factor": "1", "offsets.topic.num.partitions": "1",
-        "transaction.state.log.replication.factor": "1", "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1", "share.coordinator.state.topic.min.isr": "1",
+        "log.dirs": str(home / "data"),
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
         "group.initial.rebalance.delay.ms": "0",
         "group.coordinator.rebalance.protocols": "classic",  # what a broker without KIP-848 offers
     }
@@ -60,8 +66,12 @@ def classic_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
     java = [str(layout.java_home / "bin" / "java"), "-Xmx256m", "-cp", f"{libs_dir(layout)}/*"]
     cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    subprocess.run([*java, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(config)],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [*java, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(config)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     with open(home / "kafka.log", "wb") as log:
         broker = subprocess.Popen([*java, "kafka.Kafka", str(config)], stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -82,8 +92,14 @@ def classic_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def _settings(bootstrap: str, topic: str) -> PlainKafka:
-    return PlainKafka(bootstrap=bootstrap, ca_pem="", certs={"consumer": ("", Secret(""))},  # type: ignore[dict-item]
-                      events_topic=topic, dead_letter_topic="unused", consumer_group="g")
+    return PlainKafka(
+        bootstrap=bootstrap,
+        ca_pem="",
+        certs={"consumer": ("", Secret(""))},  # type: ignore[dict-item]
+        events_topic=topic,
+        dead_letter_topic="unused",
+        consumer_group="g",
+    )
 
 
 def _topic_with_messages(bootstrap: str, n: int) -> str:
@@ -97,8 +113,9 @@ def _topic_with_messages(bootstrap: str, n: int) -> str:
     return topic
 
 
-def test_auto_falls_back_to_the_classic_protocol_and_consumes(classic_broker: str,
-                                                              caplog: pytest.LogCaptureFixture) -> None:
+def test_auto_falls_back_to_the_classic_protocol_and_consumes(
+    classic_broker: str, caplog: pytest.LogCaptureFixture
+) -> None:
     topic = _topic_with_messages(classic_broker, 20)
     with caplog.at_level(logging.INFO, logger="pipeline.kafka.consumer"):
         consumer = GroupConsumer(_settings(classic_broker, topic), topic=topic, group=f"g-{topic}")

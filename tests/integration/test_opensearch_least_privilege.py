@@ -9,8 +9,8 @@ a 403 on the bulk item), never inferred from the absence of data.
 from __future__ import annotations
 
 import uuid
-from contextlib import closing
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from typing import Any
 
 import pytest
@@ -64,11 +64,16 @@ def test_the_stack_grants_the_pipeline_user_exactly_its_indices_and_actions(admi
     """The role as the server holds it, against literals: widening it in code fails here."""
     role = admin.transport.perform_request("GET", f"/_plugins/_security/api/roles/{PIPELINE_USER}-role")
     body = role[f"{PIPELINE_USER}-role"]
-    assert sorted(body["cluster_permissions"]) == ["cluster:monitor/main", "cluster_composite_ops_ro",
-                                                   "indices:data/write/bulk"]
+    assert sorted(body["cluster_permissions"]) == [
+        "cluster:monitor/main",
+        "cluster_composite_ops_ro",
+        "indices:data/write/bulk",
+    ]
     assert [(sorted(p["index_patterns"]), sorted(p["allowed_actions"])) for p in body["index_permissions"]] == [
-        (["clickstream-events*", "clickstream-sessions*"],
-         ["create_index", "index", "indices:admin/mappings/get", "read"]),
+        (
+            ["clickstream-events*", "clickstream-sessions*"],
+            ["create_index", "index", "indices:admin/mappings/get", "read"],
+        ),
     ]
     assert set(PIPELINE_INDEX_PATTERNS) == {"clickstream-events*", "clickstream-sessions*"}  # what Aiven gets
     mapping = admin.transport.perform_request("GET", f"/_plugins/_security/api/rolesmapping/{PIPELINE_USER}-role")
@@ -123,9 +128,12 @@ def test_the_pipeline_user_deletes_nothing_even_in_its_own_indices(settings: Set
 def test_one_prefix_user_cannot_reach_another_prefix(settings: Settings, admin: OpenSearch) -> None:
     first, second = (IndexNames(f"t{uuid.uuid4().hex[:10]}-clickstream") for _ in range(2))
     try:
-        with (settings_for_prefix(settings, first) as one, settings_for_prefix(settings, second) as other,
-              closing(opensearch_client(one.opensearch)) as writer,
-              closing(opensearch_client(other.opensearch)) as intruder):
+        with (
+            settings_for_prefix(settings, first) as one,
+            settings_for_prefix(settings, second) as other,
+            closing(opensearch_client(one.opensearch)) as writer,
+            closing(opensearch_client(other.opensearch)) as intruder,
+        ):
             index = f"{first.events_alias}-2001.01"
             writer.indices.create(index=index)
             writer.index(index=index, id="e-1", body={"page": "/"}, refresh=True)
@@ -148,7 +156,9 @@ def test_https_is_verified_against_the_stack_ca(settings: Settings) -> None:
     with closing(connect_opensearch(settings.opensearch.uri, ca_pem="", timeout=10)) as untrusting:
         with pytest.raises(SSLError, match="certificate verify failed"):
             untrusting.info()
-    with closing(connect_opensearch(settings.opensearch.uri, ca_pem=settings.opensearch.ca_pem, timeout=10)) as trusting:
+    with closing(
+        connect_opensearch(settings.opensearch.uri, ca_pem=settings.opensearch.ca_pem, timeout=10)
+    ) as trusting:
         assert trusting.info()["version"]["number"]
 
 

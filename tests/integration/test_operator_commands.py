@@ -13,8 +13,8 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-from confluent_kafka import Producer, TopicPartition
 from confluent_kafka import Consumer as KafkaConsumer
+from confluent_kafka import Producer, TopicPartition
 
 from pipeline.events.contract import format_timestamp
 from pipeline.ops.status import read_status
@@ -39,7 +39,8 @@ def newest_event_time(event_values: list[str]) -> dt.datetime:
 
 
 def test_status_shows_the_running_member_its_partitions_offsets_lag_and_the_stores(
-        world: IsolatedPipeline, tmp_path: Path) -> None:
+    world: IsolatedPipeline, tmp_path: Path
+) -> None:
     world.cli("schema")
     log = tmp_path / "consumer.log"
     consumer = world.spawn("consume", log=log)
@@ -53,11 +54,17 @@ def test_status_shows_the_running_member_its_partitions_offsets_lag_and_the_stor
         def caught_up() -> bool:
             s = read_status(world.settings, index_prefix=world.index_prefix)
             stores = {f.store: f.newest_event for f in s.stores}
-            return (s.group is not None and s.group.total_lag == 0 and len(s.group.members) == 1
-                    and stores["OpenSearch"] is not None and stores["PostgreSQL"] is not None)
+            return (
+                s.group is not None
+                and s.group.total_lag == 0
+                and len(s.group.members) == 1
+                and stores["OpenSearch"] is not None
+                and stores["PostgreSQL"] is not None
+            )
 
-        wait_for(caught_up, what="the consumer to catch up and OpenSearch to show it", timeout=180,
-                 process=consumer, log=log)
+        wait_for(
+            caught_up, what="the consumer to catch up and OpenSearch to show it", timeout=180, process=consumer, log=log
+        )
         shown = json.loads(world.cli("status", "--json").stdout)
         text = world.cli("status").stdout
     finally:
@@ -69,7 +76,8 @@ def test_status_shows_the_running_member_its_partitions_offsets_lag_and_the_stor
     (member,) = group["members"]
     assert member["partitions"] == sorted(ends)
     assert {p["partition"]: (p["committed"], p["end"], p["lag"]) for p in group["partitions"]} == {
-        p: (end, end, 0) for p, end in ends.items()}
+        p: (end, end, 0) for p, end in ends.items()
+    }
     assert group["total_lag"] == 0
     assert shown["dead_letters"] == {"topic": world.topics.dead_letter, "messages": len(malformed), "error": None}
     newest = format_timestamp(newest_event_time(events))
@@ -89,24 +97,51 @@ def test_status_shows_the_running_member_its_partitions_offsets_lag_and_the_stor
 def _write_dead_letter(world: IsolatedPipeline, value: bytes, **headers: str) -> None:
     """A dead letter as the consumer writes one (its headers), put there with the admin certificate."""
     producer = Producer(world.settings.kafka.client_config("admin"))
-    base = {"reason": "refused_by_opensearch", "field": "", "detail": "mapper_parsing_exception",
-            "source.topic": world.topics.events, "source.partition": "0", "source.offset": "0",
-            "source.timestamp_ms": "", "failed_at": "2026-11-30T00:00:00.000+00:00",
-            "consumer.group": world.topics.group}
+    base = {
+        "reason": "refused_by_opensearch",
+        "field": "",
+        "detail": "mapper_parsing_exception",
+        "source.topic": world.topics.events,
+        "source.partition": "0",
+        "source.offset": "0",
+        "source.timestamp_ms": "",
+        "failed_at": "2026-11-30T00:00:00.000+00:00",
+        "consumer.group": world.topics.group,
+    }
     base.update({k.replace("_", "."): v for k, v in headers.items()})
-    producer.produce(world.topics.dead_letter, value, b"user-x", headers=[(f"dlq.{k}", v.encode()) for k, v in base.items()])
+    producer.produce(
+        world.topics.dead_letter, value, b"user-x", headers=[(f"dlq.{k}", v.encode()) for k, v in base.items()]
+    )
     assert producer.flush(30) == 0
 
 
 def _event(event_id: str) -> bytes:
-    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)
-    return json.dumps({
-        "event_id": event_id, "schema_version": 1, "event_type": "page_view", "occurred_at": format_timestamp(now),
-        "user_id": "user-x", "session_id": "s-replay", "page_url": "https://shop.example.com/p/1", "referrer": None,
-        "utm_source": None, "utm_medium": None, "utm_campaign": None, "device_type": "mobile", "browser": "Safari",
-        "os": "iOS", "country": "FR", "element_id": None, "search_query": None, "product_id": None, "price": None,
-        "order_id": None, "revenue": None,
-    }).encode()
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    return json.dumps(
+        {
+            "event_id": event_id,
+            "schema_version": 1,
+            "event_type": "page_view",
+            "occurred_at": format_timestamp(now),
+            "user_id": "user-x",
+            "session_id": "s-replay",
+            "page_url": "https://shop.example.com/p/1",
+            "referrer": None,
+            "utm_source": None,
+            "utm_medium": None,
+            "utm_campaign": None,
+            "device_type": "mobile",
+            "browser": "Safari",
+            "os": "iOS",
+            "country": "FR",
+            "element_id": None,
+            "search_query": None,
+            "product_id": None,
+            "price": None,
+            "order_id": None,
+            "revenue": None,
+        }
+    ).encode()
 
 
 def _stored(world: IsolatedPipeline, event_id: str) -> tuple[int, int]:

@@ -11,7 +11,6 @@ import json
 import re
 from pathlib import Path
 
-
 from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.process_control import count_events
 from tests.support.terminal import on_terminal
@@ -26,25 +25,31 @@ def test_on_a_terminal_produce_and_consume_show_a_live_display(world: IsolatedPi
 
     code, consumed = on_terminal(world.command("consume", "--drain", "--batch-size", "2000"))
     assert code == 0, consumed[-2000:]
-    assert re.search(r"consume .*40,000/40,000 .*messages/s .*stored 40,000, dead letters 0, lag 0", consumed), \
+    assert re.search(r"consume .*40,000/40,000 .*messages/s .*stored 40,000, dead letters 0, lag 0", consumed), (
         consumed[-3000:]
+    )
     assert "ETA" in consumed
     assert count_events(world) == 40000
 
 
 def test_off_a_terminal_progress_is_log_lines_json_with_json_logs_and_nothing_with_quiet(
-        world: IsolatedPipeline) -> None:
+    world: IsolatedPipeline,
+) -> None:
     world.cli("schema")
     plain = world.cli("produce", "--events", "5000")
-    assert re.search(r" INFO pipeline\.progress: produce: [\d,]+ of 5,000 events sent \([\d,]+/s\), "
-                     r"in flight [\d,]+, failed 0", plain.stderr), plain.stderr[-2000:]
+    assert re.search(
+        r" INFO pipeline\.progress: produce: [\d,]+ of 5,000 events sent \([\d,]+/s\), "
+        r"in flight [\d,]+, failed 0",
+        plain.stderr,
+    ), plain.stderr[-2000:]
     assert "\x1b[" not in plain.stderr + plain.stdout
 
     as_json = world.cli("--json-logs", "consume", "--drain")
     records = [json.loads(line) for line in as_json.stderr.splitlines() if line.strip()]
     assert records and all({"time", "level", "logger", "message"} <= set(r) for r in records)
-    assert any(r["logger"] == "pipeline.jobs.consume" and r["message"].startswith("done: 5000 messages")
-               for r in records)
+    assert any(
+        r["logger"] == "pipeline.jobs.consume" and r["message"].startswith("done: 5000 messages") for r in records
+    )
     produced = world.cli("--json-logs", "produce", "--events", "3000")
     figures = [json.loads(line).get("progress") for line in produced.stderr.splitlines()]
     assert any(f and f["task"] == "produce" and f["total"] == 3000 for f in figures), produced.stderr[-2000:]

@@ -10,14 +10,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
 from pipeline.analytics.html_report import CHART_IDS
 from tests.support.browser import draw_offline
 from tests.support.isolated_pipeline import IsolatedPipeline
 
 
-def test_the_report_draws_every_chart_offline_with_the_summary_numbers(world: IsolatedPipeline,
-                                                                       tmp_path: Path) -> None:
+def test_the_report_draws_every_chart_offline_with_the_summary_numbers(world: IsolatedPipeline, tmp_path: Path) -> None:
     world.cli("schema")
     world.cli("produce", "--events", "3000", "--window-hours", "6")
     world.cli("consume", "--drain")

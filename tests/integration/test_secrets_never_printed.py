@@ -36,12 +36,18 @@ def secret_needles(values: dict[str, str]) -> dict[str, str]:
             needles[value.strip()] = f"{name} (whole PEM)"
             body = "".join(line for line in value.splitlines() if line and not line.startswith("-----"))
             needles[body] = f"{name} (base64 body)"
-            needles.update({body[i:i + 40]: f"{name} (40 characters at {i})" for i in range(len(body) - 39)})
+            needles.update({body[i : i + 40]: f"{name} (40 characters at {i})" for i in range(len(body) - 39)})
         elif "://" in value:
             parts = urlsplit(value)
             if parts.password:
-                needles.update({value: f"{name} (URI)", value.split("?")[0]: f"{name} (URI)",
-                                parts.password: f"{name} (password)", unquote(parts.password): f"{name} (password)"})
+                needles.update(
+                    {
+                        value: f"{name} (URI)",
+                        value.split("?")[0]: f"{name} (URI)",
+                        parts.password: f"{name} (password)",
+                        unquote(parts.password): f"{name} (password)",
+                    }
+                )
         elif name in secret_names:
             needles[value] = name
     return {n: label for n, label in needles.items() if len(n) >= 8}
@@ -68,27 +74,51 @@ def test_no_command_prints_a_secret(world: IsolatedPipeline, tmp_path: Path) -> 
         dump = tmp_path / f"sent{len(debug)}.jsonl"
         runs = [
             _pipeline(*debug, "--outputs", str(world.outputs_file), *args)
-            for args in (("schema", "--index-prefix", world.index_prefix),
-                         ("produce", "--events", "500", "--malformed-rate", "0.02", "--dump", str(dump)),
-                         ("consume", "--drain", "--index-prefix", world.index_prefix),
-                         ("summary",), ("summary", "--json"), ("check",),
-                         ("status", "--index-prefix", world.index_prefix),
-                         ("status", "--json", "--index-prefix", world.index_prefix),
-                         ("dead-letters",), ("dead-letters", "--json"),
-                         ("dead-letters", "--replay", "all", "--limit", "2"),
-                         ("--json-logs", "consume", "--drain", "--index-prefix", world.index_prefix),
-                         ("--json-logs", "run", "--events", "300", "--index-prefix", world.index_prefix,
-                          "--report", str(tmp_path / f"run{len(debug)}.html")),
-                         ("report", "--html", str(tmp_path / f"report{len(debug)}.html")),
-                         ("dashboards", "--export", str(tmp_path / f"objects{len(debug)}.ndjson")))
+            for args in (
+                ("schema", "--index-prefix", world.index_prefix),
+                ("produce", "--events", "500", "--malformed-rate", "0.02", "--dump", str(dump)),
+                ("consume", "--drain", "--index-prefix", world.index_prefix),
+                ("summary",),
+                ("summary", "--json"),
+                ("check",),
+                ("status", "--index-prefix", world.index_prefix),
+                ("status", "--json", "--index-prefix", world.index_prefix),
+                ("dead-letters",),
+                ("dead-letters", "--json"),
+                ("dead-letters", "--replay", "all", "--limit", "2"),
+                ("--json-logs", "consume", "--drain", "--index-prefix", world.index_prefix),
+                (
+                    "--json-logs",
+                    "run",
+                    "--events",
+                    "300",
+                    "--index-prefix",
+                    world.index_prefix,
+                    "--report",
+                    str(tmp_path / f"run{len(debug)}.html"),
+                ),
+                ("report", "--html", str(tmp_path / f"report{len(debug)}.html")),
+                ("dashboards", "--export", str(tmp_path / f"objects{len(debug)}.ndjson")),
+            )
         ]
-        live = _pipeline_on_terminal(*debug, "--outputs", str(world.outputs_file), "run", "--events", "2000",
-                                     "--index-prefix", world.index_prefix, "--report", str(tmp_path / "live.html"))
+        live = _pipeline_on_terminal(
+            *debug,
+            "--outputs",
+            str(world.outputs_file),
+            "run",
+            "--events",
+            "2000",
+            "--index-prefix",
+            world.index_prefix,
+            "--report",
+            str(tmp_path / "live.html"),
+        )
         assert "consume" in live and "report:" in live, live[-2000:]
         outputs.append(live)
         assert all(r.returncode == 0 for r in runs), [r.stderr[-1500:] for r in runs if r.returncode]
-        failing = _pipeline(*debug, "--outputs", str(wrong_file), "consume", "--drain",
-                            "--index-prefix", world.index_prefix)
+        failing = _pipeline(
+            *debug, "--outputs", str(wrong_file), "consume", "--drain", "--index-prefix", world.index_prefix
+        )
         failing_check = _pipeline(*debug, "--outputs", str(wrong_file), "check")
         assert failing.returncode != 0 and failing_check.returncode != 0
         assert "password authentication failed" in failing.stderr + failing.stdout
@@ -111,8 +141,13 @@ def _pipeline_on_terminal(*args: str) -> str:
 
 
 def _pipeline(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 def test_application_role_cannot_change_the_schema_or_rewrite_events(world: IsolatedPipeline) -> None:
@@ -138,5 +173,6 @@ def test_application_role_cannot_change_the_schema_or_rewrite_events(world: Isol
         count = conn.execute("SELECT count(*) FROM events").fetchone()
         assert count is not None and count[0] > 0, "the role lost the right to read what it needs"
         privileges = conn.execute(
-            "SELECT has_table_privilege('events', 'UPDATE'), has_table_privilege('events', 'DELETE')").fetchone()
+            "SELECT has_table_privilege('events', 'UPDATE'), has_table_privilege('events', 'DELETE')"
+        ).fetchone()
     assert privileges == (False, False)

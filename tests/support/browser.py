@@ -17,8 +17,14 @@ from typing import Any
 from playwright.sync_api import sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 _CHART_STATE = """
 (id) => {
@@ -32,7 +38,8 @@ _CHART_STATE = """
   });
   return {plotted: el.classList.contains('js-plotly-plot'), width: box.width, height: box.height,
           traces: el.querySelectorAll('g.trace').length, marks: marks.length,
-          data: el.data ? el.data.map((t) => ({type: t.type, x: t.x, y: t.y, labels: t.labels, values: t.values})) : []};
+          data: el.data ? el.data.map(
+            (t) => ({type: t.type, x: t.x, y: t.y, labels: t.labels, values: t.values})) : []};
 }
 """
 
@@ -48,17 +55,25 @@ class PageReport:
 def draw_offline(page_file: Path, chart_ids: list[str], screenshot: Path, *, timeout_s: float = 120) -> PageReport:
     """Load ``page_file``, wait until every chart id has a Plotly SVG, screenshot the full page."""
     if shutil.which(CHROMIUM) is None:
-        raise AssertionError(f"{CHROMIUM} not found: Debian's chromium package is needed (scripts/setup.sh installs it)")
+        raise AssertionError(
+            f"{CHROMIUM} not found: Debian's chromium package is needed (scripts/setup.sh installs it)"
+        )
     url = page_file.resolve().as_uri()
     report = PageReport(charts={})
     profile = tempfile.mkdtemp(prefix="chromium-profile-")
     try:
         with sync_playwright() as playwright:
             context = playwright.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS, offline=True,
-                viewport={"width": 1400, "height": 900}, device_scale_factor=1,
+                profile,
+                executable_path=CHROMIUM,
+                headless=True,
+                args=CHROMIUM_FLAGS,
+                offline=True,
+                viewport={"width": 1400, "height": 900},
+                device_scale_factor=1,
             )
             try:
+
                 def refuse(route: Any) -> None:
                     if route.request.url != url:
                         report.requests.append(route.request.url)
@@ -73,7 +88,8 @@ def draw_offline(page_file: Path, chart_ids: list[str], screenshot: Path, *, tim
                 page.goto(url, wait_until="load")
                 page.wait_for_function(
                     "(ids) => ids.every((id) => document.querySelector('[data-chart=\"' + id + '\"] svg.main-svg'))",
-                    arg=chart_ids, timeout=timeout_s * 1000,
+                    arg=chart_ids,
+                    timeout=timeout_s * 1000,
                 )
                 report.charts = {chart: page.evaluate(_CHART_STATE, chart) for chart in chart_ids}
                 page.screenshot(path=str(screenshot), full_page=True)

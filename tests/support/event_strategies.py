@@ -32,25 +32,29 @@ from pipeline.events.contract import (
     format_timestamp,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 _PRINTABLE = "".join(chr(c) for c in range(0x21, 0x7F))
 _HOST = "".join(c for c in _PRINTABLE if c not in "/?#@")
 
 
 def _text(max_size: int) -> st.SearchStrategy[str]:
     """Any text but NUL (surrogates are never generated: they are not text)."""
-    return st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), min_size=1,
-                   max_size=max_size)
+    return st.text(
+        st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), min_size=1, max_size=max_size
+    )
 
 
 page_urls = st.builds(
     lambda scheme, host, sep, rest: f"{scheme}://{host}{sep}{rest if sep else ''}"[:URL_MAX],
-    st.sampled_from(["http", "https"]), st.text(_HOST, min_size=1, max_size=64), st.sampled_from(["/", "?", "#", ""]),
+    st.sampled_from(["http", "https"]),
+    st.text(_HOST, min_size=1, max_size=64),
+    st.sampled_from(["/", "?", "#", ""]),
     st.text(_PRINTABLE, max_size=URL_MAX),
 )
 referrers = st.builds(
     lambda scheme, rest: f"{scheme}://{rest}"[:URL_MAX],
-    st.from_regex(r"[a-z][a-z0-9+.-]{0,10}", fullmatch=True), st.text(_PRINTABLE, max_size=URL_MAX),
+    st.from_regex(r"[a-z][a-z0-9+.-]{0,10}", fullmatch=True),
+    st.text(_PRINTABLE, max_size=URL_MAX),
 )
 cents_price = st.integers(1, 100_000_000)
 cents_revenue = st.integers(0, 100_000_000_000)
@@ -96,8 +100,14 @@ def events(draw: st.DrawFn, now: dt.datetime) -> Event:
 def _money_text(draw: st.DrawFn, value: Decimal) -> str:
     """One of the JSON numbers equal to ``value``, at most MONEY_TEXT_MAX characters."""
     cents = int(value.scaleb(2))
-    forms = [f"{value}", f"{cents}e-2", f"{cents}E-2", f"{value.normalize():f}",
-             f"{value}" + "0" * draw(st.integers(0, 8)), f"{cents * 10}e-3"]
+    forms = [
+        f"{value}",
+        f"{cents}e-2",
+        f"{cents}E-2",
+        f"{value.normalize():f}",
+        f"{value}" + "0" * draw(st.integers(0, 8)),
+        f"{cents * 10}e-3",
+    ]
     if cents % 100 == 0:
         forms += [f"{cents // 100}", f"{cents // 100}.0", f"{Decimal(cents // 100):E}".replace("+", "")]
     if cents == 0:
@@ -130,29 +140,88 @@ def wire_forms(draw: st.DrawFn, event: Event) -> bytes:
     return ("{" + separators[0].join(parts) + "}").encode()
 
 
-MEMBERS = [b'"user_id":"x"', b'"occurred\\u005fat":"2026-11-30T09:41:07.123456Z"', b'"price" : 1e1',
-           b'"\\u006fs":"Android"', b'"os":"Android"', b'"revenue":null',
-           b'"event_id":"0f8e3c1a-5b7d-4e2f-9a6b-1c2d3e4f5a6b"', b'"referrer":"https://x.example/"',
-           b'"country"\t:\n"FI"', b'"ip":"203.0.113.7"']
+MEMBERS = [
+    b'"user_id":"x"',
+    b'"occurred\\u005fat":"2026-11-30T09:41:07.123456Z"',
+    b'"price" : 1e1',
+    b'"\\u006fs":"Android"',
+    b'"os":"Android"',
+    b'"revenue":null',
+    b'"event_id":"0f8e3c1a-5b7d-4e2f-9a6b-1c2d3e4f5a6b"',
+    b'"referrer":"https://x.example/"',
+    b'"country"\t:\n"FI"',
+    b'"ip":"203.0.113.7"',
+]
 """Whole object members, to append: most repeat a key (some escaped), one is unknown."""
-TOKENS = [b'"', b"\\", b"\\u0000", b"\\ud800", b"\\u005f", b",", b":", b"{", b"}", b"[", b"]", b" ", b"\n",
-          b"null", b"1e2", b"-0", b"0.001", b"1" * 40, b"\xff", b"\xc3", b'"price":', b'"user_id":"x"',
-          b'"occurred_at":"2026-11-30T09:41:07.123456Z"', b'"occurred\\u005fat":']
+TOKENS = [
+    b'"',
+    b"\\",
+    b"\\u0000",
+    b"\\ud800",
+    b"\\u005f",
+    b",",
+    b":",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b" ",
+    b"\n",
+    b"null",
+    b"1e2",
+    b"-0",
+    b"0.001",
+    b"1" * 40,
+    b"\xff",
+    b"\xc3",
+    b'"price":',
+    b'"user_id":"x"',
+    b'"occurred_at":"2026-11-30T09:41:07.123456Z"',
+    b'"occurred\\u005fat":',
+]
 """Fragments that matter to a JSON decoder: quotes, escapes, structure, odd numbers, broken UTF-8."""
-MONEY_TEXTS = [b"1e2", b"0.1E1", b"49.9" + b"0" * 1200, b"0e-99999", b"-0", b"1E+6", b"49.900", b"9" * 40,
-               b"1e-99999", b"0.000000000000000000000000000000000001"]
+MONEY_TEXTS = [
+    b"1e2",
+    b"0.1E1",
+    b"49.9" + b"0" * 1200,
+    b"0e-99999",
+    b"-0",
+    b"1E+6",
+    b"49.900",
+    b"9" * 40,
+    b"1e-99999",
+    b"0.000000000000000000000000000000000001",
+]
 """Numbers a JSON parser reads, that each sink has its own limits for."""
 
 
 def base_message(now: dt.datetime) -> bytes:
     """A valid purchase (money written two ways) an hour before ``now``, with a fresh event id."""
-    return encode_event(Event(
-        event_id=str(uuid.uuid4()), schema_version=1, event_type="purchase",
-        occurred_at=now - dt.timedelta(hours=1), user_id="u-1", session_id="s-1",
-        page_url="https://shop.example.com/", referrer=None, utm_source=None, utm_medium=None, utm_campaign=None,
-        device_type="mobile", browser="Chrome", os="Android", country="DE", element_id=None, search_query=None,
-        product_id="p-1", price=Decimal("49.90"), order_id="o-1", revenue=Decimal("99.80"),
-    ))
+    return encode_event(
+        Event(
+            event_id=str(uuid.uuid4()),
+            schema_version=1,
+            event_type="purchase",
+            occurred_at=now - dt.timedelta(hours=1),
+            user_id="u-1",
+            session_id="s-1",
+            page_url="https://shop.example.com/",
+            referrer=None,
+            utm_source=None,
+            utm_medium=None,
+            utm_campaign=None,
+            device_type="mobile",
+            browser="Chrome",
+            os="Android",
+            country="DE",
+            element_id=None,
+            search_query=None,
+            product_id="p-1",
+            price=Decimal("49.90"),
+            order_id="o-1",
+            revenue=Decimal("99.80"),
+        )
+    )
 
 
 ACTIONS = ("insert", "delete", "replace", "member", "money")
@@ -175,7 +244,7 @@ def corrupted(draw: st.DrawFn, now: dt.datetime, actions: tuple[str, ...] = ACTI
             if start >= 0:
                 start += len(field)
                 end = start
-                while end < len(raw) and raw[end:end + 1] not in (b",", b"}"):
+                while end < len(raw) and raw[end : end + 1] not in (b",", b"}"):
                     end += 1
                 raw[start:end] = draw(st.sampled_from(MONEY_TEXTS))
         elif action == "member":
@@ -183,7 +252,7 @@ def corrupted(draw: st.DrawFn, now: dt.datetime, actions: tuple[str, ...] = ACTI
         elif action == "insert":
             raw[at:at] = token
         elif action == "delete":
-            del raw[at:at + len(token)]
+            del raw[at : at + len(token)]
         else:
-            raw[at:at + len(token)] = token
+            raw[at : at + len(token)] = token
     return bytes(raw)

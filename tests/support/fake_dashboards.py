@@ -92,17 +92,40 @@ class FakeDashboards:
         for o in objects:
             key = (o["type"], o["id"])
             meta = {"title": o.get("attributes", {}).get("title", "")}
-            missing = [{"type": ref["type"], "id": ref["id"]} for ref in o.get("references", [])
-                       if (ref["type"], ref["id"]) not in in_file and (ref["type"], ref["id"]) not in self.stored]
+            missing = [
+                {"type": ref["type"], "id": ref["id"]}
+                for ref in o.get("references", [])
+                if (ref["type"], ref["id"]) not in in_file and (ref["type"], ref["id"]) not in self.stored
+            ]
             if missing:
-                errors.append({"id": o["id"], "type": o["type"], "title": meta["title"], "meta": meta,
-                               "error": {"type": "missing_references", "references": missing}})
+                errors.append(
+                    {
+                        "id": o["id"],
+                        "type": o["type"],
+                        "title": meta["title"],
+                        "meta": meta,
+                        "error": {"type": "missing_references", "references": missing},
+                    }
+                )
             elif key in self.stored and not overwrite:
-                errors.append({"id": o["id"], "type": o["type"], "title": meta["title"], "meta": meta,
-                               "error": {"type": "conflict"}})
+                errors.append(
+                    {
+                        "id": o["id"],
+                        "type": o["type"],
+                        "title": meta["title"],
+                        "meta": meta,
+                        "error": {"type": "conflict"},
+                    }
+                )
             else:
-                results.append({"type": o["type"], "id": o["id"], "meta": meta,
-                                **({"overwrite": True} if key in self.stored else {})})
+                results.append(
+                    {
+                        "type": o["type"],
+                        "id": o["id"],
+                        "meta": meta,
+                        **({"overwrite": True} if key in self.stored else {}),
+                    }
+                )
         if errors:
             answer: dict[str, Any] = {"success": False, "successCount": len(results), "errors": errors}
             if results:
@@ -122,7 +145,8 @@ def _file_part(r: Received) -> tuple[str, str, bytes] | None:
     if not content_type.startswith("multipart/form-data") or "boundary=" not in content_type:
         return None
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode() + r.body)
+        f"Content-Type: {content_type}\r\n\r\n".encode() + r.body
+    )
     for part in message.iter_parts():
         if part.get_param("name", header="content-disposition") == "file":
             return part.get_filename() or "", part.get_content_type(), part.get_payload(decode=True) or b""
@@ -132,8 +156,15 @@ def _file_part(r: Received) -> tuple[str, str, bytes] | None:
 def server_certificate(directory: Path, *, ca_name: str = "ca") -> tuple[CertPair, CertPair]:
     """A CA and a server certificate for ``localhost`` / ``127.0.0.1`` signed by it."""
     ca = ensure_ca(directory / ca_name)
-    leaf = ensure_leaf(directory / ca_name, ca, "dashboards", common_name="localhost",
-                       server_names=("localhost",), server_ips=("127.0.0.1",), client=False)
+    leaf = ensure_leaf(
+        directory / ca_name,
+        ca,
+        "dashboards",
+        common_name="localhost",
+        server_names=("localhost",),
+        server_ips=("127.0.0.1",),
+        client=False,
+    )
     return ca, leaf
 
 
@@ -145,8 +176,13 @@ def running(fake: FakeDashboards, leaf: CertPair) -> Iterator[FakeDashboards]:
         def _serve(self) -> None:
             parts = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
-            request = Received(self.command, parts.path, parse_qs(parts.query),
-                               {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length))
+            request = Received(
+                self.command,
+                parts.path,
+                parse_qs(parts.query),
+                {k.lower(): v for k, v in self.headers.items()},
+                self.rfile.read(length),
+            )
             status, answer = fake.handle(request)
             data = json.dumps(answer).encode()
             self.send_response(status)

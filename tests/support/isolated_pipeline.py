@@ -2,7 +2,8 @@
 
 Fresh events and dead-letter topics (with the production ACLs), a fresh consumer group,
 a fresh PostgreSQL database and a fresh OpenSearch index prefix with a user that may
-touch only that prefix, described by a stack-outputs file of its own. The pipeline is then driven exactly as a user drives it:
+touch only that prefix, described by a stack-outputs file of its own. The pipeline is
+then driven exactly as a user drives it:
 ``pipeline --outputs FILE ...`` in a subprocess.
 """
 
@@ -40,15 +41,20 @@ class IsolatedPipeline:
     def command(self, *args: str) -> list[str]:
         """``pipeline --outputs FILE [global flags] SUBCOMMAND ...``, the world's index prefix added where used."""
         n = next(i for i, a in enumerate(args) if not a.startswith("-"))
-        flags, sub, rest = list(args[:n]), args[n], list(args[n + 1:])
+        flags, sub, rest = list(args[:n]), args[n], list(args[n + 1 :])
         if sub in ("consume", "schema", "run", "status"):
             rest += ["--index-prefix", self.index_prefix]
         return [sys.executable, "-m", "pipeline", "--outputs", str(self.outputs_file), *flags, sub, *rest]
 
     def cli(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``pipeline --outputs FILE ARGS`` and return its result (stdout+stderr captured)."""
-        result = subprocess.run(self.command(*args), capture_output=True, text=True, timeout=timeout,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        result = subprocess.run(
+            self.command(*args),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"pipeline {' '.join(args)} exited {result.returncode}:\n{result.stderr[-3000:]}")
         return result
@@ -56,8 +62,12 @@ class IsolatedPipeline:
     def spawn(self, *args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """``pipeline --outputs FILE ARGS`` in the background, output appended to ``log``, extra env vars set."""
         with open(log, "ab") as out:
-            return subprocess.Popen(self.command(*args), stdout=out, stderr=subprocess.STDOUT,
-                                    env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+            return subprocess.Popen(
+                self.command(*args),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            )
 
     def opensearch(self) -> OpenSearch:
         return opensearch_client(self.settings.opensearch, "admin")
@@ -81,8 +91,7 @@ def isolated_pipeline(base: Settings, outputs: dict[str, str], directory: Path) 
                 values[Output.POSTGRES_ADMIN_URI.value] = settings.postgres.admin_uri.reveal()
                 path = directory / "stack-outputs.json"
                 write_private(path, json.dumps(values))
-                isolated = IsolatedPipeline(
-                    Settings.from_outputs(values, source=str(path)), path, topics, names.prefix)
+                isolated = IsolatedPipeline(Settings.from_outputs(values, source=str(path)), path, topics, names.prefix)
                 try:
                     yield isolated
                 finally:

@@ -47,14 +47,25 @@ def produce_with_java(settings: Settings, topic: str, records: Sequence[Record],
     properties = workdir / "java-producer.properties"
     write_private(properties, "".join(f"{k}={_property(v)}\n" for k, v in config.items()))
     lines = workdir / "java-records.tsv"
-    lines.write_text("".join(
-        f"{partition}\t{'-' if key is None else base64.b64encode(key).decode()}\t{base64.b64encode(value).decode()}\n"
-        for partition, key, value in records
-    ))
+    lines.write_text(
+        "".join(
+            f"{partition}\t{'-' if key is None else base64.b64encode(key).decode()}\t"
+            f"{base64.b64encode(value).decode()}\n"
+            for partition, key, value in records
+        )
+    )
     result = subprocess.run(
-        [str(layout.java_home / "bin" / "java"), "-cp", f"{libs_dir(layout)}/*", str(SOURCE), str(properties),
-         str(lines)],
-        capture_output=True, text=True, timeout=180,
+        [
+            str(layout.java_home / "bin" / "java"),
+            "-cp",
+            f"{libs_dir(layout)}/*",
+            str(SOURCE),
+            str(properties),
+            str(lines),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     properties.unlink()
     if result.returncode != 0 or f"sent {len(records)}" not in result.stdout:

@@ -52,16 +52,26 @@ def delete_topics(settings: Settings, topics: IsolatedTopics) -> None:
 
 def _as_filter(binding: AclBinding) -> AclBindingFilter:
     return AclBindingFilter(
-        binding.restype, binding.name, binding.resource_pattern_type, binding.principal, binding.host,
-        binding.operation, binding.permission_type,
+        binding.restype,
+        binding.name,
+        binding.resource_pattern_type,
+        binding.principal,
+        binding.host,
+        binding.operation,
+        binding.permission_type,
     )
 
 
 def read_all(settings: Settings, topic: str, *, timeout: float = 60.0) -> list[Message]:
     """Every message in the topic now, read with the admin certificate (no group, no commit)."""
-    consumer = Consumer(settings.kafka.client_config("admin") | {
-        "group.id": "inspector", "enable.auto.commit": False, "enable.partition.eof": True,
-    })
+    consumer = Consumer(
+        settings.kafka.client_config("admin")
+        | {
+            "group.id": "inspector",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}

@@ -27,8 +27,14 @@ def fast_takeover(world: IsolatedPipeline) -> None:
         future.result()
 
 
-def wait_for(condition: Callable[[], bool], *, what: str, timeout: float,
-             process: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> None:
+def wait_for(
+    condition: Callable[[], bool],
+    *,
+    what: str,
+    timeout: float,
+    process: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+) -> None:
     """Poll ``condition`` until true; fail on timeout, or early if ``process`` died meanwhile."""
     deadline = time.monotonic() + timeout
     while not condition():

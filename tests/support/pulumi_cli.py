@@ -31,8 +31,7 @@ PROJECT = "clickstream"  # the name in Pulumi.yaml, so the checkout's project fi
 @cache
 def pulumi_binary() -> Path:
     """The CLI ``scripts/pulumi-cli.sh`` built (it builds on the first call of a fresh machine)."""
-    done = subprocess.run([str(REPO_ROOT / "scripts" / "pulumi-cli.sh")], capture_output=True, text=True,
-                          timeout=3600)
+    done = subprocess.run([str(REPO_ROOT / "scripts" / "pulumi-cli.sh")], capture_output=True, text=True, timeout=3600)
     if done.returncode != 0:
         raise RuntimeError(f"scripts/pulumi-cli.sh failed:\n{done.stderr[-2000:]}")
     return Path(done.stdout.strip().splitlines()[-1])
@@ -53,14 +52,16 @@ class Sandbox:
     def env(self, **overrides: str | None) -> dict[str, str]:
         """The process environment for the CLI (and for ``pipeline --stack``); None removes a variable."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
-        env.update({
-            "PATH": f"{pulumi_binary().parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            "PULUMI_HOME": str(self.home),
-            "PULUMI_BACKEND_URL": self.backend_url,
-            "PULUMI_CONFIG_PASSPHRASE": self.passphrase,
-            "PULUMI_SKIP_UPDATE_CHECK": "true",
-            "PULUMI_DIY_BACKEND_NO_LEGACY_WARNING": "true",
-        })
+        env.update(
+            {
+                "PATH": f"{pulumi_binary().parent}{os.pathsep}{os.environ.get('PATH', '')}",
+                "PULUMI_HOME": str(self.home),
+                "PULUMI_BACKEND_URL": self.backend_url,
+                "PULUMI_CONFIG_PASSPHRASE": self.passphrase,
+                "PULUMI_SKIP_UPDATE_CHECK": "true",
+                "PULUMI_DIY_BACKEND_NO_LEGACY_WARNING": "true",
+            }
+        )
         for key, value in overrides.items():
             if value is None:
                 env.pop(key, None)
@@ -68,10 +69,18 @@ class Sandbox:
                 env[key] = value
         return env
 
-    def cli(self, *args: str, cwd: Path, env: Mapping[str, str] | None = None,
-            check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([str(pulumi_binary()), *args, "--non-interactive"], cwd=cwd, env=dict(env or self.env()),
-                              capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    def cli(
+        self, *args: str, cwd: Path, env: Mapping[str, str] | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [str(pulumi_binary()), *args, "--non-interactive"],
+            cwd=cwd,
+            env=dict(env or self.env()),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+        )
         if check and done.returncode != 0:
             raise AssertionError(f"pulumi {' '.join(args)} exited {done.returncode}:\n{done.stderr[-2000:]}")
         return done
@@ -131,8 +140,9 @@ def create_outputs_stack(box: Sandbox, stack: str, outputs: Mapping[str, str]) -
             env_vars={k: v for k, v in env.items() if k.startswith("PULUMI_")},
             secrets_provider="passphrase",
             pulumi_command=auto.PulumiCommand(root=str(pulumi_binary().parent.parent)),
-            project_settings=auto.ProjectSettings(name=PROJECT, runtime="python",
-                                                  backend=auto.ProjectBackend(url=box.backend_url)),
+            project_settings=auto.ProjectSettings(
+                name=PROJECT, runtime="python", backend=auto.ProjectBackend(url=box.backend_url)
+            ),
         )
         created = auto.create_stack(stack_name=stack, project_name=PROJECT, program=program, opts=workspace)
         return created.up(on_output=lambda _line: None)

@@ -40,14 +40,16 @@ def assert_postgres_matches(world: IsolatedPipeline, event_values: list[str]) ->
     events = unique_events(event_values)
     stored_ids = {str(r["event_id"]) for r in fetch(world, "SELECT event_id FROM events")}
     assert stored_ids == set(events), (
-        f"{len(set(events) - stored_ids)} events missing, {len(stored_ids - set(events))} unexpected")
+        f"{len(set(events) - stored_ids)} events missing, {len(stored_ids - set(events))} unexpected"
+    )
 
     expected = expected_sessions(events.values())
     rows = {r["session_id"]: r for r in fetch(world, "SELECT * FROM sessions")}
     assert set(rows) == set(expected), f"{len(set(expected) ^ set(rows))} sessions differ in presence"
     mismatches = [
         (sid, key, want, rows[sid][key])
-        for sid, exp in expected.items() for key, want in exp.items()
+        for sid, exp in expected.items()
+        for key, want in exp.items()
         if rows[sid][key] != want
     ]
     assert not mismatches, f"{len(mismatches)} session values differ, e.g. {mismatches[:5]}"
@@ -66,7 +68,9 @@ def assert_postgres_matches(world: IsolatedPipeline, event_values: list[str]) ->
     return expected
 
 
-def assert_opensearch_matches(world: IsolatedPipeline, event_ids: set[str], sessions: dict[str, dict[str, Any]]) -> None:
+def assert_opensearch_matches(
+    world: IsolatedPipeline, event_ids: set[str], sessions: dict[str, dict[str, Any]]
+) -> None:
     client = world.opensearch()
     client.indices.refresh(index=f"{world.index_prefix}-*")
     events_alias = f"{world.index_prefix}-events"

@@ -12,8 +12,14 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 def on_terminal(command: list[str], *, timeout: float = 300) -> tuple[int, str]:
     """Run ``command`` with stdin, stdout and stderr on a new pseudo-terminal; (exit code, screen text)."""
     master, slave = os.openpty()
-    process = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, close_fds=True,
-                               env={**os.environ, "COLUMNS": "200", "LINES": "40", "TERM": "xterm-256color"})
+    process = subprocess.Popen(
+        command,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        close_fds=True,
+        env={**os.environ, "COLUMNS": "200", "LINES": "40", "TERM": "xterm-256color"},
+    )
     os.close(slave)
     chunks: list[bytes] = []
     try:

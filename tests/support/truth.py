@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 def parse_event(value: str) -> dict[str, Any]:
     """A valid event message as plain Python values (Decimal money, aware datetimes)."""
     ev = json.loads(value, parse_float=Decimal, parse_int=Decimal)
-    ev["occurred_at"] = dt.datetime.strptime(ev["occurred_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.timezone.utc)
+    ev["occurred_at"] = dt.datetime.strptime(ev["occurred_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
     ev["schema_version"] = int(ev["schema_version"])
     return ev
 
@@ -82,18 +82,26 @@ def _session(evs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def expected_buckets(events: Iterable[dict[str, Any]], sessions: Iterable[dict[str, Any]],
-                     width: dt.timedelta) -> dict[dt.datetime, dict[str, Any]]:
+def expected_buckets(
+    events: Iterable[dict[str, Any]], sessions: Iterable[dict[str, Any]], width: dt.timedelta
+) -> dict[dt.datetime, dict[str, Any]]:
     """Per time bucket: sessions started, active users, page views, rates, revenue."""
 
     def bucket(ts: dt.datetime) -> dt.datetime:
-        epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+        epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
         return epoch + ((ts - epoch) // width) * width
 
-    out: dict[dt.datetime, dict[str, Any]] = defaultdict(lambda: {
-        "sessions_started": 0, "users": set(), "page_views": 0, "revenue": Decimal(0),
-        "bounces": 0, "engaged": 0, "converted": 0,
-    })
+    out: dict[dt.datetime, dict[str, Any]] = defaultdict(
+        lambda: {
+            "sessions_started": 0,
+            "users": set(),
+            "page_views": 0,
+            "revenue": Decimal(0),
+            "bounces": 0,
+            "engaged": 0,
+            "converted": 0,
+        }
+    )
     for ev in events:
         b = out[bucket(ev["occurred_at"])]
         b["users"].add(ev["user_id"])

@@ -36,7 +36,7 @@ EVENT_DOCUMENT_FIELDS: Final[tuple[str, ...]] = FIELDS + EXTRA_EVENT_FIELDS
 
 Kind = Literal["event", "session"]
 
-_UTC: Final = dt.timezone.utc
+_UTC: Final = dt.UTC
 _OCCURRED_AT: Final = FIELDS.index("occurred_at")
 _ENCODER: Final = msgspec.json.Encoder(decimal_format="number")
 
@@ -210,8 +210,9 @@ def session_item(row: SessionRow, names: IndexNames) -> BulkItem:
 # --- whole batches --------------------------------------------------------------------------
 
 
-def bulk_items(envelopes: Iterable[Envelope], sessions: Iterable[SessionRow], names: IndexNames,
-               version: int = 1) -> list[BulkItem]:
+def bulk_items(
+    envelopes: Iterable[Envelope], sessions: Iterable[SessionRow], names: IndexNames, version: int = 1
+) -> list[BulkItem]:
     """Every action of one write: events (with document ``version``) first, then sessions."""
     items = [event_item(envelope, names, version) for envelope in envelopes]
     items.extend(session_item(row, names) for row in sessions)

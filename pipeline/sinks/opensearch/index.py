@@ -94,10 +94,17 @@ class Outcome(Enum):
     """The index or the user is at fault: stop, dead-letter nothing."""
 
 
-DOCUMENT_ERRORS: Final = frozenset({
-    "mapper_parsing_exception", "document_parsing_exception", "illegal_argument_exception",
-    "x_content_parse_exception", "json_parse_exception", "parse_exception", "number_format_exception",
-})
+DOCUMENT_ERRORS: Final = frozenset(
+    {
+        "mapper_parsing_exception",
+        "document_parsing_exception",
+        "illegal_argument_exception",
+        "x_content_parse_exception",
+        "json_parse_exception",
+        "parse_exception",
+        "number_format_exception",
+    }
+)
 """Error types by which OpenSearch refuses one document for its content (HTTP 400)."""
 _FIELD_IN_REASON: Final = re.compile(r"field \[([^\]]+)\]")
 
@@ -394,8 +401,9 @@ class OpenSearchIndex:
                 ]
             kind = error_type(exc.info) or exc.error
             if status in (401, 403):
-                raise ServiceError(f"OpenSearch refused the pipeline's user a bulk request: HTTP {status} {kind}") \
-                    from None
+                raise ServiceError(
+                    f"OpenSearch refused the pipeline's user a bulk request: HTTP {status} {kind}"
+                ) from None
             raise IndexingError(
                 f"OpenSearch refused a bulk request of {len(part)} documents "
                 f"(first: {part[0].kind} {part[0].doc_id}): HTTP {status} {kind}"

@@ -81,7 +81,7 @@ tests refresh explicitly."""
 TEMPLATE_PRIORITY: Final = 200
 """Above the priority of built-in templates (100), so ours win on our patterns."""
 
-_UTC: Final = dt.timezone.utc
+_UTC: Final = dt.UTC
 _PREFIX_RE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,99}")
 _OWNER: Final = "clickstream-pipeline"
 
@@ -404,8 +404,13 @@ def ensure_templates(
 
 
 def _ensure_templates(
-    client: OpenSearch, names: IndexNames, replicas: int | None, event_shards: int, session_shards: int,
-    refresh_interval: str, now: dt.datetime | None,
+    client: OpenSearch,
+    names: IndexNames,
+    replicas: int | None,
+    event_shards: int,
+    session_shards: int,
+    refresh_interval: str,
+    now: dt.datetime | None,
 ) -> None:
     if replicas is None:
         replicas = default_replicas(client)

@@ -18,10 +18,11 @@ How it works:
 * The files may contain ``{{placeholders}}`` (see :func:`placeholders`) filled from the
   :class:`Flavour` and the application role. With ``postgres_timescaledb`` true the
   extension is created (the run fails if the server has none), ``events`` becomes a
-  hypertable on ``occurred_at`` and the time-bucket views use ``time_bucket``; compression is only set up when ``SHOW timescaledb.license`` says the
-  edition allows it ('timescale', the community licence; the Apache edition has no
-  compression). With it false, the same tables and views use core ``date_bin``, whether
-  or not the server offers TimescaleDB.
+  hypertable on ``occurred_at`` and the time-bucket views use ``time_bucket``; compression
+  is only set up when ``SHOW timescaledb.license`` says the edition allows it
+  ('timescale', the community licence; the Apache edition has no compression). With it
+  false, the same tables and views use core ``date_bin``, whether or not the server
+  offers TimescaleDB.
 
 Run with the admin URI: it creates tables, extensions and grants.
 """
@@ -33,7 +34,7 @@ import logging
 import re
 from dataclasses import dataclass
 from importlib import resources
-from typing import Final
+from typing import Final, cast
 from urllib.parse import unquote, urlsplit
 
 import psycopg
@@ -204,26 +205,30 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]], *, app_role: str, time
             )
             """
         )
-        applied = {
-            version: (name, checksum)
-            for version, name, checksum in conn.execute("SELECT version, name, checksum FROM schema_migrations")
-        }
+        rows = cast(
+            "list[tuple[int, str, str]]",
+            conn.execute("SELECT version, name, checksum FROM schema_migrations").fetchall(),
+        )
+        applied = {version: (name, checksum) for version, name, checksum in rows}
         pending = check_history(migrations, applied)
         if not pending:
             return []
         flavour = ensure_timescaledb(conn) if timescaledb else Flavour(timescaledb=False)
-        database = str(conn.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
+        row = conn.execute("SELECT current_database()").fetchone()
+        database = str(row[0]) if row else ""
         values = placeholders(flavour, app_role=app_role, database=database)
         done: list[str] = []
         for migration in pending:
             rendered = render(migration.text, values)
             with conn.transaction():
-                conn.execute(rendered)  # type: ignore[arg-type]  # trusted file text, several statements
+                conn.execute(rendered)  # trusted file text, several statements
                 conn.execute(
                     "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                     [migration.version, migration.name, migration.checksum],
                 )
-            log.info("applied migration %s (%s)", migration.label, "TimescaleDB" if flavour.timescaledb else "PostgreSQL")
+            log.info(
+                "applied migration %s (%s)", migration.label, "TimescaleDB" if flavour.timescaledb else "PostgreSQL"
+            )
             done.append(migration.label)
         return done
     finally:

@@ -129,8 +129,21 @@ STAGING_TYPES: Final = (
 CLEAR_STAGING: Final = sql.SQL("DELETE FROM {staging}").format(staging=sql.Identifier(STAGING_TABLE))
 NEW_EVENTS_TABLE: Final = "events_new"
 NEW_EVENT_COLUMNS: Final[tuple[str, ...]] = (
-    "session_id", "event_id", "occurred_at", "event_type", "page_path", "revenue",
-    "user_id", "referrer", "utm_source", "utm_medium", "utm_campaign", "device_type", "browser", "os", "country",
+    "session_id",
+    "event_id",
+    "occurred_at",
+    "event_type",
+    "page_path",
+    "revenue",
+    "user_id",
+    "referrer",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "device_type",
+    "browser",
+    "os",
+    "country",
 )
 """The columns of ``events_new``: what ``metrics.sql`` needs of each newly stored event."""
 
@@ -155,9 +168,7 @@ INSERT_EVENTS: Final = sql.SQL(
 NEXT_DOCUMENT_VERSION: Final = "SELECT nextval('event_document_version')"
 INSERTED_IDS: Final = sql.SQL("SELECT event_id::text FROM {new}").format(new=sql.Identifier(NEW_EVENTS_TABLE))
 STORED_COPIES: Final = sql.SQL("SELECT {columns} FROM events WHERE event_id = ANY(%s::uuid[])").format(
-    columns=sql.SQL(", ").join(
-        sql.SQL("event_id::text") if c == "event_id" else sql.Identifier(c) for c in FIELDS
-    )
+    columns=sql.SQL(", ").join(sql.SQL("event_id::text") if c == "event_id" else sql.Identifier(c) for c in FIELDS)
 )
 """The contract fields of stored events, in ``FIELDS`` order: what a later copy is compared with."""
 LOCK_SESSIONS: Final = "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k"
@@ -220,8 +231,9 @@ def session_lock_key(session_id: str) -> int:
 class EventTransaction:
     """The open transaction of one batch (see the module docstring for the order of the steps)."""
 
-    def __init__(self, conn: psycopg.Connection[Any], column_types: list[str], copy_format: CopyFormat,
-                 timings: WriteTimings) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[Any], column_types: list[str], copy_format: CopyFormat, timings: WriteTimings
+    ) -> None:
         self._conn = conn
         self._column_types = column_types
         self._copy_format: CopyFormat = copy_format
@@ -298,7 +310,7 @@ class EventTransaction:
             ) from exc
         self.timings.lock, mark = _since(mark)
         with self._conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(metrics_sql(), {"session_ids": ordered}, prepare=True)  # type: ignore[arg-type]
+            cur.execute(metrics_sql(), {"session_ids": ordered}, prepare=True)
             result: list[SessionRow] = cur.fetchall()
         self.timings.merge, _ = _since(mark)
         # Two runs already in session_id order (merged, then unchanged sessions): a cheap sort.
@@ -314,8 +326,9 @@ class EventTransaction:
             for row in rows:
                 copy.write_row(row)
 
-    def _isolate(self, envelopes: Sequence[Envelope], rows: Sequence[tuple[Any, ...]],
-                 first: BaseException) -> list[Refusal]:
+    def _isolate(
+        self, envelopes: Sequence[Envelope], rows: Sequence[tuple[Any, ...]], first: BaseException
+    ) -> list[Refusal]:
         """Store every row the server accepts, each half in a savepoint; return the refused ones.
 
         Depth first, halving, so ``k`` refused rows among ``n`` cost about ``2 k log2 n``
@@ -338,8 +351,7 @@ class EventTransaction:
             except ROW_ERRORS as exc:
                 if hi - lo == 1:
                     column, detail = describe(exc)
-                    refused.append(Refusal(envelopes[lo], Reason.REFUSED_BY_POSTGRES, column, detail,
-                                           error_key(exc)))
+                    refused.append(Refusal(envelopes[lo], Reason.REFUSED_BY_POSTGRES, column, detail, error_key(exc)))
                     log.warning("PostgreSQL refused event %s: %s", envelopes[lo].event.event_id, detail)
                 else:
                     mid = (lo + hi) // 2
@@ -389,8 +401,9 @@ class PostgresStore:
                 self._discard()
             raise SinkUnavailable(f"PostgreSQL write failed, batch rolled back (retry): {first_line(exc)}") from exc
         except psycopg.errors.ReadOnlySqlTransaction as exc:
-            raise SinkUnavailable(f"PostgreSQL is read-only for now, batch rolled back (retry): {first_line(exc)}") \
-                from exc
+            raise SinkUnavailable(
+                f"PostgreSQL is read-only for now, batch rolled back (retry): {first_line(exc)}"
+            ) from exc
         except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn, psycopg.errors.UndefinedObject) as exc:
             raise ServiceError(
                 f"PostgreSQL schema missing or outdated ({first_line(exc)}); run `pipeline schema`"
@@ -501,6 +514,12 @@ def _since(mark: float) -> tuple[float, float]:
 
 
 __all__ = [
-    "COLUMNS", "NEW_EVENT_COLUMNS", "CopyFormat", "EventTransaction", "PostgresStore", "StoredEvents",
-    "WriteTimings", "session_lock_key",
+    "COLUMNS",
+    "NEW_EVENT_COLUMNS",
+    "CopyFormat",
+    "EventTransaction",
+    "PostgresStore",
+    "StoredEvents",
+    "WriteTimings",
+    "session_lock_key",
 ]

@@ -88,14 +88,26 @@ class Shop:
         self.n += 1
         base: dict[str, Any] = {
             "event_id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
-            "schema_version": 1, "event_type": "purchase",
+            "schema_version": 1,
+            "event_type": "purchase",
             "occurred_at": _ts(self.now - dt.timedelta(minutes=90) + dt.timedelta(seconds=self.n)),
-            "user_id": f"odd-u-{self.n}", "session_id": f"odd-s-{self.n}",
-            "page_url": "https://shop.example.com/checkout", "referrer": None,
-            "utm_source": None, "utm_medium": None, "utm_campaign": None,
-            "device_type": "desktop", "browser": "Firefox", "os": "Linux", "country": "FI",
-            "element_id": None, "search_query": None, "product_id": "777", "price": "RAW:19.90",
-            "order_id": f"o-{self.n}", "revenue": "RAW:19.90",
+            "user_id": f"odd-u-{self.n}",
+            "session_id": f"odd-s-{self.n}",
+            "page_url": "https://shop.example.com/checkout",
+            "referrer": None,
+            "utm_source": None,
+            "utm_medium": None,
+            "utm_campaign": None,
+            "device_type": "desktop",
+            "browser": "Firefox",
+            "os": "Linux",
+            "country": "FI",
+            "element_id": None,
+            "search_query": None,
+            "product_id": "777",
+            "price": "RAW:19.90",
+            "order_id": f"o-{self.n}",
+            "revenue": "RAW:19.90",
         }
         base.update(changes)
         return base
@@ -163,8 +175,20 @@ def offending(shop: Shop) -> tuple[list[Bad], list[Bad], list[Sent], list[Sent]]
         java.append(Bad(part(), key, value, reason, field))
 
     java_bad(b'{"event_id":"' + b"a" * NEAR_LIMIT, "truncated", None)
-    java_bad(render(shop.event(search_query="q" * NEAR_LIMIT, event_type="search", product_id=None,
-                               price=None, order_id=None, revenue=None)), "too_long", "search_query")
+    java_bad(
+        render(
+            shop.event(
+                search_query="q" * NEAR_LIMIT,
+                event_type="search",
+                product_id=None,
+                price=None,
+                order_id=None,
+                revenue=None,
+            )
+        ),
+        "too_long",
+        "search_query",
+    )
     java_bad(b"\x00garbage" * (NEAR_LIMIT // 8), "not_json", None)
     java_bad(b"not json at all", "not_json", None, key=b"k" * NEAR_LIMIT)
     padded = shop.event()
@@ -180,12 +204,24 @@ def offending(shop: Shop) -> tuple[list[Bad], list[Bad], list[Sent], list[Sent]]
     same_twice = render(shop.event())[:-1] + b',"os":"Linux"}'
     add({"user_id": "odd-dup-4"}, "duplicate_field", "os", raw=same_twice)
     escaped = shop.event()
-    good.append(Sent(part(), escaped["user_id"].encode(),
-                     render(escaped).replace(b'"occurred_at"', b'"occurred\\u005fat"')
-                     .replace(b'"price"', b'"\\u0070rice"').replace(b"T", b"\\u0054", 1)))
+    good.append(
+        Sent(
+            part(),
+            escaped["user_id"].encode(),
+            render(escaped)
+            .replace(b'"occurred_at"', b'"occurred\\u005fat"')
+            .replace(b'"price"', b'"\\u0070rice"')
+            .replace(b"T", b"\\u0054", 1),
+        )
+    )
     pretty = shop.event()
-    good.append(Sent(part(), pretty["user_id"].encode(),
-                     render(dict(reversed(list(pretty.items()))), separators=(",\n  ", " : "))))
+    good.append(
+        Sent(
+            part(),
+            pretty["user_id"].encode(),
+            render(dict(reversed(list(pretty.items()))), separators=(",\n  ", " : ")),
+        )
+    )
     return bad, java, good, java_good
 
 
@@ -217,10 +253,11 @@ def stricter_sinks(world: IsolatedPipeline) -> None:
 
 
 def test_offending_messages_of_every_kind_never_stop_two_consumers_nor_split_the_stores(
-        world: IsolatedPipeline, tmp_path: Path) -> None:
+    world: IsolatedPipeline, tmp_path: Path
+) -> None:
     world.cli("schema")
     stricter_sinks(world)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     shop = Shop(now)
     good = good_stream(now)
     bad, java_bad, tricky, java_tricky = offending(shop)
@@ -230,8 +267,7 @@ def test_offending_messages_of_every_kind_never_stop_two_consumers_nor_split_the
     x1, x2 = render(base), render({**base, "country": "SE"})
     y = shop.event(price="RAW:49.9")
     y1, y2 = render(y), render({**y, "price": "RAW:49.90"})  # the same event once normalised
-    z = shop.event(event_type="search", search_query="boots", product_id=None, price=None, order_id=None,
-                   revenue=None)
+    z = shop.event(event_type="search", search_query="boots", product_id=None, price=None, order_id=None, revenue=None)
     z1, z2 = render(z), render({**z, "user_id": "odd-other", "session_id": "odd-other-s", "search_query": "shoes"})
     same_partition = [Sent(2, b"odd-x", x1), Sent(2, b"odd-x", x2), Sent(3, b"odd-y", y1), Sent(3, b"odd-y", y2)]
     cross = [Sent(1, b"odd-z", z1), Sent(4, b"odd-other", z2)]
@@ -239,8 +275,11 @@ def test_offending_messages_of_every_kind_never_stop_two_consumers_nor_split_the
     logs = [tmp_path / f"consumer-{i}.log" for i in range(2)]
     procs = [world.spawn("consume", "--batch-size", "700", log=log) for log in logs]
     try:
-        wait_for(lambda: all("assigned partitions" in log.read_text() for log in logs),
-                 what="both consumers owning partitions", timeout=90)
+        wait_for(
+            lambda: all("assigned partitions" in log.read_text() for log in logs),
+            what="both consumers owning partitions",
+            timeout=90,
+        )
         prod = producer(world)
         mixed: list[Sent] = []
         offenders = iter([*bad, *tricky, *same_partition, *cross])
@@ -250,19 +289,33 @@ def test_offending_messages_of_every_kind_never_stop_two_consumers_nor_split_the
                 mixed.extend(islice(offenders, 2))
         mixed.extend(offenders)
         send(prod, world.topics.events, mixed[: len(mixed) // 2])
-        produce_with_java(world.settings, world.topics.events,
-                          [(m.partition, m.key, m.value) for m in [*java_bad, *java_tricky]], tmp_path)
-        send(prod, world.topics.events, mixed[len(mixed) // 2:])
+        produce_with_java(
+            world.settings,
+            world.topics.events,
+            [(m.partition, m.key, m.value) for m in [*java_bad, *java_tricky]],
+            tmp_path,
+        )
+        send(prod, world.topics.events, mixed[len(mixed) // 2 :])
 
         # a second wave while both run: a later, different copy of a stored event, and more good ones
-        wait_for(lambda: count_events(world) >= len(unique_events([m.value.decode() for m in good])),
-                 what="the first wave stored", timeout=300, process=procs[0], log=logs[0])
+        wait_for(
+            lambda: count_events(world) >= len(unique_events([m.value.decode() for m in good])),
+            what="the first wave stored",
+            timeout=300,
+            process=procs[0],
+            log=logs[0],
+        )
         late_copy = Bad(5, b"odd-x", render({**base, "browser": "Safari"}), "conflicting_duplicate", "browser")
         fresh = shop.event()
         wave2 = [Sent(5, late_copy.key, late_copy.value), Sent(0, fresh["user_id"].encode(), render(fresh))]
         send(prod, world.topics.events, wave2)
-        wait_for(lambda: _settled(world), what="every message committed by the group", timeout=300,
-                 process=procs[1], log=logs[1])
+        wait_for(
+            lambda: _settled(world),
+            what="every message committed by the group",
+            timeout=300,
+            process=procs[1],
+            log=logs[1],
+        )
         assert all(p.poll() is None for p in procs), "a consumer exited"
     finally:
         for p in procs:
@@ -275,12 +328,20 @@ def test_offending_messages_of_every_kind_never_stop_two_consumers_nor_split_the
     (winner,) = fetch(world, f"SELECT user_id FROM events WHERE event_id = '{z['event_id']}'")
     won, lost = (z1, z2) if winner["user_id"] == z["user_id"] else (z2, z1)
     lost_partition = 4 if lost is z2 else 1
-    expected_bad = [*bad, *java_bad, late_copy,
-                    Bad(2, b"odd-x", x2, "conflicting_duplicate", "country"),
-                    Bad(lost_partition, None, lost, "conflicting_duplicate", "user_id")]
+    expected_bad = [
+        *bad,
+        *java_bad,
+        late_copy,
+        Bad(2, b"odd-x", x2, "conflicting_duplicate", "country"),
+        Bad(lost_partition, None, lost, "conflicting_duplicate", "user_id"),
+    ]
 
     event_values = [m.value.decode() for m in [*good, *tricky, *java_tricky]] + [
-        x1.decode(), y1.decode(), won.decode(), render(fresh).decode()]
+        x1.decode(),
+        y1.decode(),
+        won.decode(),
+        render(fresh).decode(),
+    ]
     sessions = assert_postgres_matches(world, event_values)
     expected_ids = set(unique_events(event_values))
     assert_opensearch_matches(world, expected_ids, sessions)
@@ -297,8 +358,10 @@ def _settled(world: IsolatedPipeline) -> bool:
     admin = AdminClient(world.settings.kafka.client_config("admin"))
     topic = world.topics.events
     request = [ConsumerGroupTopicPartitions(world.topics.group, [TopicPartition(topic, p) for p in range(PARTITIONS)])]
-    committed = {tp.partition: tp.offset
-                 for tp in admin.list_consumer_group_offsets(request)[world.topics.group].result().topic_partitions}
+    committed = {
+        tp.partition: tp.offset
+        for tp in admin.list_consumer_group_offsets(request)[world.topics.group].result().topic_partitions
+    }
     ends = admin.list_offsets({TopicPartition(topic, p): _latest() for p in range(PARTITIONS)})
     return all(committed.get(tp.partition, -1) >= f.result().offset for tp, f in ends.items())
 
@@ -340,6 +403,9 @@ def _assert_dead_letters(world: IsolatedPipeline, expected: list[Bad]) -> None:
 
 def _is_letter_of(value: bytes, headers: dict[str, str], bad: Bad) -> bool:
     if headers.get("truncated") == "true":
-        return int(headers["original_size"]) == len(bad.value) and bad.value.startswith(value) \
+        return (
+            int(headers["original_size"]) == len(bad.value)
+            and bad.value.startswith(value)
             and len(value) <= PREFIX_BYTES
+        )
     return value == bad.value

@@ -23,7 +23,12 @@ from pipeline.kafka.dead_letters import parse_headers
 from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.kafka_topics import read_all
 from tests.support.process_control import (
-    count_events, count_indexed_events, fast_takeover, sessions_behind, sigkill, wait_for,
+    count_events,
+    count_indexed_events,
+    fast_takeover,
+    sessions_behind,
+    sigkill,
+    wait_for,
 )
 from tests.support.sink_contents import VALID_KINDS, assert_opensearch_matches, assert_postgres_matches, dumped
 from tests.support.truth import unique_events
@@ -33,8 +38,9 @@ KILLED = -signal.SIGKILL
 
 
 def _produce(world: IsolatedPipeline, dump: Path, events: int, seed: int) -> None:
-    world.cli("produce", "--events", str(events), "--seed", str(seed), "--window-hours", "6", *FAULTY,
-              "--dump", str(dump))
+    world.cli(
+        "produce", "--events", str(events), "--seed", str(seed), "--window-hours", "6", *FAULTY, "--dump", str(dump)
+    )
 
 
 def _assert_dead_letters_cover_exactly(world: IsolatedPipeline, malformed: list[bytes]) -> None:
@@ -43,8 +49,9 @@ def _assert_dead_letters_cover_exactly(world: IsolatedPipeline, malformed: list[
     got = Counter(m.value() for m in letters)
     assert set(got) == set(malformed), "dead letters are not the malformed messages"
     assert all(got[v] >= n for v, n in Counter(malformed).items()), "a malformed message has no dead letter"
-    sources = {(parse_headers(m.headers())["source.partition"], parse_headers(m.headers())["source.offset"])
-               for m in letters}
+    sources = {
+        (parse_headers(m.headers())["source.partition"], parse_headers(m.headers())["source.offset"]) for m in letters
+    }
     assert len(sources) == len(malformed), "dead letters do not name exactly one source offset per malformed message"
 
 
@@ -54,7 +61,8 @@ stream grown to match (CI keeps the default, 3)."""
 
 
 def test_consumer_killed_at_the_fault_points_and_at_random_moments_ends_exact(
-        world: IsolatedPipeline, tmp_path: Path) -> None:
+    world: IsolatedPipeline, tmp_path: Path
+) -> None:
     world.cli("schema")
     dump = tmp_path / "sent.jsonl"
     _produce(world, dump, 12_000 * max(1, RANDOM_KILLS // 3), seed=21)
@@ -93,8 +101,13 @@ def test_consumer_killed_at_the_fault_points_and_at_random_moments_ends_exact(
     for _ in range(RANDOM_KILLS):
         proc = world.spawn(*consume, log=log)
         target = min(count_events(world) + rng.randint(300, 1_500), len(expected_ids))
-        wait_for(lambda: count_events(world) >= target, what=f"{target} events stored", timeout=120,
-                 process=proc, log=log)
+        wait_for(
+            lambda target=target: count_events(world) >= target,
+            what=f"{target} events stored",
+            timeout=120,
+            process=proc,
+            log=log,
+        )
         try:  # then a random moment later (a consumer without --drain never exits by itself)
             proc.wait(timeout=rng.uniform(0.0, 0.3))
         except subprocess.TimeoutExpired:
@@ -123,10 +136,20 @@ def test_survivor_takes_over_the_partitions_of_a_killed_consumer(world: Isolated
         survivor_log_before = len(logs[1].read_text())
         assert sigkill(procs[0]) == KILLED
         assert count_events(world) < len(expected_ids), "the victim was killed after all work was done"
-        wait_for(lambda: "(now [0, 1, 2, 3, 4, 5])" in logs[1].read_text()[survivor_log_before:],
-                 what="the survivor owning every partition", timeout=60, process=procs[1], log=logs[1])
-        wait_for(lambda: count_events(world) == len(expected_ids), what="every event stored", timeout=180,
-                 process=procs[1], log=logs[1])
+        wait_for(
+            lambda: "(now [0, 1, 2, 3, 4, 5])" in logs[1].read_text()[survivor_log_before:],
+            what="the survivor owning every partition",
+            timeout=60,
+            process=procs[1],
+            log=logs[1],
+        )
+        wait_for(
+            lambda: count_events(world) == len(expected_ids),
+            what="every event stored",
+            timeout=180,
+            process=procs[1],
+            log=logs[1],
+        )
         wait_for(lambda: count_indexed_events(world) == len(expected_ids), what="every event indexed", timeout=60)
     finally:
         for p in procs:
@@ -160,17 +183,35 @@ def _split_between(logs: list[Path]) -> bool:
 
 
 def test_killed_producer_leaves_no_partial_message_and_the_sinks_match_the_topic(
-        world: IsolatedPipeline, tmp_path: Path) -> None:
+    world: IsolatedPipeline, tmp_path: Path
+) -> None:
     world.cli("schema")
-    end_time = dt.datetime.now(dt.timezone.utc).replace(microsecond=0, tzinfo=None)
+    end_time = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
     killed_events, killed_seed = 200_000, 31
     dump1, dump2 = tmp_path / "killed.jsonl", tmp_path / "second.jsonl"
     log = tmp_path / "producer.log"
-    producer = world.spawn("produce", "--events", str(killed_events), "--seed", str(killed_seed),
-                     "--end-time", end_time.strftime("%Y-%m-%dT%H:%M:%S"), "--window-hours", "6", *FAULTY,
-                     "--dump", str(dump1), log=log)
-    wait_for(lambda: dump1.exists() and dump1.stat().st_size > 1_500_000, what="the producer well under way",
-             timeout=60, process=producer, log=log)
+    producer = world.spawn(
+        "produce",
+        "--events",
+        str(killed_events),
+        "--seed",
+        str(killed_seed),
+        "--end-time",
+        end_time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "--window-hours",
+        "6",
+        *FAULTY,
+        "--dump",
+        str(dump1),
+        log=log,
+    )
+    wait_for(
+        lambda: dump1.exists() and dump1.stat().st_size > 1_500_000,
+        what="the producer well under way",
+        timeout=60,
+        process=producer,
+        log=log,
+    )
     assert sigkill(producer) == KILLED
     _produce(world, dump2, 3_000, seed=32)
 
@@ -181,11 +222,18 @@ def test_killed_producer_leaves_no_partial_message_and_the_sinks_match_the_topic
 
     # The killed run's stream, regenerated from its seed (deterministic), must contain every other message
     # byte for byte: nothing truncated, nothing corrupt. Its dump (buffered, cut by the kill) is a prefix of it.
-    regenerated = backfill_messages(ProduceOptions(
-        topic=world.topics.events, seed=killed_seed, events=killed_events,
-        end_time=end_time.replace(tzinfo=dt.timezone.utc), window=dt.timedelta(hours=6),
-        faults=FaultConfig(duplicate_rate=0.03, late_rate=0.03, max_lateness=dt.timedelta(minutes=20),
-                           malformed_rate=0.01)))
+    regenerated = backfill_messages(
+        ProduceOptions(
+            topic=world.topics.events,
+            seed=killed_seed,
+            events=killed_events,
+            end_time=end_time.replace(tzinfo=dt.UTC),
+            window=dt.timedelta(hours=6),
+            faults=FaultConfig(
+                duplicate_rate=0.03, late_rate=0.03, max_lateness=dt.timedelta(minutes=20), malformed_rate=0.01
+            ),
+        )
+    )
     dumped_prefix = dump1.read_bytes().split(b"\n")[:-1]  # the last piece may be cut mid-line
     wanted = {v for v in in_topic if v not in second_kinds}
     first_kinds: dict[bytes, str] = {}

@@ -20,11 +20,14 @@ FAULTY = ["--duplicate-rate", "0.03", "--late-rate", "0.03", "--max-lateness", "
 
 
 def _produce(world: IsolatedPipeline, dump: Path, events: int, seed: int) -> None:
-    world.cli("produce", "--events", str(events), "--seed", str(seed), "--window-hours", "6", *FAULTY,
-              "--dump", str(dump))
+    world.cli(
+        "produce", "--events", str(events), "--seed", str(seed), "--window-hours", "6", *FAULTY, "--dump", str(dump)
+    )
 
 
-def test_stream_with_duplicates_late_and_malformed_events_lands_exactly(world: IsolatedPipeline, tmp_path: Path) -> None:
+def test_stream_with_duplicates_late_and_malformed_events_lands_exactly(
+    world: IsolatedPipeline, tmp_path: Path
+) -> None:
     dump = tmp_path / "sent.jsonl"
     world.cli("schema")
     _produce(world, dump, 12_000, seed=11)
@@ -36,7 +39,9 @@ def test_stream_with_duplicates_late_and_malformed_events_lands_exactly(world: I
     assert_opensearch_matches(world, set(unique_events(event_values)), sessions)
 
     letters = read_all(world.settings, world.topics.dead_letter)
-    assert Counter(m.value() for m in letters) == Counter(malformed), "dead letters are not exactly the malformed messages"
+    assert Counter(m.value() for m in letters) == Counter(malformed), (
+        "dead letters are not exactly the malformed messages"
+    )
     for msg in letters:
         headers = parse_headers(msg.headers())
         assert headers["reason"] and headers["source.topic"] == world.topics.events
@@ -68,8 +73,11 @@ def test_two_consumers_in_one_group_stay_exact(world: IsolatedPipeline, tmp_path
     logs = [tmp_path / f"c{i}.log" for i in range(2)]
     procs = [world.spawn("consume", "--batch-size", "500", log=log) for log in logs]
     try:
-        wait_for(lambda: all("assigned partitions" in log.read_text() for log in logs),
-                 what="both consumers owning partitions", timeout=60)
+        wait_for(
+            lambda: all("assigned partitions" in log.read_text() for log in logs),
+            what="both consumers owning partitions",
+            timeout=60,
+        )
         dump = tmp_path / "sent.jsonl"
         _produce(world, dump, 12_000, seed=13)
         event_values, _ = dumped(dump)
@@ -100,6 +108,7 @@ def reset_group_to_beginning(world: IsolatedPipeline) -> None:
     admin = AdminClient(world.settings.kafka.client_config("admin"))
     partitions = admin.list_topics(world.topics.events, timeout=10).topics[world.topics.events].partitions
     request = ConsumerGroupTopicPartitions(
-        world.topics.group, [TopicPartition(world.topics.events, p, 0) for p in partitions])
+        world.topics.group, [TopicPartition(world.topics.events, p, 0) for p in partitions]
+    )
     for future in admin.alter_consumer_group_offsets([request]).values():
         future.result()

@@ -31,16 +31,32 @@ def _devstack(*args: str) -> None:
 def test_consumer_rides_out_a_service_outage(world: IsolatedPipeline, tmp_path: Path, service: str) -> None:
     world.cli("schema")
     dump = tmp_path / "sent.jsonl"
-    world.cli("produce", "--events", "20000", "--seed", "31", "--duplicate-rate", "0.02",
-              "--malformed-rate", "0.005", "--dump", str(dump))
+    world.cli(
+        "produce",
+        "--events",
+        "20000",
+        "--seed",
+        "31",
+        "--duplicate-rate",
+        "0.02",
+        "--malformed-rate",
+        "0.005",
+        "--dump",
+        str(dump),
+    )
     event_values, _ = dumped(dump)
     expected_ids = set(unique_events(event_values))
 
     log = tmp_path / "consumer.log"
     consumer = world.spawn("consume", "--batch-size", "300", log=log)
     try:
-        wait_for(lambda: count_events(world) >= 2_000, what="the consumer to be mid-run", timeout=120,
-                 process=consumer, log=log)
+        wait_for(
+            lambda: count_events(world) >= 2_000,
+            what="the consumer to be mid-run",
+            timeout=120,
+            process=consumer,
+            log=log,
+        )
         stored_before = count_events(world)
         _devstack("stop", service)
         try:

@@ -17,7 +17,8 @@ def test_produced_messages_equal_the_dump_and_are_keyed_by_user(world: IsolatedP
     sent = [json.loads(line) for line in dump.read_text().splitlines()]
     on_topic = read_all(world.settings, world.topics.events)
     assert sorted((m.key(), m.value()) for m in on_topic) == sorted(
-        (s["key"].encode(), s["value"].encode()) for s in sent)
+        (s["key"].encode(), s["value"].encode()) for s in sent
+    )
     for msg in on_topic:
         assert json.loads(msg.value())["user_id"].encode() == msg.key()
     by_key: dict[bytes, set[int]] = {}

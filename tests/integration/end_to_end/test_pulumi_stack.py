@@ -33,17 +33,28 @@ def box(tmp_path: Path) -> Iterator[Sandbox]:
         yield isolated
 
 
-def pipeline_with_stack(box: Sandbox, stack: str, *args: str, env: dict[str, str] | None = None,
-                        cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pipeline", "--stack", stack, *args], cwd=cwd,
-                          env={**(env or box.env()), "PYTHONUNBUFFERED": "1"},
-                          capture_output=True, text=True, timeout=600)
+def pipeline_with_stack(
+    box: Sandbox, stack: str, *args: str, env: dict[str, str] | None = None, cwd: Path = REPO_ROOT
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", "--stack", stack, *args],
+        cwd=cwd,
+        env={**(env or box.env()), "PYTHONUNBUFFERED": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def checkout_state(box: Sandbox) -> tuple[str, str]:
     """What --stack must leave alone: the checkout's files (tracked and not) and the selected stack."""
-    files = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO_ROOT,
-                           capture_output=True, text=True, check=True).stdout
+    files = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     selected = box.cli("stack", "--show-name", cwd=REPO_ROOT, check=False)
     return files, selected.stdout.strip() + selected.stderr.strip()
 
@@ -61,8 +72,22 @@ def test_run_against_a_pulumi_stack_is_exact_and_changes_nothing(
     before = checkout_state(box)
 
     dump = tmp_path / "sent.jsonl"
-    done = pipeline_with_stack(box, "e2e", "run", "--events", "8000", "--seed", "21", "--window-hours", "6",
-                               *FAULTY, "--dump", str(dump), "--index-prefix", world.index_prefix)
+    done = pipeline_with_stack(
+        box,
+        "e2e",
+        "run",
+        "--events",
+        "8000",
+        "--seed",
+        "21",
+        "--window-hours",
+        "6",
+        *FAULTY,
+        "--dump",
+        str(dump),
+        "--index-prefix",
+        world.index_prefix,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
     event_values, malformed = dumped(dump)

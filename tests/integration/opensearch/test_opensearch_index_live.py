@@ -157,8 +157,9 @@ def test_writing_the_same_batch_again_changes_nothing(
     envelopes, rows = batch(), [session_row("s-1", 1)]
     sink.write(envelopes, rows)
     first = sources(admin, names.events_alias, [e.event.event_id for e in envelopes])
-    written = {e.event.event_id: seq_no(admin, names.events_index(e.event.occurred_at), e.event.event_id)
-               for e in envelopes}
+    written = {
+        e.event.event_id: seq_no(admin, names.events_index(e.event.occurred_at), e.event.event_id) for e in envelopes
+    }
     session_seq = seq_no(admin, names.sessions_alias, "s-1")
     sink.write(envelopes, rows)
     sink.write(envelopes, rows)
@@ -166,8 +167,9 @@ def test_writing_the_same_batch_again_changes_nothing(
     assert refresh_and_count(admin, names.sessions_alias) == 1
     assert sources(admin, names.events_alias, list(first)) == first
     # the same versions again are 409s: no document was written a second time
-    assert {e.event.event_id: seq_no(admin, names.events_index(e.event.occurred_at), e.event.event_id)
-            for e in envelopes} == written
+    assert {
+        e.event.event_id: seq_no(admin, names.events_index(e.event.occurred_at), e.event.event_id) for e in envelopes
+    } == written
     assert seq_no(admin, names.sessions_alias, "s-1") == session_seq
     assert (sink.stats.events, sink.stats.sessions, sink.stats.stale_sessions) == (len(envelopes), 1, 2)
 

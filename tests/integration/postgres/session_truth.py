@@ -17,17 +17,38 @@ from urllib.parse import urlsplit
 from pipeline.events.contract import Event
 from pipeline.sinks.batch import Envelope
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = dt.datetime(2026, 11, 30, 9, 0, 0, tzinfo=UTC)
 HOST = "https://shop.example.com"
 
 # The metric columns of a session row, in table order (what expected_sessions computes).
 METRICS = (
-    "session_id", "user_id", "started_at", "ended_at", "duration_s",
-    "events", "page_views", "unique_pages", "clicks", "searches", "add_to_carts", "purchases", "revenue",
-    "landing_page", "exit_page",
-    "referrer", "utm_source", "utm_medium", "utm_campaign", "device_type", "browser", "os", "country",
-    "converted", "is_engaged", "is_bounce",
+    "session_id",
+    "user_id",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "events",
+    "page_views",
+    "unique_pages",
+    "clicks",
+    "searches",
+    "add_to_carts",
+    "purchases",
+    "revenue",
+    "landing_page",
+    "exit_page",
+    "referrer",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "device_type",
+    "browser",
+    "os",
+    "country",
+    "converted",
+    "is_engaged",
+    "is_bounce",
 )
 # Columns that are bookkeeping, not metrics: compared separately.
 BOOKKEEPING = ("version", "updated_at")

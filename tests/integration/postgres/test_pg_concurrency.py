@@ -55,10 +55,14 @@ def test_a_writer_waits_for_another_transaction_on_the_same_session(migrated_db:
 
     Disjoint batches: only the session lock makes A wait before reading the row. Repeating
     one of B's events: A's insert also waits on B's uncommitted key, and must not count it."""
-    theirs = [make_event("s-1", "page_view", at(10), path="/b", referrer="https://b.example/", country="FI"),
-              make_event("s-1", "purchase", at(20), path="/checkout", revenue="7.50")]
-    ours = [make_event("s-1", "page_view", at(5), path="/a", referrer="https://a.example/", country="SE"),
-            make_event("s-1", "page_view", at(30), path="/b?again=1")]
+    theirs = [
+        make_event("s-1", "page_view", at(10), path="/b", referrer="https://b.example/", country="FI"),
+        make_event("s-1", "purchase", at(20), path="/checkout", revenue="7.50"),
+    ]
+    ours = [
+        make_event("s-1", "page_view", at(5), path="/a", referrer="https://a.example/", country="SE"),
+        make_event("s-1", "page_view", at(30), path="/b?again=1"),
+    ]
     merged, release = threading.Event(), threading.Event()
     results: dict[str, list[dict[str, Any]]] = {}
     errors: list[BaseException] = []
@@ -87,7 +91,11 @@ def test_a_writer_waits_for_another_transaction_on_the_same_session(migrated_db:
     assert metrics_of(row_b) == expected_sessions(theirs)["s-1"] and row_b["version"] == 1
     assert metrics_of(row_a) == expected_sessions([*theirs, *ours])["s-1"] and row_a["version"] == 2
     assert (row_a["landing_page"], row_a["referrer"], row_a["country"], row_a["unique_pages"]) == (
-        "/a", "https://a.example/", "SE", 2)
+        "/a",
+        "https://a.example/",
+        "SE",
+        2,
+    )
 
 
 def _interleaved_sessions(rng: random.Random, sessions: list[str], per_session: int) -> list[Event]:
@@ -96,13 +104,19 @@ def _interleaved_sessions(rng: random.Random, sessions: list[str], per_session: 
     for sid in sessions:
         for i in range(per_session):
             kind = rng.choice(["page_view", "page_view", "click", "search", "add_to_cart", "purchase"])
-            events.append(make_event(
-                sid, kind, at(rng.randrange(60)),  # few distinct timestamps: many ties, decided by event_id
-                eid=event_id(rng.getrandbits(64)), path=f"/p/{rng.randrange(6)}",
-                referrer=rng.choice([None, f"https://ref-{i}.example/"]), country=rng.choice(["DE", "FR", "FI"]),
-                device=rng.choice([("desktop", "Firefox", "Linux"), ("mobile", "Safari", "iOS")]),
-                price=f"{rng.randrange(1, 100)}.{rng.randrange(100):02d}",
-            ))
+            events.append(
+                make_event(
+                    sid,
+                    kind,
+                    at(rng.randrange(60)),  # few distinct timestamps: many ties, decided by event_id
+                    eid=event_id(rng.getrandbits(64)),
+                    path=f"/p/{rng.randrange(6)}",
+                    referrer=rng.choice([None, f"https://ref-{i}.example/"]),
+                    country=rng.choice(["DE", "FR", "FI"]),
+                    device=rng.choice([("desktop", "Firefox", "Linux"), ("mobile", "Safari", "iOS")]),
+                    price=f"{rng.randrange(1, 100)}.{rng.randrange(100):02d}",
+                )
+            )
     return events
 
 
@@ -119,7 +133,7 @@ def test_concurrent_writers_on_interleaved_halves_of_the_same_sessions_end_exact
     batches: list[list[list[Event]]] = []
     for w in range(writers):
         size = -(-len(halves[w]) // rounds)
-        own = [halves[w][r * size:(r + 1) * size] for r in range(rounds)]
+        own = [halves[w][r * size : (r + 1) * size] for r in range(rounds)]
         batches.append([batch + rng.sample(halves[1 - w], 2) for batch in own])
     barrier = threading.Barrier(writers)
     returned: list[dict[str, Any]] = []

@@ -69,17 +69,40 @@ def test_the_returned_row_is_exactly_the_session_document(store: PostgresStore) 
 def test_a_late_event_earlier_than_the_stored_earliest_takes_over_attribution_and_landing(store: PostgresStore) -> None:
     w = Writer(store)
     later = [
-        make_event("s", "page_view", at(100), path="/second", user_id="u-later", referrer="https://later.example/",
-                   utm=("later", "cpc", "b"), device=("mobile", "Safari", "iOS"), country="FR"),
+        make_event(
+            "s",
+            "page_view",
+            at(100),
+            path="/second",
+            user_id="u-later",
+            referrer="https://later.example/",
+            utm=("later", "cpc", "b"),
+            device=("mobile", "Safari", "iOS"),
+            country="FR",
+        ),
         make_event("s", "click", at(101), path="/second"),
     ]
     w.write(later)
-    earliest = make_event("s", "page_view", at(40), path="/first", user_id="u-first", referrer=None,
-                          utm=("first", "email", "a"), device=("tablet", "Chrome", "Android"), country="FI")
+    earliest = make_event(
+        "s",
+        "page_view",
+        at(40),
+        path="/first",
+        user_id="u-first",
+        referrer=None,
+        utm=("first", "email", "a"),
+        device=("tablet", "Chrome", "Android"),
+        country="FI",
+    )
     row = w.write([earliest])["s"]
     assert (row["started_at"], row["landing_page"], row["exit_page"]) == (at(40), "/first", "/second")
     assert (row["user_id"], row["referrer"], row["utm_source"], row["device_type"], row["country"]) == (
-        "u-first", None, "first", "tablet", "FI")
+        "u-first",
+        None,
+        "first",
+        "tablet",
+        "FI",
+    )
     assert row["duration_s"] == 61 and row["version"] == 2
     # a late event that is NOT earlier changes neither
     row = w.write([make_event("s", "search", at(50), user_id="u-middle", country="DE")])["s"]
@@ -98,10 +121,12 @@ def test_a_late_non_page_view_moves_the_start_but_not_the_landing_page(store: Po
 
 def test_ties_in_occurred_at_are_decided_by_event_id_across_batches(store: PostgresStore) -> None:
     w = Writer(store)
-    w.write([
-        make_event("s", "page_view", at(0), eid=event_id(20), path="/tie-20", country="DE"),
-        make_event("s", "page_view", at(9), eid=event_id(50), path="/exit-50"),
-    ])
+    w.write(
+        [
+            make_event("s", "page_view", at(0), eid=event_id(20), path="/tie-20", country="DE"),
+            make_event("s", "page_view", at(9), eid=event_id(50), path="/exit-50"),
+        ]
+    )
     # same occurred_at, smaller id: becomes the earliest event and the landing page
     row = w.write([make_event("s", "page_view", at(0), eid=event_id(10), path="/tie-10", country="FI")])["s"]
     assert (row["landing_page"], row["country"]) == ("/tie-10", "FI")
@@ -129,9 +154,13 @@ def test_a_path_seen_in_two_batches_counts_once(store: PostgresStore) -> None:
     w = Writer(store)
     w.write([make_event("s", "page_view", at(0), path="/a"), make_event("s", "page_view", at(1), path="/b")])
     # /a again (with a query string, the same path), a click on /c (not a page view), and /c viewed
-    row = w.write([make_event("s", "page_view", at(2), path="/a?utm=x"), make_event("s", "click", at(3), path="/c")])["s"]
+    row = w.write([make_event("s", "page_view", at(2), path="/a?utm=x"), make_event("s", "click", at(3), path="/c")])[
+        "s"
+    ]
     assert (row["page_views"], row["unique_pages"]) == (3, 2)
-    row = w.write([make_event("s", "page_view", at(4), path="/c"), make_event("s", "page_view", at(5), path="/b#top")])["s"]
+    row = w.write([make_event("s", "page_view", at(4), path="/c"), make_event("s", "page_view", at(5), path="/b#top")])[
+        "s"
+    ]
     assert (row["page_views"], row["unique_pages"], row["exit_page"]) == (5, 3, "/b")
 
 
@@ -191,13 +220,21 @@ def test_random_batches_match_a_recomputation_after_every_batch(store: PostgresS
     for n in range(1200):
         sid = rng.choice(sessions)
         kind = rng.choice(["page_view", "page_view", "page_view", "click", "search", "add_to_cart", "purchase"])
-        events.append(make_event(
-            sid, kind, at(rng.randrange(30) * 0.5), eid=event_id(rng.getrandbits(48) * 4096 + n),
-            path=rng.choice(["/", "/a", "/b", "/c?q=1", "/a/b", "/d#x"]), user_id=f"u-{rng.randrange(3)}",
-            referrer=rng.choice([None, "https://r.example/"]), utm=rng.choice([(None, None, None), ("s", "m", "c")]),
-            device=rng.choice([("desktop", "Firefox", "Linux"), ("mobile", "Safari", "iOS")]),
-            country=rng.choice(["DE", "FI"]), price=f"{rng.randrange(1, 500)}.{rng.randrange(100):02d}",
-        ))
+        events.append(
+            make_event(
+                sid,
+                kind,
+                at(rng.randrange(30) * 0.5),
+                eid=event_id(rng.getrandbits(48) * 4096 + n),
+                path=rng.choice(["/", "/a", "/b", "/c?q=1", "/a/b", "/d#x"]),
+                user_id=f"u-{rng.randrange(3)}",
+                referrer=rng.choice([None, "https://r.example/"]),
+                utm=rng.choice([(None, None, None), ("s", "m", "c")]),
+                device=rng.choice([("desktop", "Firefox", "Linux"), ("mobile", "Safari", "iOS")]),
+                country=rng.choice(["DE", "FI"]),
+                price=f"{rng.randrange(1, 500)}.{rng.randrange(100):02d}",
+            )
+        )
     rng.shuffle(events)
     w = Writer(store)
     versions: dict[str, int] = {}
@@ -205,7 +242,7 @@ def test_random_batches_match_a_recomputation_after_every_batch(store: PostgresS
     position = 0
     while position < len(events):
         size = rng.choice([1, 3, 20, 80, 200])
-        batch = events[position:position + size]
+        batch = events[position : position + size]
         position += size
         batch += rng.sample(events[:position], min(len(events[:position]), rng.choice([0, 2, 10])))  # replays
         batch += rng.sample(batch, min(len(batch), 3))  # in-batch duplicates

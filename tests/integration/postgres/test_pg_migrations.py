@@ -17,7 +17,11 @@ from tests.support.postgres_db import app_user
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "pipeline" / "sinks" / "postgres" / "migrations"
 EXPECTED_LABELS = [
-    "0001_events", "0002_sessions", "0003_views", "0004_app_role_grants", "0005_event_document_version",
+    "0001_events",
+    "0002_sessions",
+    "0003_views",
+    "0004_app_role_grants",
+    "0005_event_document_version",
 ]
 
 
@@ -34,9 +38,13 @@ def test_migrations_apply_once_and_a_rerun_is_a_no_op(fresh_db: Settings) -> Non
     assert apply_migrations(fresh_db) == EXPECTED_LABELS
     first = history(fresh_db)
     assert [(v, n) for v, n, _, _ in first] == [
-        (1, "events"), (2, "sessions"), (3, "views"), (4, "app_role_grants"), (5, "event_document_version"),
+        (1, "events"),
+        (2, "sessions"),
+        (3, "views"),
+        (4, "app_role_grants"),
+        (5, "event_document_version"),
     ]
-    for (version, name, checksum, _), label in zip(first, EXPECTED_LABELS, strict=True):
+    for (_version, _name, checksum, _), label in zip(first, EXPECTED_LABELS, strict=True):
         assert checksum == hashlib.sha256((MIGRATIONS / f"{label}.sql").read_bytes()).hexdigest(), label
 
     assert apply_migrations(fresh_db) == []
@@ -112,9 +120,14 @@ def test_the_app_role_has_exactly_the_privileges_the_pipeline_needs(migrated_db:
             {"r": role},
         ).fetchone()
     assert grants == {
-        ("events", "SELECT"), ("events", "INSERT"),
-        ("sessions", "SELECT"), ("sessions", "INSERT"), ("sessions", "UPDATE"),
-        ("stats_per_minute", "SELECT"), ("stats_per_hour", "SELECT"), ("top_pages", "SELECT"),
+        ("events", "SELECT"),
+        ("events", "INSERT"),
+        ("sessions", "SELECT"),
+        ("sessions", "INSERT"),
+        ("sessions", "UPDATE"),
+        ("stats_per_minute", "SELECT"),
+        ("stats_per_hour", "SELECT"),
+        ("top_pages", "SELECT"),
     }
     assert db_privileges == (True, True, False, True, False)
     assert sequence_privileges == (True, False, False)

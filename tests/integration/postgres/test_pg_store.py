@@ -42,10 +42,24 @@ from tests.integration.postgres.session_truth import (
 # (landing page, referrer, device all come from it). Its last two page views also share
 # a timestamp; the larger event_id is the exit page.
 TIE = [
-    make_event("s-tie", "page_view", at(0), path="/home", eid=event_id(20),
-               referrer="https://www.google.com/", utm=("google", "cpc", "winter")),
-    make_event("s-tie", "page_view", at(0), path="/product/42?ref=home", eid=event_id(10),
-               device=("mobile", "Safari", "iOS"), country="FI"),
+    make_event(
+        "s-tie",
+        "page_view",
+        at(0),
+        path="/home",
+        eid=event_id(20),
+        referrer="https://www.google.com/",
+        utm=("google", "cpc", "winter"),
+    ),
+    make_event(
+        "s-tie",
+        "page_view",
+        at(0),
+        path="/product/42?ref=home",
+        eid=event_id(10),
+        device=("mobile", "Safari", "iOS"),
+        country="FI",
+    ),
     make_event("s-tie", "click", at(3.5), path="/product/42"),
     make_event("s-tie", "add_to_cart", at(7.25), path="/product/42", price="19.99"),
     make_event("s-tie", "purchase", at(12.125), path="/checkout", price="19.99", revenue="39.98", eid=event_id(30)),
@@ -60,7 +74,10 @@ NOPV = [make_event("s-nopv", "search", at(200)), make_event("s-nopv", "click", a
 # s-ten: exactly 10 s, no page view, no purchase: engaged by the duration rule alone (>= 10).
 TEN = [make_event("s-ten", "click", at(500)), make_event("s-ten", "search", at(510))]
 # s-same: two page views of the same path (one unique page), engaged by page views.
-SAME = [make_event("s-same", "page_view", at(300), path="/a"), make_event("s-same", "page_view", at(301), path="/a?x=1")]
+SAME = [
+    make_event("s-same", "page_view", at(300), path="/a"),
+    make_event("s-same", "page_view", at(301), path="/a?x=1"),
+]
 # s-late: its earliest event arrives in the second batch and changes start, landing page,
 # attribution and duration; its short first part alone is a bounce.
 LATE_EARLY = make_event("s-late", "page_view", at(400), path="/sale", referrer="https://news.example.org/x")
@@ -83,7 +100,11 @@ def test_the_expected_values_are_what_the_sessions_were_designed_for() -> None:
     truth = expected_sessions(ALL)
     tie = truth["s-tie"]
     assert (tie["landing_page"], tie["exit_page"], tie["referrer"], tie["device_type"]) == (
-        "/product/42", "/thanks", None, "mobile")
+        "/product/42",
+        "/thanks",
+        None,
+        "mobile",
+    )
     assert (tie["revenue"], tie["duration_s"], tie["unique_pages"]) == (Decimal("44.99"), Decimal("12.5"), 4)
     assert truth["s-bounce"]["is_bounce"] and not truth["s-nopv"]["is_bounce"]
     assert truth["s-nopv"]["landing_page"] is None and truth["s-nopv"]["duration_s"] == Decimal("12.345")
@@ -94,7 +115,9 @@ def test_the_expected_values_are_what_the_sessions_were_designed_for() -> None:
     assert tuple(expected_sessions(BOUNCE)["s-bounce"]) == METRICS
 
 
-def test_sessions_are_exact_across_batches_out_of_order_with_duplicates(store: PostgresStore, migrated_db: Settings) -> None:
+def test_sessions_are_exact_across_batches_out_of_order_with_duplicates(
+    store: PostgresStore, migrated_db: Settings
+) -> None:
     rng = random.Random(5)
     first_events = [TIE[6], TIE[0], TIE[4], TIE[2], *BOUNCE, *LATE]
     rng.shuffle(first_events)
@@ -126,7 +149,13 @@ def test_sessions_are_exact_across_batches_out_of_order_with_duplicates(store: P
     assert {sid: metrics_of(r) for sid, r in stored.items()} == truth
     # a version counts the writes that merged new events: s-bounce's second batch only repeated its event
     assert {sid: r["version"] for sid, r in stored.items()} == {
-        "s-tie": 2, "s-bounce": 1, "s-late": 2, "s-nopv": 1, "s-ten": 1, "s-same": 1}
+        "s-tie": 2,
+        "s-bounce": 1,
+        "s-late": 2,
+        "s-nopv": 1,
+        "s-ten": 1,
+        "s-same": 1,
+    }
     assert rows_by_session(rows2) == {sid: document_of(r) for sid, r in stored.items()}
     events = table(migrated_db, "events", "event_id")
     assert len(events) == len(ALL) == len({e.event_id for e in ALL})

@@ -85,8 +85,11 @@ def test_summary_numbers(loaded: Settings) -> None:
     with_pv = [s for s in inside if s["page_views"] > 0]
     with_cart = [s for s in with_pv if s["add_to_carts"] > 0]
     with_purchase = [s for s in with_cart if s["purchases"] > 0]
-    assert (result.funnel.page_view, result.funnel.add_to_cart, result.funnel.purchase) == (
-        len(with_pv), len(with_cart), len(with_purchase)) == (5, 2, 1)
+    assert (
+        (result.funnel.page_view, result.funnel.add_to_cart, result.funnel.purchase)
+        == (len(with_pv), len(with_cart), len(with_purchase))
+        == (5, 2, 1)
+    )
 
     hourly = {h.bucket.hour: h for h in result.hourly}
     assert sorted(hourly) == [8, 9, 10, 11]
@@ -95,8 +98,16 @@ def test_summary_numbers(loaded: Settings) -> None:
     assert (hourly[8].sessions_started, hourly[8].active_users, hourly[8].page_views) == (0, 1, 1)
     assert hourly[8].bounce_rate is None and hourly[8].revenue == 0
     assert (hourly[9].sessions_started, hourly[9].active_users, hourly[9].page_views, hourly[9].revenue) == (
-        3, 2, 5, Decimal("50.00"))
-    assert (hourly[10].sessions_started, hourly[10].revenue, hourly[10].conversion_rate) == (2, Decimal("20.50"), Decimal("0.5"))
+        3,
+        2,
+        5,
+        Decimal("50.00"),
+    )
+    assert (hourly[10].sessions_started, hourly[10].revenue, hourly[10].conversion_rate) == (
+        2,
+        Decimal("20.50"),
+        Decimal("0.5"),
+    )
     assert (hourly[11].sessions_started, hourly[11].bounce_rate) == (1, 1)
 
 
@@ -106,8 +117,14 @@ def test_summary_is_json_serialisable_and_lists_empty_hours(loaded: Settings) ->
     assert data["hours"] == 6 and data["since"] == "2026-11-30T08:00:00Z"
     assert [h["bucket"] for h in data["hourly"]][-2:] == ["2026-11-30T12:00:00Z", "2026-11-30T13:00:00Z"]
     assert data["hourly"][-1] == {
-        "bucket": "2026-11-30T13:00:00Z", "sessions_started": 0, "active_users": 0, "page_views": 0,
-        "bounce_rate": None, "engagement_rate": None, "conversion_rate": None, "revenue": 0.0,
+        "bucket": "2026-11-30T13:00:00Z",
+        "sessions_started": 0,
+        "active_users": 0,
+        "page_views": 0,
+        "bounce_rate": None,
+        "engagement_rate": None,
+        "conversion_rate": None,
+        "revenue": 0.0,
     }
     assert data["kpis"]["revenue"] == 70.5 and data["funnel"] == {"page_view": 5, "add_to_cart": 2, "purchase": 1}
 
@@ -121,12 +138,17 @@ def test_summary_of_an_empty_window(migrated_db: Settings) -> None:
 
 SPLIT_DATASET: list[Event] = [
     make_event(f"s-{n}", "page_view", at(60 * n), user_id=f"u-{n % 5}", device=device, country=country)
-    for n, (device, country) in enumerate([
-        (("mobile", "Safari", "iOS"), "FR"), (("desktop", "Chrome", "Windows"), "DE"),
-        (("mobile", "Chrome", "Android"), "FR"), (("tablet", "Safari", "iPadOS"), "US"),
-        (("desktop", "Firefox", "Linux"), "DE"), (("mobile", "Safari", "iOS"), "FR"),
-        (("desktop", "Chrome", "macOS"), "<script>"),
-    ])
+    for n, (device, country) in enumerate(
+        [
+            (("mobile", "Safari", "iOS"), "FR"),
+            (("desktop", "Chrome", "Windows"), "DE"),
+            (("mobile", "Chrome", "Android"), "FR"),
+            (("tablet", "Safari", "iPadOS"), "US"),
+            (("desktop", "Firefox", "Linux"), "DE"),
+            (("mobile", "Safari", "iOS"), "FR"),
+            (("desktop", "Chrome", "macOS"), "<script>"),
+        ]
+    )
 ] + [make_event("s-before", "page_view", at(-7200), device=("tablet", "Edge", "Windows"), country="JP")]
 
 

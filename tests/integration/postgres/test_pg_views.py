@@ -41,11 +41,19 @@ DATASET: list[Event] = [
 
 def expected_stats(events: list[Event], width: dt.timedelta) -> dict[dt.datetime, dict[str, Any]]:
     def bucket(t: dt.datetime) -> dt.datetime:
-        return t - ((t - dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)) % width)
+        return t - ((t - dt.datetime(2000, 1, 1, tzinfo=dt.UTC)) % width)
 
-    out: dict[dt.datetime, dict[str, Any]] = defaultdict(lambda: {
-        "sessions_started": 0, "users": set(), "page_views": 0, "bounces": 0, "engaged": 0, "converted": 0,
-        "revenue": Decimal(0)})
+    out: dict[dt.datetime, dict[str, Any]] = defaultdict(
+        lambda: {
+            "sessions_started": 0,
+            "users": set(),
+            "page_views": 0,
+            "bounces": 0,
+            "engaged": 0,
+            "converted": 0,
+            "revenue": Decimal(0),
+        }
+    )
     for s in expected_sessions(events).values():
         b = out[bucket(s["started_at"])]
         b["sessions_started"] += 1
@@ -94,8 +102,9 @@ def loaded(store: PostgresStore, migrated_db: Settings) -> Settings:
     return migrated_db
 
 
-@pytest.mark.parametrize(("view", "width"), [("stats_per_minute", dt.timedelta(minutes=1)),
-                                            ("stats_per_hour", dt.timedelta(hours=1))])
+@pytest.mark.parametrize(
+    ("view", "width"), [("stats_per_minute", dt.timedelta(minutes=1)), ("stats_per_hour", dt.timedelta(hours=1))]
+)
 def test_time_bucket_views(loaded: Settings, view: str, width: dt.timedelta) -> None:
     rows = read_view(loaded, f"SELECT * FROM {view} ORDER BY bucket")  # noqa: S608 - fixed names
     expected = expected_stats(DATASET, width)
@@ -116,7 +125,12 @@ def test_the_hour_view_in_numbers(loaded: Settings) -> None:
     assert (nine["sessions_started"], nine["active_users"], nine["page_views"], nine["revenue"]) == (3, 2, 5, 50)
     assert close(nine["bounce_rate"], Decimal(1) / 3) and close(nine["conversion_rate"], Decimal(1) / 3)
     assert close(nine["engagement_rate"], Decimal(2) / 3)
-    assert (ten["sessions_started"], ten["active_users"], ten["page_views"], ten["revenue"]) == (1, 1, 1, Decimal("20.50"))
+    assert (ten["sessions_started"], ten["active_users"], ten["page_views"], ten["revenue"]) == (
+        1,
+        1,
+        1,
+        Decimal("20.50"),
+    )
     assert ten["bounce_rate"] == 0 and ten["conversion_rate"] == 1
     assert (eleven["sessions_started"], eleven["active_users"], eleven["page_views"], eleven["revenue"]) == (0, 1, 1, 0)
     assert eleven["bounce_rate"] is None and eleven["engagement_rate"] is None and eleven["conversion_rate"] is None
@@ -146,7 +160,9 @@ def test_top_pages(loaded: Settings) -> None:
 
 def test_a_filter_on_the_bucket_reaches_the_tables(loaded: Settings) -> None:
     """The bucket function is inlined, so a bucket filter is applied before aggregating."""
-    plan = "\n".join(r["QUERY PLAN"] for r in read_view(
-        loaded, "EXPLAIN SELECT * FROM stats_per_hour WHERE bucket >= '2026-11-30 10:00+00'"))
+    plan = "\n".join(
+        r["QUERY PLAN"]
+        for r in read_view(loaded, "EXPLAIN SELECT * FROM stats_per_hour WHERE bucket >= '2026-11-30 10:00+00'")
+    )
     assert "Function Scan" not in plan
     assert "date_bin" in plan or "time_bucket" in plan

@@ -43,8 +43,9 @@ class Sinks:
     def documents(self, alias: str) -> dict[str, dict[str, Any]]:
         """Every document under ``alias``: id -> {"_source", "_version", "_seq_no"}."""
         self.admin.indices.refresh(index=alias)
-        hits = self.admin.search(index=alias, body={"query": {"match_all": {}}, "size": 10_000, "version": True,
-                                                     "seq_no_primary_term": True})["hits"]["hits"]
+        hits = self.admin.search(
+            index=alias, body={"query": {"match_all": {}}, "size": 10_000, "version": True, "seq_no_primary_term": True}
+        )["hits"]["hits"]
         return {h["_id"]: {"_source": h["_source"], "_version": h["_version"], "_seq_no": h["_seq_no"]} for h in hits}
 
     def stricter_opensearch(self, properties: dict[str, Any]) -> None:
@@ -65,8 +66,11 @@ def sinks(settings: Settings, opensearch_admin: OpenSearch) -> Iterator[Sinks]:
         apply_migrations(db)
         try:
             ensure_templates(settings, names.prefix, now=T0)
-            with settings_for_prefix(db, names) as scoped, PostgresStore(scoped) as postgres, \
-                    OpenSearchIndex(scoped, index_prefix=names.prefix) as opensearch:
+            with (
+                settings_for_prefix(db, names) as scoped,
+                PostgresStore(scoped) as postgres,
+                OpenSearchIndex(scoped, index_prefix=names.prefix) as opensearch,
+            ):
                 yield Sinks(db, names, opensearch_admin, postgres, opensearch, BatchWriter(postgres, opensearch))
         finally:
             delete_all(opensearch_admin, names)

@@ -60,8 +60,11 @@ def store(sinks: Sinks, batch: list[Envelope]) -> list[Any]:
 
 
 def test_a_clean_batch_lands_in_both_stores(sinks: Sinks) -> None:
-    events = [make_event("s-1", "page_view", at(0)), make_event("s-1", "purchase", at(5), revenue="12.30"),
-              make_event("s-2", "search", at(9))]
+    events = [
+        make_event("s-1", "page_view", at(0)),
+        make_event("s-1", "purchase", at(5), revenue="12.30"),
+        make_event("s-2", "search", at(9)),
+    ]
     assert store(sinks, envelopes(events)) == []
     assert_stores_agree(sinks, events)
 
@@ -69,7 +72,10 @@ def test_a_clean_batch_lands_in_both_stores(sinks: Sinks) -> None:
 def test_events_postgresql_refuses_are_isolated_with_its_reason_and_the_rest_is_stored(sinks: Sinks) -> None:
     sinks.admin_sql("ALTER TABLE events ADD CONSTRAINT no_banned_user CHECK (user_id NOT LIKE 'banned%%')")
     good = [make_event(f"s-{i}", "page_view", at(i)) for i in range(40)]
-    bad = [make_event("s-b", "click", at(3), user_id="banned-1"), make_event("s-c", "search", at(7), user_id="banned-2")]
+    bad = [
+        make_event("s-b", "click", at(3), user_id="banned-1"),
+        make_event("s-c", "search", at(7), user_id="banned-2"),
+    ]
     batch = envelopes([*good[:17], bad[0], *good[17:30], bad[1], *good[30:]])
     refused = store(sinks, batch)
     assert sorted(r.envelope.event.event_id for r in refused) == sorted(e.event_id for e in bad)
@@ -135,8 +141,7 @@ def test_the_first_stored_copy_wins_everywhere_and_a_different_copy_is_refused(s
     assert_stores_agree(sinks, [first, a])
 
 
-def test_a_copy_written_to_opensearch_by_a_transaction_that_never_committed_is_overwritten_once(
-        sinks: Sinks) -> None:
+def test_a_copy_written_to_opensearch_by_a_transaction_that_never_committed_is_overwritten_once(sinks: Sinks) -> None:
     """Two processes, two copies of one event on different partitions, the first dies half-way.
 
     Writer A inserts copy X, indexes it, and is killed before its commit (its connection
@@ -185,8 +190,9 @@ def test_a_copy_written_to_opensearch_by_a_transaction_that_never_committed_is_o
 
     # A's write reaching OpenSearch only now (it was in flight when A died) is refused as older.
     index = sinks.names.events_index(x.occurred_at)
-    answer = sinks.admin.index(index=index, id=x.event_id, body=late[0], version=version_a, version_type="external",
-                               params={"ignore": 409})
+    answer = sinks.admin.index(
+        index=index, id=x.event_id, body=late[0], version=version_a, version_type="external", params={"ignore": 409}
+    )
     assert answer.get("status") == 409 or answer.get("error", {}).get("type") == "version_conflict_engine_exception"
     assert indexed(sinks)[x.event_id]["_source"]["page_path"] == "/y"
 

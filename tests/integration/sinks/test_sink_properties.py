@@ -25,7 +25,7 @@ from pipeline.sinks.batch import Envelope
 from tests.integration.sinks.conftest import Sinks
 from tests.support.event_strategies import MONEY_TEXTS, base_message, corrupted, events, wire_forms
 
-NOW = dt.datetime.now(dt.timezone.utc)
+NOW = dt.datetime.now(dt.UTC)
 _ids = itertools.count(1)
 
 
@@ -50,17 +50,20 @@ def messages(draw: st.DrawFn) -> bytes:
 def rows_and_documents(sinks: Sinks, ids: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     rows = {str(r["event_id"]): r for r in sinks.rows("SELECT * FROM events WHERE event_id = ANY(%s::uuid[])", ids)}
     sinks.admin.indices.refresh(index=sinks.names.events_alias)
-    hits = sinks.admin.search(index=sinks.names.events_alias,
-                              body={"query": {"ids": {"values": ids}}, "size": len(ids) + 5})["hits"]["hits"]
+    hits = sinks.admin.search(
+        index=sinks.names.events_alias, body={"query": {"ids": {"values": ids}}, "size": len(ids) + 5}
+    )["hits"]["hits"]
     return rows, {h["_id"]: h["_source"] for h in hits}
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(batch=st.lists(messages(), min_size=1, max_size=6))
 @example(batch=[base_message(NOW).replace(b'"revenue":99.80', b'"revenue":' + text) for text in MONEY_TEXTS])
 def test_what_the_decoder_accepts_both_sinks_store_alike_and_nothing_else_happens(
-        sinks: Sinks, batch: list[bytes]) -> None:
+    sinks: Sinks, batch: list[bytes]
+) -> None:
     decoder = EventDecoder()
     accepted: list[Event] = []
     for raw in batch:

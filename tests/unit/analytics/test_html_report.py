@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pipeline.analytics.html_report import CHART_IDS, render_html, script_json
 from pipeline.analytics.summary import SPLITS, Funnel, HourStats, Kpis, PageCount, Share, Summary
 
-T0 = dt.datetime(2026, 11, 30, 8, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 30, 8, tzinfo=dt.UTC)
 
 
 class Page(HTMLParser):
@@ -45,15 +45,36 @@ class Page(HTMLParser):
 
 def make_summary(paths: list[str], splits: dict[str, list[str]], hours: int = 3) -> Summary:
     return Summary(
-        hours=hours, since=T0, until=T0 + dt.timedelta(hours=hours - 1, minutes=5),
-        kpis=Kpis(sessions=12, users=7, avg_duration_s=Decimal("31.5"), median_duration_s=Decimal("12"),
-                  bounce_rate=Decimal("0.25"), engagement_rate=Decimal("0.5"), conversion_rate=None,
-                  revenue=Decimal("1234.50"), pages_per_session=Decimal("2.5")),
+        hours=hours,
+        since=T0,
+        until=T0 + dt.timedelta(hours=hours - 1, minutes=5),
+        kpis=Kpis(
+            sessions=12,
+            users=7,
+            avg_duration_s=Decimal("31.5"),
+            median_duration_s=Decimal("12"),
+            bounce_rate=Decimal("0.25"),
+            engagement_rate=Decimal("0.5"),
+            conversion_rate=None,
+            revenue=Decimal("1234.50"),
+            pages_per_session=Decimal("2.5"),
+        ),
         funnel=Funnel(page_view=10, add_to_cart=4, purchase=1),
         top_landing_pages=[PageCount(p, 10 - n) for n, p in enumerate(paths)],
         top_exit_pages=[PageCount(p, 5) for p in paths[:3]],
-        hourly=[HourStats(T0 + dt.timedelta(hours=h), h, h, 3 * h, None if h == 0 else Decimal("0.5"),
-                          Decimal("0.25"), Decimal(0), Decimal("9.99")) for h in range(hours)],
+        hourly=[
+            HourStats(
+                T0 + dt.timedelta(hours=h),
+                h,
+                h,
+                3 * h,
+                None if h == 0 else Decimal("0.5"),
+                Decimal("0.25"),
+                Decimal(0),
+                Decimal("9.99"),
+            )
+            for h in range(hours)
+        ],
         splits={c: [Share(v, 3) for v in values] for c, values in splits.items()},
     )
 
@@ -66,12 +87,15 @@ def parse(page: str) -> tuple[Page, dict[str, dict[str, object]]]:
 
 
 texts = st.text(min_size=1, max_size=40) | st.sampled_from(
-    ["</script>", "</SCRIPT ><b>", "<!--", "<script>alert(1)</script>", "a&amp;b", "\u2028"])
+    ["</script>", "</SCRIPT ><b>", "<!--", "<script>alert(1)</script>", "a&amp;b", "\u2028"]
+)
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(texts, min_size=1, max_size=10, unique=True),
-       st.fixed_dictionaries({c: st.lists(texts, max_size=5, unique=True) for c in SPLITS}))
+@given(
+    st.lists(texts, min_size=1, max_size=10, unique=True),
+    st.fixed_dictionaries({c: st.lists(texts, max_size=5, unique=True) for c in SPLITS}),
+)
 def test_values_from_the_data_never_leave_their_json(paths: list[str], splits: dict[str, list[str]]) -> None:
     page = render_html(make_summary(paths, splits), generated_at=T0, bundle="/* plotly */")
     parsed, figures = parse(page)
@@ -96,13 +120,25 @@ def test_the_charts_carry_the_summary_numbers() -> None:
 
 def test_kpis_and_window_head_the_page() -> None:
     page = render_html(make_summary(["/"], {c: [] for c in SPLITS}), generated_at=T0, bundle="")
-    for text in ("12", "1,234.50", "25.0%", "50.0%", "2.50", "Sessions started 2026-11-30 08:00 – 2026-11-30 10:05 UTC"):
+    for text in (
+        "12",
+        "1,234.50",
+        "25.0%",
+        "50.0%",
+        "2.50",
+        "Sessions started 2026-11-30 08:00 – 2026-11-30 10:05 UTC",
+    ):
         assert text in page
     assert page.index("Sessions started") < page.index('id="figures"')
 
 
-@given(st.recursive(st.text() | st.integers() | st.none(), lambda x: st.lists(x, max_size=3)
-                    | st.dictionaries(st.text(max_size=5), x, max_size=3), max_leaves=10))
+@given(
+    st.recursive(
+        st.text() | st.integers() | st.none(),
+        lambda x: st.lists(x, max_size=3) | st.dictionaries(st.text(max_size=5), x, max_size=3),
+        max_leaves=10,
+    )
+)
 def test_script_json_round_trips_and_cannot_end_a_script(value: object) -> None:
     text = script_json(value)
     assert "<" not in text and ">" not in text and "\u2028" not in text

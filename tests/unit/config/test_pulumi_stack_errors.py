@@ -1,4 +1,7 @@
-"""The Pulumi CLI's failures become one bounded line that says what to do (pure part; the real CLI is in tests/infra)."""
+"""The Pulumi CLI's failures become one bounded line that says what to do.
+
+The pure part; the real CLI is exercised in tests/infra.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,10 @@ from hypothesis import strategies as st
 
 from pipeline.config.pulumi_stack import MAX_DETAIL, bounded, cli_error
 
-words = st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs", "Zs", "Zl", "Zp", "Cc")), min_size=1,
-                         max_size=30), max_size=40)
+words = st.lists(
+    st.text(alphabet=st.characters(blacklist_categories=("Cs", "Zs", "Zl", "Zp", "Cc")), min_size=1, max_size=30),
+    max_size=40,
+)
 
 
 @given(words, st.integers(min_value=10, max_value=300))

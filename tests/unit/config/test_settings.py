@@ -18,7 +18,9 @@ SECRET_VALUE = "s3cr3t-value-that-must-not-leak"
 def _outputs() -> dict[str, str]:
     values = {o.value: f"value-of-{o.value}" for o in Output}
     values[Output.KAFKA_BOOTSTRAP.value] = "kafka.example.com:12345"
-    values[Output.POSTGRES_APP_URI.value] = f"postgres://app:{SECRET_VALUE}@pg.example.com:5432/clickstream?sslmode=require"
+    values[Output.POSTGRES_APP_URI.value] = (
+        f"postgres://app:{SECRET_VALUE}@pg.example.com:5432/clickstream?sslmode=require"
+    )
     values[Output.POSTGRES_ADMIN_URI.value] = f"postgres://avnadmin:{SECRET_VALUE}@pg.example.com:5432/clickstream"
     values[Output.OPENSEARCH_URI.value] = f"https://pipeline:{SECRET_VALUE}@os.example.com:443"
     values[Output.KAFKA_PRODUCER_KEY.value] = SECRET_VALUE
@@ -101,6 +103,12 @@ def test_secrets_do_not_print_themselves() -> None:
 
 
 def test_contract_marks_keys_and_credential_uris_secret() -> None:
-    assert {Output.KAFKA_PRODUCER_KEY, Output.KAFKA_CONSUMER_KEY, Output.KAFKA_ADMIN_KEY,
-            Output.POSTGRES_APP_URI, Output.POSTGRES_ADMIN_URI, Output.OPENSEARCH_URI} <= SECRET_OUTPUTS
+    assert {
+        Output.KAFKA_PRODUCER_KEY,
+        Output.KAFKA_CONSUMER_KEY,
+        Output.KAFKA_ADMIN_KEY,
+        Output.POSTGRES_APP_URI,
+        Output.POSTGRES_ADMIN_URI,
+        Output.OPENSEARCH_URI,
+    } <= SECRET_OUTPUTS
     assert Output.KAFKA_BOOTSTRAP not in SECRET_OUTPUTS

@@ -45,12 +45,17 @@ def fake(certs: dict[str, object]) -> Iterator[FakeDashboards]:
 
 def settings_for(port: int, ca: str, *, with_credentials: bool = True, admin_uri: str = "") -> OpenSearchSettings:
     auth = f"{USER}:{QUOTED}@" if with_credentials else ""
-    return OpenSearchSettings(uri=Secret("https://pipeline:x@127.0.0.1:9200"), admin_uri=Secret(admin_uri),
-                              dashboards_uri=Secret(f"https://{auth}localhost:{port}"), ca_pem=ca)
+    return OpenSearchSettings(
+        uri=Secret("https://pipeline:x@127.0.0.1:9200"),
+        admin_uri=Secret(admin_uri),
+        dashboards_uri=Secret(f"https://{auth}localhost:{port}"),
+        ca_pem=ca,
+    )
 
 
 def test_the_import_is_the_documented_request_and_repeating_it_changes_nothing(
-        fake: FakeDashboards, certs: dict[str, object]) -> None:
+    fake: FakeDashboards, certs: dict[str, object]
+) -> None:
     objects = build("clickstream")
     settings = settings_for(fake.port, str(certs["ca"]))
     first = import_saved_objects(settings, objects)
@@ -71,15 +76,21 @@ def test_the_import_is_the_documented_request_and_repeating_it_changes_nothing(
 
 
 def test_credentials_come_from_the_admin_uri_when_the_dashboards_uri_has_none(
-        fake: FakeDashboards, certs: dict[str, object]) -> None:
-    settings = settings_for(fake.port, str(certs["ca"]), with_credentials=False,
-                            admin_uri=f"https://{USER}:{QUOTED}@search.example:443")
+    fake: FakeDashboards, certs: dict[str, object]
+) -> None:
+    settings = settings_for(
+        fake.port, str(certs["ca"]), with_credentials=False, admin_uri=f"https://{USER}:{QUOTED}@search.example:443"
+    )
     assert import_saved_objects(settings, build("clickstream")).imported == 15
 
 
 def test_objects_dashboards_refuses_are_one_line_naming_them(fake: FakeDashboards, certs: dict[str, object]) -> None:
-    dangling = SavedObject("visualization", "v1", {"title": "v"},
-                           (Reference("kibanaSavedObjectMeta.searchSourceJSON.index", "index-pattern", "gone"),))
+    dangling = SavedObject(
+        "visualization",
+        "v1",
+        {"title": "v"},
+        (Reference("kibanaSavedObjectMeta.searchSourceJSON.index", "index-pattern", "gone"),),
+    )
     with pytest.raises(ServiceError) as err:
         import_saved_objects(settings_for(fake.port, str(certs["ca"])), [dangling])
     message = str(err.value)
@@ -93,19 +104,21 @@ def test_a_refused_request_is_one_line_without_the_password(fake: FakeDashboards
         import_saved_objects(settings_for(fake.port, str(certs["ca"])), build("clickstream"))
     assert "refused the credentials (HTTP 401)" in str(err.value)
     fake.password = PASSWORD
-    fake.scripted.append((400, {"statusCode": 400, "error": "Bad Request",
-                                "message": "Request must contain a osd-xsrf header."}))
+    fake.scripted.append(
+        (400, {"statusCode": 400, "error": "Bad Request", "message": "Request must contain a osd-xsrf header."})
+    )
     with pytest.raises(ServiceError) as err:
         import_saved_objects(settings_for(fake.port, str(certs["ca"])), build("clickstream"))
-    assert str(err.value) == (f"OpenSearch Dashboards localhost:{fake.port} refused the import: HTTP 400 "
-                              "Bad Request: Request must contain a osd-xsrf header.")
+    assert str(err.value) == (
+        f"OpenSearch Dashboards localhost:{fake.port} refused the import: HTTP 400 "
+        "Bad Request: Request must contain a osd-xsrf header."
+    )
     assert PASSWORD not in str(err.value) and QUOTED not in str(err.value)
 
 
 def test_a_restarting_dashboards_is_waited_for(fake: FakeDashboards, certs: dict[str, object]) -> None:
     fake.scripted.append((503, {"statusCode": 503, "error": "Service Unavailable", "message": "not ready"}))
-    result = import_saved_objects(settings_for(fake.port, str(certs["ca"])), build("clickstream"),
-                                  first_backoff_s=0.01)
+    result = import_saved_objects(settings_for(fake.port, str(certs["ca"])), build("clickstream"), first_backoff_s=0.01)
     assert result.imported == 15 and len(fake.requests) == 2
 
 
@@ -125,23 +138,45 @@ def test_a_plain_http_or_empty_uri_is_a_configuration_error_that_does_not_quote_
 
 
 def test_the_cli_prints_one_line_and_exits_3_when_dashboards_refuses(
-        fake: FakeDashboards, certs: dict[str, object], tmp_path: Path) -> None:
+    fake: FakeDashboards, certs: dict[str, object], tmp_path: Path
+) -> None:
     outputs = {o.value: "x" for o in Output}
-    outputs.update({
-        Output.KAFKA_BOOTSTRAP.value: "127.0.0.1:1", Output.OPENSEARCH_CA_CERT.value: str(certs["ca"]),
-        Output.OPENSEARCH_DASHBOARDS_URI.value: f"https://{USER}:{QUOTED}@localhost:{fake.port}",
-    })
+    outputs.update(
+        {
+            Output.KAFKA_BOOTSTRAP.value: "127.0.0.1:1",
+            Output.OPENSEARCH_CA_CERT.value: str(certs["ca"]),
+            Output.OPENSEARCH_DASHBOARDS_URI.value: f"https://{USER}:{QUOTED}@localhost:{fake.port}",
+        }
+    )
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps(outputs))
-    fake.scripted.append((413, {"statusCode": 413, "error": "Request Entity Too Large",
-                                "message": "Payload content length greater than maximum allowed: 26214400"}))
-    result = subprocess.run([sys.executable, "-m", "pipeline", "--outputs", str(path), "dashboards"],
-                            capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    fake.scripted.append(
+        (
+            413,
+            {
+                "statusCode": 413,
+                "error": "Request Entity Too Large",
+                "message": "Payload content length greater than maximum allowed: 26214400",
+            },
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--outputs", str(path), "dashboards"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     assert result.returncode == 3, result.stderr
     assert result.stderr.strip().splitlines() == [
         f"pipeline: error: OpenSearch Dashboards localhost:{fake.port} refused the import: HTTP 413 "
-        "Request Entity Too Large: Payload content length greater than maximum allowed: 26214400"]
-    ok = subprocess.run([sys.executable, "-m", "pipeline", "--outputs", str(path), "dashboards"],
-                        capture_output=True, text=True, timeout=120)
+        "Request Entity Too Large: Payload content length greater than maximum allowed: 26214400"
+    ]
+    ok = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--outputs", str(path), "dashboards"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ok.returncode == 0 and f"localhost:{fake.port}: 15 saved objects imported" in ok.stdout
     assert QUOTED not in ok.stdout + ok.stderr + result.stderr

@@ -12,14 +12,18 @@ from pipeline.dashboards.ndjson import Reference, SavedObject, SavedObjectsFileE
 
 names = st.text(min_size=1, max_size=20)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=30),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=20,
 )
 saved_objects = st.builds(
     SavedObject,
-    type=names, id=names,
+    type=names,
+    id=names,
     attributes=st.dictionaries(st.text(max_size=10), json_values, max_size=5),
     references=st.lists(st.builds(Reference, names, names, names), max_size=3).map(tuple),
 )
@@ -51,13 +55,16 @@ def test_any_bytes_parse_or_are_refused(data: bytes) -> None:
         pass
 
 
-@pytest.mark.parametrize(("line", "why"), [
-    ('{"type":"visualization","attributes":{}}', "'id' must be a non-empty string"),
-    ('{"type":"visualization","id":"v","attributes":[]}', "'attributes' must be an object"),
-    ('{"type":"dashboard","id":"d","attributes":{},"references":[{"name":"p","type":"x"}]}', "every reference"),
-    ("[1, 2]", "must be a JSON object"),
-    ("{not json", "not JSON"),
-])
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ('{"type":"visualization","attributes":{}}', "'id' must be a non-empty string"),
+        ('{"type":"visualization","id":"v","attributes":[]}', "'attributes' must be an object"),
+        ('{"type":"dashboard","id":"d","attributes":{},"references":[{"name":"p","type":"x"}]}', "every reference"),
+        ("[1, 2]", "must be a JSON object"),
+        ("{not json", "not JSON"),
+    ],
+)
 def test_malformed_lines_name_the_line_and_the_problem(line: str, why: str) -> None:
     good = json.dumps({"type": "index-pattern", "id": "p", "attributes": {"title": "x"}})
     with pytest.raises(SavedObjectsFileError, match="line 3") as err:

@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.events import Event, FaultConfig, Message, SimulationConfig, backfill
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 END = dt.datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 """A fixed end time: tests never read the clock."""
 
@@ -68,7 +68,5 @@ def day_stream() -> list[Message]:
 @pytest.fixture(scope="session")
 def faulty_stream() -> list[Message]:
     """A 6-hour backfill with every fault switched on at visible rates."""
-    faults = FaultConfig(
-        duplicate_rate=0.05, late_rate=0.05, malformed_rate=0.05, max_lateness=dt.timedelta(minutes=5)
-    )
+    faults = FaultConfig(duplicate_rate=0.05, late_rate=0.05, malformed_rate=0.05, max_lateness=dt.timedelta(minutes=5))
     return list(backfill(SimulationConfig(seed=11, rate=3.0), END, window=dt.timedelta(hours=6), faults=faults))

@@ -12,7 +12,7 @@ import pytest
 from pipeline.events import FIELDS, Event, EventDecoder, Message, encode_event, event_key, format_timestamp
 from pipeline.events.sitemap import ODD_QUERIES
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 ODD_STRINGS = (
     "it's",
@@ -55,7 +55,9 @@ def test_timestamps_are_converted_to_utc_and_naive_ones_refused() -> None:
         format_timestamp(dt.datetime(2026, 11, 30, 9, 41, 7))
 
 
-def test_money_keeps_its_exact_digits_on_the_wire_and_back(make_event: Callable[..., Event], end_time: dt.datetime) -> None:
+def test_money_keeps_its_exact_digits_on_the_wire_and_back(
+    make_event: Callable[..., Event], end_time: dt.datetime
+) -> None:
     event = make_event(
         event_type="purchase",
         search_query=None,
@@ -74,7 +76,9 @@ def test_money_keeps_its_exact_digits_on_the_wire_and_back(make_event: Callable[
 
 @pytest.mark.parametrize("text", ODD_STRINGS + ODD_QUERIES)
 @pytest.mark.parametrize("field", ["search_query", "user_id", "session_id", "utm_campaign", "browser", "os"])
-def test_odd_strings_round_trip_exactly(field: str, text: str, make_event: Callable[..., Event], end_time: dt.datetime) -> None:
+def test_odd_strings_round_trip_exactly(
+    field: str, text: str, make_event: Callable[..., Event], end_time: dt.datetime
+) -> None:
     event = make_event(**{field: text})
     raw = encode_event(event)
     back = EventDecoder().decode(raw, end_time)

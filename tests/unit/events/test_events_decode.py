@@ -56,8 +56,12 @@ def test_every_malformed_kind_and_variant_is_rejected_as_expected(
         make_event(),
         make_event(event_type="page_view", search_query=None),
         make_event(
-            event_type="purchase", search_query=None, product_id="p-10001", price=Decimal("49.99"),
-            order_id="o-1", revenue=Decimal("99.98"),
+            event_type="purchase",
+            search_query=None,
+            product_id="p-10001",
+            price=Decimal("49.99"),
+            order_id="o-1",
+            revenue=Decimal("99.98"),
         ),  # fmt: skip
     ]
     rng = random.Random(kind)
@@ -147,9 +151,7 @@ def test_message_level_errors(raw: bytes, expected: tuple[str | None, str], end_
         ("search_query", b'"a\\u0000b"', "bad_character"),
     ],
 )
-def test_field_errors(
-    field: str, json_value: bytes, reason: str, make_event: MakeEvent, end_time: dt.datetime
-) -> None:
+def test_field_errors(field: str, json_value: bytes, reason: str, make_event: MakeEvent, end_time: dt.datetime) -> None:
     raw = with_field(encode_event(make_event()), field, json_value)
     assert raw != encode_event(make_event())
     assert rejection(raw, end_time) == (field, reason)
@@ -194,7 +196,11 @@ def test_type_specific_fields(
 def priced(make_event: MakeEvent, price: str, revenue: str = "10.00") -> bytes:
     raw = encode_event(
         make_event(
-            event_type="purchase", search_query=None, product_id="p-1", price=Decimal("1"), order_id="o-1",
+            event_type="purchase",
+            search_query=None,
+            product_id="p-1",
+            price=Decimal("1"),
+            order_id="o-1",
             revenue=Decimal("1"),
         )  # fmt: skip
     )
@@ -282,7 +288,7 @@ def test_now_must_be_aware(make_event: MakeEvent) -> None:
 def test_decoded_timestamp_is_aware_utc_with_milliseconds(make_event: MakeEvent, end_time: dt.datetime) -> None:
     event = EventDecoder().decode(encode_event(make_event()), end_time)
     assert event.occurred_at.utcoffset() == dt.timedelta(0)
-    assert event.occurred_at == dt.datetime(2026, 11, 30, 9, 41, 7, 123000, tzinfo=dt.timezone.utc)
+    assert event.occurred_at == dt.datetime(2026, 11, 30, 9, 41, 7, 123000, tzinfo=dt.UTC)
 
 
 # --- leniency where JSON allows it ----------------------------------------------------------
@@ -450,8 +456,15 @@ def test_strings_that_look_like_keys_are_not_counted(make_event: MakeEvent, end_
 
 @pytest.mark.parametrize(
     ("written", "stored"),
-    [("49.9", "49.90"), ("1e2", "100.00"), ("12.5E1", "125.00"), ("1E+6", "1000000.00"), ("0.010", "0.01"),
-     ("49.900000", "49.90"), ("1000000.00", "1000000.00")],
+    [
+        ("49.9", "49.90"),
+        ("1e2", "100.00"),
+        ("12.5E1", "125.00"),
+        ("1E+6", "1000000.00"),
+        ("0.010", "0.01"),
+        ("49.900000", "49.90"),
+        ("1000000.00", "1000000.00"),
+    ],
 )
 def test_money_is_normalised_to_exactly_two_decimals(
     written: str, stored: str, make_event: MakeEvent, end_time: dt.datetime
@@ -497,7 +510,8 @@ def test_lone_surrogates_are_refused(text: bytes, make_event: MakeEvent, end_tim
 
 @pytest.mark.parametrize("query", ['say "hi"', 'a \\ b "c"', '"', 'x": "y'])
 def test_escaped_quotes_in_values_neither_hide_nor_fake_a_repeated_key(
-        query: str, make_event: MakeEvent, end_time: dt.datetime) -> None:
+    query: str, make_event: MakeEvent, end_time: dt.datetime
+) -> None:
     raw = encode_event(make_event(search_query=query))
     assert EventDecoder().decode(raw, end_time).search_query == query
     assert rejection(raw[:-1] + b',"browser":"Safari"}', end_time) == ("browser", "duplicate_field")

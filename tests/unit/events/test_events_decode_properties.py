@@ -22,8 +22,10 @@ from pipeline.events import Event, EventDecoder, InvalidEvent, encode_event
 from pipeline.events.contract import format_timestamp
 from tests.support.event_strategies import corrupted, events, wire_forms
 
-NOW = dt.datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=dt.UTC)
 DECODER = EventDecoder()
+
+
 def _pairs_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     keys = [k for k, _ in pairs]
     assert len(keys) == len(set(keys)), f"decoded despite a duplicate key: {keys}"

@@ -20,7 +20,7 @@ from pipeline.events import (
     backfill,
 )
 
-END = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.timezone.utc)
+END = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 FAULTY_CONFIG = SimulationConfig(seed=11, rate=3.0)
 SIX_HOURS = dt.timedelta(hours=6)
 

@@ -25,7 +25,7 @@ from pipeline.events import (
     to_ms,
 )
 
-END = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.timezone.utc)
+END = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 TWO_HOURS = dt.timedelta(hours=2)
 
 
@@ -100,7 +100,7 @@ def test_events_are_in_time_order_within_the_window(day_events: list[Event]) -> 
 
 def test_event_ids_are_unique_and_keys_are_user_ids(day_stream: list[Message], day_events: list[Event]) -> None:
     assert len({e.event_id for e in day_events}) == len(day_events)
-    assert all(m.key == e.user_id.encode() for m, e in zip(day_stream, day_events))
+    assert all(m.key == e.user_id.encode() for m, e in zip(day_stream, day_events, strict=True))
 
 
 def test_volume_follows_the_rate(day_events: list[Event]) -> None:
@@ -229,7 +229,7 @@ def test_bounce_rate_follows_the_config(day_events: list[Event]) -> None:
 def test_dwell_times_are_human(day_events: list[Event]) -> None:
     gaps = []
     for s in _sessions(day_events).values():
-        gaps += [(b.occurred_at - a.occurred_at).total_seconds() for a, b in zip(s, s[1:])]
+        gaps += [(b.occurred_at - a.occurred_at).total_seconds() for a, b in zip(s, s[1:], strict=False)]
     gaps.sort()
     median = gaps[len(gaps) // 2]
     assert 1 <= median <= 60

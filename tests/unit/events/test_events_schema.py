@@ -23,9 +23,7 @@ def shipped() -> dict[str, Any]:
 
 
 def test_shipped_file_is_a_fresh_derivation() -> None:
-    assert SCHEMA_PATH.read_text(encoding="utf-8") == render_schema(), (
-        "run: python -m pipeline.events.schema --write"
-    )
+    assert SCHEMA_PATH.read_text(encoding="utf-8") == render_schema(), "run: python -m pipeline.events.schema --write"
     assert main(["--check"]) == 0
 
 
@@ -148,11 +146,15 @@ def test_decoder_and_schema_agree_on_malformed_messages(
 @pytest.mark.parametrize(
     "overrides",
     [
-        dict(search_query="naïve 👟 \"quoted\" \\ back"),
+        dict(search_query='naïve 👟 "quoted" \\ back'),
         dict(referrer="android-app://com.google.android.gm/", utm_source=None, utm_medium=None, utm_campaign=None),
         dict(referrer=None),
         dict(
-            event_type="purchase", search_query=None, product_id="p-1", price=Decimal("1000000"), order_id="o-9",
+            event_type="purchase",
+            search_query=None,
+            product_id="p-1",
+            price=Decimal("1000000"),
+            order_id="o-9",
             revenue=Decimal("0"),
         ),  # fmt: skip
         dict(event_type="click", search_query=None, element_id="x" * 256),

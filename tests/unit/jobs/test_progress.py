@@ -13,15 +13,19 @@ from pipeline.jobs import progress
 from pipeline.jobs.progress import JsonFormatter, Mode, Progress, choose_mode, eta_text
 
 
-@pytest.mark.parametrize(("json_logs", "quiet", "terminal", "mode"), [
-    (False, False, True, Mode.LIVE),
-    (False, False, False, Mode.LOG),
-    (True, False, True, Mode.LOG),
-    (False, True, True, Mode.QUIET),
-    (True, True, False, Mode.QUIET),
-])
+@pytest.mark.parametrize(
+    ("json_logs", "quiet", "terminal", "mode"),
+    [
+        (False, False, True, Mode.LIVE),
+        (False, False, False, Mode.LOG),
+        (True, False, True, Mode.LOG),
+        (False, True, True, Mode.QUIET),
+        (True, True, False, Mode.QUIET),
+    ],
+)
 def test_the_live_display_is_only_for_a_terminal_without_json_logs_or_quiet(
-        json_logs: bool, quiet: bool, terminal: bool, mode: Mode) -> None:
+    json_logs: bool, quiet: bool, terminal: bool, mode: Mode
+) -> None:
     assert choose_mode(json_logs=json_logs, quiet=quiet, terminal=terminal) is mode
 
 
@@ -31,12 +35,14 @@ def test_eta_is_the_remainder_at_the_current_rate() -> None:
     assert eta_text(10, 0.0) == "ETA -" and eta_text(0, 5.0) == "done"
 
 
-def test_log_mode_writes_a_line_with_the_figures(monkeypatch: pytest.MonkeyPatch,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
+def test_log_mode_writes_a_line_with_the_figures(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setattr(progress, "_mode", Mode.LOG)
     counter = {"n": 0}
-    task = Progress("produce", lambda: (counter["n"], {"in flight": 12, "failed": 0}), total=5_000,
-                    unit="events sent", every_s=3600)
+    task = Progress(
+        "produce", lambda: (counter["n"], {"in flight": 12, "failed": 0}), total=5_000, unit="events sent", every_s=3600
+    )
     with caplog.at_level(logging.INFO, logger="pipeline.progress"):
         counter["n"] = 2_500
         task.tick(force=True)
@@ -64,8 +70,13 @@ def test_the_live_display_shows_counts_rate_eta_and_fields(monkeypatch: pytest.M
     monkeypatch.setattr(progress, "_mode", Mode.LIVE)
     monkeypatch.setattr(progress, "_console", Console(file=screen, force_terminal=True, width=160))
     counter = {"n": 0}
-    task = Progress("consume", lambda: (counter["n"], {"stored": counter["n"] - 5, "lag": 1_000}),
-                    total=3_000, unit="messages", every_s=3600)
+    task = Progress(
+        "consume",
+        lambda: (counter["n"], {"stored": counter["n"] - 5, "lag": 1_000}),
+        total=3_000,
+        unit="messages",
+        every_s=3600,
+    )
     counter["n"] = 2_000
     task.tick(force=True)
     task.done()

@@ -15,12 +15,21 @@ from pipeline.kafka.dead_letters import (
     record_size,
 )
 
-FAILED_AT = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.timezone.utc)
+FAILED_AT = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 
 
 def letter(value: bytes, key: bytes | None = b"u-1", detail: str = "why") -> DeadLetter:
-    return DeadLetter(key=key, value=value, reason="not_json", field=None, detail=detail, source_topic="events",
-                      source_partition=4, source_offset=123456, source_timestamp_ms=1_796_032_867_123)
+    return DeadLetter(
+        key=key,
+        value=value,
+        reason="not_json",
+        field=None,
+        detail=detail,
+        source_topic="events",
+        source_partition=4,
+        source_offset=123456,
+        source_timestamp_ms=1_796_032_867_123,
+    )
 
 
 def test_a_letter_that_fits_keeps_the_original_and_says_nothing_of_truncation() -> None:

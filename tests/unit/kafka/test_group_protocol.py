@@ -11,12 +11,19 @@ from pipeline.config.secret import Secret
 from pipeline.config.settings import KafkaSettings
 from pipeline.kafka.consumer import CLASSIC_ONLY, group_config, unsupported_protocol
 
-KAFKA = KafkaSettings(bootstrap="127.0.0.1:9", ca_pem="", certs={"consumer": ("", Secret(""))},  # type: ignore[dict-item]
-                      events_topic="e", dead_letter_topic="d", consumer_group="g")
+KAFKA = KafkaSettings(
+    bootstrap="127.0.0.1:9",
+    ca_pem="",
+    certs={"consumer": ("", Secret(""))},  # type: ignore[dict-item]
+    events_topic="e",
+    dead_letter_topic="d",
+    consumer_group="g",
+)
 
 
 def test_the_consumer_protocol_gets_no_classic_only_setting_and_librdkafka_accepts_it(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with caplog.at_level(logging.WARNING):
         config = group_config(KAFKA, "g", "consumer", {"session.timeout.ms": 6000, "fetch.wait.max.ms": 50})
     assert config["group.protocol"] == "consumer" and not CLASSIC_ONLY & set(config)
@@ -32,8 +39,11 @@ def test_the_classic_protocol_keeps_its_client_side_settings() -> None:
 
 
 def test_only_the_heartbeat_api_missing_means_fall_back() -> None:
-    missing = KafkaError(KafkaError._FATAL, "Fatal error: Broker: API version not supported: ConsumerGroupHeartbeat "
-                                            "fatal error: Broker: API version not supported")
+    missing = KafkaError(
+        KafkaError._FATAL,
+        "Fatal error: Broker: API version not supported: ConsumerGroupHeartbeat "
+        "fatal error: Broker: API version not supported",
+    )
     assert unsupported_protocol(missing)
     assert not unsupported_protocol(KafkaError(KafkaError._FATAL, "Fatal error: Broker: Fenced instance id"))
     assert not unsupported_protocol(KafkaError(KafkaError.UNSUPPORTED_VERSION, "ConsumerGroupHeartbeat"))

@@ -10,7 +10,7 @@ from typing import Any
 from pipeline.events.contract import Event
 from pipeline.sinks.batch import Envelope, SessionRow
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = dt.datetime(2026, 11, 30, 9, 41, 7, 123000, tzinfo=UTC)
 
 

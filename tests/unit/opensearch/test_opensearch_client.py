@@ -1,4 +1,7 @@
-"""How the OpenSearch client is built from a stack-output URI: credentials kept out of the host list, TLS always verified."""
+"""How the OpenSearch client is built from a stack-output URI.
+
+Credentials are kept out of the host list, and TLS is always verified.
+"""
 
 from __future__ import annotations
 
@@ -42,11 +45,14 @@ def test_a_ca_that_is_not_pem_is_a_configuration_error() -> None:
         connect_opensearch(Secret("https://u:p@h:1"), ca_pem="not a certificate")
 
 
-@pytest.mark.parametrize(("uri", "secret"), [
-    ("pipeline:s3cr3t@h:1", "s3cr3t"),                    # no scheme
-    ("http://pipeline:plain-s3cr3t@h:9200", "s3cr3t"),     # a password must never travel in clear text
-    ("https://pipeline:s3c/r3t-tail@h:9200", "s3c"),       # unescaped '/' makes the password look like a port
-])
+@pytest.mark.parametrize(
+    ("uri", "secret"),
+    [
+        ("pipeline:s3cr3t@h:1", "s3cr3t"),  # no scheme
+        ("http://pipeline:plain-s3cr3t@h:9200", "s3cr3t"),  # a password must never travel in clear text
+        ("https://pipeline:s3c/r3t-tail@h:9200", "s3c"),  # unescaped '/' makes the password look like a port
+    ],
+)
 def test_a_uri_that_is_not_usable_https_is_a_configuration_error_that_quotes_nothing(uri: str, secret: str) -> None:
     with pytest.raises(ConfigError, match="must look like https://user:password@host:port") as caught:
         connect_opensearch(Secret(uri))

@@ -120,9 +120,14 @@ def test_event_item_is_a_versioned_index_action_with_the_event_id_in_its_month()
     assert item.target == "t-clickstream-events-2027.02"
     action, document, end = item.payload.split(b"\n")
     assert end == b""
-    assert json.loads(action) == {"index": {
-        "_index": "t-clickstream-events-2027.02", "_id": env.event.event_id, "version": 41, "version_type": "external",
-    }}
+    assert json.loads(action) == {
+        "index": {
+            "_index": "t-clickstream-events-2027.02",
+            "_id": env.event.event_id,
+            "version": 41,
+            "version_type": "external",
+        }
+    }
     assert json.loads(document)["page_path"] == "/product/42"
 
 

@@ -334,7 +334,9 @@ def test_an_index_not_shaped_by_our_template_is_refused() -> None:
 
 
 def test_a_real_client_on_a_closed_port_raises_the_transient_error() -> None:
-    s = OpenSearchIndex(client=connect_opensearch(Secret("https://user:pw@127.0.0.1:9"), timeout=2), index_prefix="t-cs")
+    s = OpenSearchIndex(
+        client=connect_opensearch(Secret("https://user:pw@127.0.0.1:9"), timeout=2), index_prefix="t-cs"
+    )
     with pytest.raises(SinkUnavailable) as caught:
         s.write(events(1), [])
     assert isinstance(caught.value, ServiceError) and "pw" not in str(caught.value)
@@ -378,8 +380,9 @@ def test_a_few_events_refused_alike_are_the_events_fault() -> None:
 def test_many_events_refused_for_different_reasons_are_the_events_fault() -> None:
     batch = events(SYSTEMIC_MIN_EVENTS)
     first = batch[0].event.event_id
-    client = FakeClient(each(lambda m: err(400, "illegal_argument_exception" if m["_id"] == first
-                                           else "mapper_parsing_exception")))
+    client = FakeClient(
+        each(lambda m: err(400, "illegal_argument_exception" if m["_id"] == first else "mapper_parsing_exception"))
+    )
     s, _ = sink(client)
     assert len(s.index_events(batch, version=1)) == SYSTEMIC_MIN_EVENTS
 
@@ -390,10 +393,15 @@ def test_an_older_or_equal_version_of_an_event_is_done_not_refused() -> None:
     assert s.index_events(events(2), version=3) == []
 
 
-@pytest.mark.parametrize(("status", "kind", "error"), [
-    (401, "security_exception", ServiceError), (403, "security_exception", ServiceError),
-    (400, "index_closed_exception", IndexingError), (400, "strict_dynamic_mapping_exception", IndexingError),
-])
+@pytest.mark.parametrize(
+    ("status", "kind", "error"),
+    [
+        (401, "security_exception", ServiceError),
+        (403, "security_exception", ServiceError),
+        (400, "index_closed_exception", IndexingError),
+        (400, "strict_dynamic_mapping_exception", IndexingError),
+    ],
+)
 def test_systemic_item_errors_stop_without_refusing_anything(status: int, kind: str, error: type[Exception]) -> None:
     batch = events(3)
     bad = batch[0].event.event_id

@@ -13,13 +13,24 @@ from hypothesis import strategies as st
 from pipeline.errors import ConfigError
 from pipeline.ops.dead_letter_queue import StoredDeadLetter, check_replayable, parse_ids, render, safe_text
 
-header_names = st.sampled_from(["dlq.reason", "dlq.field", "dlq.detail", "dlq.truncated", "dlq.original_size",
-                                "dlq.source.topic", "dlq.brand.new.header"])
+header_names = st.sampled_from(
+    [
+        "dlq.reason",
+        "dlq.field",
+        "dlq.detail",
+        "dlq.truncated",
+        "dlq.original_size",
+        "dlq.source.topic",
+        "dlq.brand.new.header",
+    ]
+)
 letters = st.builds(
     StoredDeadLetter,
-    partition=st.integers(0, 50), offset=st.integers(0, 2**40),
+    partition=st.integers(0, 50),
+    offset=st.integers(0, 2**40),
     timestamp_ms=st.none() | st.integers(0, 4_102_444_800_000),
-    key=st.none() | st.binary(max_size=40), value=st.binary(max_size=400),
+    key=st.none() | st.binary(max_size=40),
+    value=st.binary(max_size=400),
     headers=st.dictionaries(header_names, st.text(max_size=60), max_size=6),
 )
 
