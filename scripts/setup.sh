@@ -45,7 +45,7 @@ stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
 if [ ! -f "$stamp" ]; then
   echo "setup: installing Python dependencies into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[test,bench]"
+  .venv/bin/python -m pip install -q -e ".[test,bench,lint]"
   rm -f .venv/.installed-* && touch "$stamp"
 fi
 if [ "$test_tools" = 1 ]; then ./scripts/pulumi-cli.sh >/dev/null; fi
