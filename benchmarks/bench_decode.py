@@ -6,7 +6,7 @@ time window), then parse the timestamp and apply the time window, and build an o
 
 Usage::
 
-    python benchmarks/bench_decode.py [--events 100000] [--repeat 5]
+    python -m benchmarks.bench_decode [--events 100000] [--repeat 5]
 
 The alternatives need test-only packages (``pip install jsonschema fastjsonschema``);
 missing ones are reported and skipped.
@@ -26,8 +26,8 @@ from decimal import Decimal
 from itertools import islice
 from typing import Any
 
+from pipeline.contract.schema import SCHEMA_PATH
 from pipeline.events import EventDecoder, FaultConfig, InvalidEvent, SimulationConfig, backfill
-from pipeline.events.schema import SCHEMA_PATH
 
 END = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 MAX_AGE = dt.timedelta(days=30)

@@ -6,8 +6,8 @@ plus encoding should stay well under 10 us per message (> 150,000 messages/s).
 
 Usage::
 
-    python benchmarks/bench_generate.py              # all scenarios
-    python benchmarks/bench_generate.py --messages 300000 --repeat 3
+    python -m benchmarks.bench_generate              # all scenarios
+    python -m benchmarks.bench_generate --messages 300000 --repeat 3
 
 Numbers on a shared machine move with its load: the script prints the load average
 and keeps the best of ``--repeat`` runs per scenario.

@@ -13,11 +13,11 @@ one component, decides whether the whole consumer sustains its target rate.
 Run against the local stack (``devstack up``); it works in indices of its own random
 prefix and deletes them afterwards::
 
-    .venv/bin/python benchmarks/bench_opensearch_index.py
-    .venv/bin/python benchmarks/bench_opensearch_index.py --docs 200000 --chunks 500,2000,5000,10000 --mib 1,5,9
-    .venv/bin/python benchmarks/bench_opensearch_index.py --shards 1,2 --concurrency 1,2 --chunks 2000 --mib ""
-    .venv/bin/python benchmarks/bench_opensearch_index.py --refresh 1s,5s,30s --chunks 2000 --mib ""
-    .venv/bin/python benchmarks/bench_opensearch_index.py --sessions --chunks 2000 --mib ""
+    .venv/bin/python -m benchmarks.bench_opensearch_index
+    .venv/bin/python -m benchmarks.bench_opensearch_index --docs 200000 --chunks 500,2000,5000,10000 --mib 1,5,9
+    .venv/bin/python -m benchmarks.bench_opensearch_index --shards 1,2 --concurrency 1,2 --chunks 2000 --mib ""
+    .venv/bin/python -m benchmarks.bench_opensearch_index --refresh 1s,5s,30s --chunks 2000 --mib ""
+    .venv/bin/python -m benchmarks.bench_opensearch_index --sessions --chunks 2000 --mib ""
 
 Cases run round-robin, 5 times each by default, and the median run is printed: on a
 machine shared with other work a single run says little.
@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import random
-import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -36,24 +35,18 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from opensearchpy import OpenSearch
+from opensearchpy.serializer import JSONSerializer
 
-from opensearchpy import OpenSearch  # noqa: E402
-from opensearchpy.serializer import JSONSerializer  # noqa: E402
-
-from devstack.opensearch_access import settings_for_prefix  # noqa: E402
-from pipeline.config.settings import Settings, find_local_outputs, load_settings  # noqa: E402
-from pipeline.events.contract import Event  # noqa: E402
-from pipeline.sinks.batch import Envelope, SessionRow  # noqa: E402
-from pipeline.sinks.opensearch.documents import bulk_body, bulk_items, event_document  # noqa: E402
-from pipeline.sinks.opensearch.index import OpenSearchIndex  # noqa: E402
-from pipeline.sinks.opensearch.templates import (  # noqa: E402
-    DEFAULT_REFRESH_INTERVAL,
-    IndexNames,
-    delete_all,
-    ensure_templates,
-)
-from pipeline.sinks.opensearch_client import opensearch_client  # noqa: E402
+from devstack.opensearch_access import settings_for_prefix
+from pipeline.config.settings import Settings, find_local_outputs, load_settings
+from pipeline.contract.event import Event
+from pipeline.contract.names import IndexNames
+from pipeline.sinks.batch import Envelope, SessionRow
+from pipeline.sinks.opensearch.documents import bulk_body, bulk_items, event_document
+from pipeline.sinks.opensearch.index import OpenSearchIndex
+from pipeline.sinks.opensearch.templates import DEFAULT_REFRESH_INTERVAL, delete_all, ensure_templates
+from pipeline.sinks.opensearch_client import opensearch_client
 
 MIB = 1024 * 1024
 UTC = dt.UTC

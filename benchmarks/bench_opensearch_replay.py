@@ -15,31 +15,29 @@ documents, in consumer-sized bulk requests:
 Prints wall seconds and OpenSearch CPU-seconds per 1,000 replayed documents (median of
 ``--repeat`` round-robin runs)::
 
-    .venv/bin/python benchmarks/bench_opensearch_replay.py --docs 50000 --repeat 5
+    .venv/bin/python -m benchmarks.bench_opensearch_replay --docs 50000 --repeat 5
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import msgspec
 
-import msgspec  # noqa: E402
-
-from benchmarks.bench_opensearch_index import batches, node_cpu_ms, synthetic_events  # noqa: E402
-from devstack.opensearch_access import settings_for_prefix  # noqa: E402
-from pipeline.config.settings import find_local_outputs, load_settings  # noqa: E402
-from pipeline.sinks.batch import Envelope  # noqa: E402
-from pipeline.sinks.opensearch.documents import encode_event_document, index_action  # noqa: E402
-from pipeline.sinks.opensearch.index import OpenSearchIndex  # noqa: E402
-from pipeline.sinks.opensearch.templates import IndexNames, delete_all, ensure_templates  # noqa: E402
-from pipeline.sinks.opensearch_client import opensearch_client  # noqa: E402
+from benchmarks.bench_opensearch_index import batches, node_cpu_ms, synthetic_events
+from devstack.opensearch_access import settings_for_prefix
+from pipeline.config.settings import find_local_outputs, load_settings
+from pipeline.contract.names import IndexNames
+from pipeline.sinks.batch import Envelope
+from pipeline.sinks.opensearch.documents import encode_event_document, index_action
+from pipeline.sinks.opensearch.index import OpenSearchIndex
+from pipeline.sinks.opensearch.templates import delete_all, ensure_templates
+from pipeline.sinks.opensearch_client import opensearch_client
 
 VERSION = 7
 ENCODER = msgspec.json.Encoder()

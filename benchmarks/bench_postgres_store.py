@@ -48,9 +48,9 @@ do not disturb each other or anyone else's data; the variants are written batch 
 in turn, so load from other work on the machine hits them alike. Run against the local
 stack (``devstack up``)::
 
-    .venv/bin/python benchmarks/bench_postgres_store.py
-    .venv/bin/python benchmarks/bench_postgres_store.py --variants incremental,sessionidx,recompute --repeat 2
-    .venv/bin/python benchmarks/bench_postgres_store.py --events 400000 --batch-sizes 5000 --formats binary,text
+    .venv/bin/python -m benchmarks.bench_postgres_store
+    .venv/bin/python -m benchmarks.bench_postgres_store --variants incremental,sessionidx,recompute --repeat 2
+    .venv/bin/python -m benchmarks.bench_postgres_store --events 400000 --batch-sizes 5000 --formats binary,text
 """
 
 from __future__ import annotations
@@ -59,7 +59,6 @@ import argparse
 import datetime as dt
 import os
 import random
-import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -68,17 +67,15 @@ from dataclasses import dataclass, fields
 from decimal import Decimal
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
 
-import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
-from psycopg.rows import dict_row  # noqa: E402
-
-from pipeline.config.settings import Settings, find_local_outputs, load_settings  # noqa: E402
-from pipeline.events.contract import Event  # noqa: E402
-from pipeline.sinks.batch import Envelope, SessionRow  # noqa: E402
-from pipeline.sinks.postgres.migrate import apply_migrations  # noqa: E402
-from pipeline.sinks.postgres.store import (  # noqa: E402
+from pipeline.config.settings import Settings, find_local_outputs, load_settings
+from pipeline.contract.event import Event
+from pipeline.sinks.batch import Envelope, SessionRow
+from pipeline.sinks.postgres.migrate import apply_migrations
+from pipeline.sinks.postgres.store import (
     COLUMNS,
     LOCK_SESSIONS,
     STAGING_TABLE,
@@ -89,7 +86,7 @@ from pipeline.sinks.postgres.store import (  # noqa: E402
     _staging_rows,
     session_lock_key,
 )
-from tests.support.postgres_db import temporary_database  # noqa: E402
+from tests.support.postgres_db import temporary_database
 
 UTC = dt.UTC
 PAGES = ["/", "/search", "/cart", "/checkout"] + [f"/c/{c}" for c in range(20)] + [f"/p/p-{p}" for p in range(500)]

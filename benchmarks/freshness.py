@@ -53,7 +53,7 @@ import psycopg
 from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, TopicPartition
 
 from pipeline.config.settings import Settings
-from pipeline.sinks.opensearch.templates import IndexNames
+from pipeline.contract.names import IndexNames
 from pipeline.sinks.opensearch_client import opensearch_client
 
 log = logging.getLogger("pipeline_bench.freshness")

@@ -38,12 +38,13 @@ from psycopg import sql
 
 from devstack.opensearch_access import settings_for_prefix
 from pipeline.config.settings import Settings
+from pipeline.contract.names import IndexNames
 from pipeline.events.decode import EventDecoder, InvalidEvent
 from pipeline.kafka.consumer import CONSUMER_DEFAULTS
 from pipeline.sinks.batch import Envelope
 from pipeline.sinks.opensearch.documents import bulk_body, bulk_items, chunks
 from pipeline.sinks.opensearch.index import BULK_FILTER_PATH, DEFAULT_MAX_BYTES, DEFAULT_MAX_DOCS
-from pipeline.sinks.opensearch.templates import IndexNames, create_index, delete_all, ensure_templates
+from pipeline.sinks.opensearch.templates import create_index, delete_all, ensure_templates
 from pipeline.sinks.opensearch_client import opensearch_client
 from pipeline.sinks.postgres.store import COLUMNS
 

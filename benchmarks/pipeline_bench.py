@@ -23,10 +23,10 @@ it. Targets are compared, never asserted: the exit code says only whether the ru
 
 Usage::
 
-    .venv/bin/python benchmarks/pipeline_bench.py                       # 1,000,000 events, 5,000/s x 60 s
-    .venv/bin/python benchmarks/pipeline_bench.py --events 20000 --freshness-seconds 5
-    .venv/bin/python benchmarks/pipeline_bench.py --ci                  # tiny: 20,000 events, 1,000/s x 3 s
-    .venv/bin/python benchmarks/pipeline_bench.py --keep-logs --out DIR # also keep the processes' logs
+    .venv/bin/python -m benchmarks.pipeline_bench                       # 1,000,000 events, 5,000/s x 60 s
+    .venv/bin/python -m benchmarks.pipeline_bench --events 20000 --freshness-seconds 5
+    .venv/bin/python -m benchmarks.pipeline_bench --ci                  # tiny: 20,000 events, 1,000/s x 3 s
+    .venv/bin/python -m benchmarks.pipeline_bench --keep-logs --out DIR # also keep the processes' logs
 
 The machine is shared (2 cores): the load average before and after, and the machine's
 CPU use during each phase, are recorded so a figure can be judged against the load it
@@ -52,23 +52,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
+import psycopg
+from confluent_kafka import Consumer
 
-import psycopg  # noqa: E402
-from confluent_kafka import Consumer  # noqa: E402
-
-from benchmarks import chart  # noqa: E402
-from benchmarks.freshness import SINKS, FreshnessSampler  # noqa: E402
-from benchmarks.groupwatch import GroupWatcher  # noqa: E402
-from benchmarks.limits import (  # noqa: E402
+from benchmarks import chart
+from benchmarks.freshness import SINKS, FreshnessSampler
+from benchmarks.groupwatch import GroupWatcher
+from benchmarks.limits import (
     Limit,
     decode_and_postgres_limits,
     kafka_consume_limit,
     opensearch_limit,
     watermarks,
 )
-from benchmarks.procs import (  # noqa: E402
+from benchmarks.procs import (
     Child,
     ChildFailed,
     ChildUsage,
@@ -81,14 +78,16 @@ from benchmarks.procs import (  # noqa: E402
     stop_all,
     wait_all,
 )
-from benchmarks.world import BenchWorld, SinkSet  # noqa: E402
-from pipeline.config.settings import Settings, find_local_outputs, read_outputs_file  # noqa: E402
-from pipeline.jobs.consume import STAGES, ConsumeOptions  # noqa: E402
-from pipeline.kafka.producer import PRODUCER_DEFAULTS  # noqa: E402
-from pipeline.sinks.opensearch.index import DEFAULT_MAX_BYTES, DEFAULT_MAX_DOCS  # noqa: E402
-from pipeline.sinks.opensearch.templates import DEFAULT_REFRESH_INTERVAL, IndexNames  # noqa: E402
-from pipeline.sinks.opensearch_client import opensearch_client  # noqa: E402
+from benchmarks.world import BenchWorld, SinkSet
+from pipeline.config.settings import Settings, find_local_outputs, read_outputs_file
+from pipeline.contract.names import IndexNames
+from pipeline.jobs.consume import STAGES, ConsumeOptions
+from pipeline.kafka.producer import PRODUCER_DEFAULTS
+from pipeline.sinks.opensearch.index import DEFAULT_MAX_BYTES, DEFAULT_MAX_DOCS
+from pipeline.sinks.opensearch.templates import DEFAULT_REFRESH_INTERVAL
+from pipeline.sinks.opensearch_client import opensearch_client
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("pipeline_bench")
 
 TARGET_PRODUCER = 100_000.0

@@ -10,7 +10,7 @@ again, i.e. until another member has read, written and committed it. Measured fr
 API, on a private world of the local stack (``benchmarks/world.py``); broker defaults for
 the session timeout and heartbeat interval (as on Aiven)::
 
-    .venv/bin/python benchmarks/rebalance.py --repeat 3
+    .venv/bin/python -m benchmarks.rebalance --repeat 3
 
 Prints each run and the median per protocol; no assertion (speed is measured, not asserted).
 """
@@ -23,17 +23,14 @@ import re
 import signal
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition  # noqa: E402
-
-from benchmarks.world import BenchWorld, SinkSet  # noqa: E402
-from pipeline.config.settings import find_local_outputs, load_settings  # noqa: E402
+from benchmarks.world import BenchWorld, SinkSet
+from pipeline.config.settings import find_local_outputs, load_settings
 
 _NOW = re.compile(r"assigned partitions .*\(now \[([0-9, ]*)\]\)")
 _GONE = re.compile(r"(?:revoked|lost) partitions \[([0-9, ]*)\]")

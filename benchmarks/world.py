@@ -54,10 +54,11 @@ from devstack.opensearch_access import (
     user_uri,
 )
 from devstack.secrets_store import write_private
-from pipeline.config.outputs import Output
 from pipeline.config.secret import Secret
 from pipeline.config.settings import Settings
-from pipeline.sinks.opensearch.templates import IndexNames, delete_all, ensure_templates
+from pipeline.contract.names import IndexNames
+from pipeline.contract.outputs import Output
+from pipeline.sinks.opensearch.templates import delete_all, ensure_templates
 from pipeline.sinks.opensearch_client import opensearch_client
 from pipeline.sinks.postgres.migrate import app_role_name, apply_migrations
 

@@ -27,11 +27,14 @@ from confluent_kafka.admin import (
 )
 
 from devstack import certs, proc
-from devstack import kafka_names as names
 from devstack.errors import DevstackError
 from devstack.layout import KAFKA_VERSION, REPO_ROOT, Layout
+from pipeline.contract import names
 
 HOST = "127.0.0.1"
+BROKER_PRINCIPAL = "kafka-broker"
+"""The broker's own certificate CN (inter-broker and controller traffic); a super user."""
+DEAD_LETTER_PARTITIONS = 3
 POM = REPO_ROOT / "devstack" / "maven" / "kafka-pom.xml"
 
 
@@ -103,7 +106,7 @@ def _write_config(layout: Layout, ca: certs.CertPair) -> Path:
         layout.certs_dir,
         ca,
         "kafka-broker",
-        common_name=names.BROKER_PRINCIPAL,
+        common_name=BROKER_PRINCIPAL,
         server_names=("localhost",),
         server_ips=(HOST,),
         client=True,
@@ -128,7 +131,7 @@ def _write_config(layout: Layout, ca: certs.CertPair) -> Path:
         "ssl.client.auth": "required",
         "ssl.principal.mapping.rules": "RULE:^CN=([^,]+)$/$1/,DEFAULT",
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-        "super.users": f"User:{names.BROKER_PRINCIPAL};User:{names.ADMIN_PRINCIPAL}",
+        "super.users": f"User:{BROKER_PRINCIPAL};User:{names.ADMIN_PRINCIPAL}",
         "allow.everyone.if.no.acl.found": "false",
         "log.dirs": str(service_dir / "data"),
         "num.partitions": "1",
@@ -234,7 +237,7 @@ def _ensure_topics(admin: AdminClient) -> None:
     existing = set(admin.list_topics(timeout=10).topics)
     wanted = [
         NewTopic(names.EVENTS_TOPIC, names.EVENTS_PARTITIONS, 1, config={"min.insync.replicas": "1"}),
-        NewTopic(names.DEAD_LETTER_TOPIC, names.DEAD_LETTER_PARTITIONS, 1, config={"min.insync.replicas": "1"}),
+        NewTopic(names.DEAD_LETTER_TOPIC, DEAD_LETTER_PARTITIONS, 1, config={"min.insync.replicas": "1"}),
     ]
     missing = [t for t in wanted if t.topic not in existing]
     if missing:

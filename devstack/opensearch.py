@@ -35,7 +35,7 @@ from devstack.opensearch_access import (
     user_uri,
 )
 from devstack.secrets_store import password, write_private
-from pipeline.sinks.opensearch.templates import IndexNames
+from pipeline.contract.names import IndexNames
 
 HOST = "127.0.0.1"
 POM = REPO_ROOT / "devstack" / "maven" / "opensearch-pom.xml"

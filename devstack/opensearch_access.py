@@ -39,11 +39,10 @@ from opensearchpy.exceptions import ConflictError, NotFoundError
 
 from pipeline.config.secret import Secret
 from pipeline.config.settings import Settings
-from pipeline.sinks.opensearch.templates import IndexNames
+from pipeline.contract.names import PIPELINE_USER, IndexNames
 from pipeline.sinks.opensearch_client import opensearch_client
 
 ADMIN_USER = "avnadmin"
-PIPELINE_USER = "clickstream-pipeline"
 _API = "/_plugins/_security/api"
 
 #: Cluster-level actions of the pipeline user: ``_bulk`` is checked at the cluster level

@@ -10,10 +10,10 @@ import json
 from pathlib import Path
 
 from devstack import certs, kafka, opensearch, postgres
-from devstack import kafka_names as names
 from devstack.layout import Layout
 from devstack.secrets_store import write_private
-from pipeline.config.outputs import Output
+from pipeline.contract import names
+from pipeline.contract.outputs import Output
 
 
 def build(layout: Layout, ca: certs.CertPair) -> dict[str, str]:
@@ -36,7 +36,7 @@ def build(layout: Layout, ca: certs.CertPair) -> dict[str, str]:
         Output.KAFKA_EVENTS_TOPIC: names.EVENTS_TOPIC,
         Output.KAFKA_DEAD_LETTER_TOPIC: names.DEAD_LETTER_TOPIC,
         Output.KAFKA_CONSUMER_GROUP: names.CONSUMER_GROUP,
-        Output.POSTGRES_APP_URI: postgres.uri(layout, postgres.APP_USER),
+        Output.POSTGRES_APP_URI: postgres.uri(layout, names.APP_ROLE),
         Output.POSTGRES_ADMIN_URI: postgres.uri(layout, postgres.ADMIN_USER),
         Output.POSTGRES_CA_CERT: ca_pem,
         # Debian's PostgreSQL has no TimescaleDB: the plain-table path is the one run here.

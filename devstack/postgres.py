@@ -19,10 +19,9 @@ from devstack import certs, proc
 from devstack.errors import DevstackError
 from devstack.layout import Layout
 from devstack.secrets_store import password
+from pipeline.contract import names
 
 ADMIN_USER = "avnadmin"
-APP_USER = "clickstream_app"
-DATABASE = "clickstream"
 HOST = "127.0.0.1"
 
 
@@ -49,13 +48,13 @@ def _pid_file(layout: Layout) -> Path:
     return _data_dir(layout) / "postmaster.pid"
 
 
-def uri(layout: Layout, user: str, *, database: str = DATABASE) -> str:
+def uri(layout: Layout, user: str, *, database: str = names.DATABASE) -> str:
     pw = password(layout.secrets_file, f"postgres:{user}")
     credentials = f"{quote(user, safe='')}:{quote(pw, safe='')}"
     return f"postgres://{credentials}@{HOST}:{layout.postgres_port}/{database}?sslmode=verify-full"
 
 
-def connect(layout: Layout, user: str, *, database: str = DATABASE, timeout: int = 5) -> psycopg.Connection:
+def connect(layout: Layout, user: str, *, database: str = names.DATABASE, timeout: int = 5) -> psycopg.Connection:
     return psycopg.connect(
         uri(layout, user, database=database),
         sslrootcert=str(layout.certs_dir / "ca.pem"),
@@ -164,19 +163,21 @@ def up(layout: Layout, ca: certs.CertPair) -> None:
 
 def _bootstrap_roles(layout: Layout) -> None:
     """Create the database and the application role once; re-running changes nothing."""
-    app_pw = password(layout.secrets_file, f"postgres:{APP_USER}")
+    app_pw = password(layout.secrets_file, f"postgres:{names.APP_ROLE}")
     with connect(layout, ADMIN_USER, database="postgres") as conn:
-        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_USER,)).fetchone() is None:
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (names.APP_ROLE,)).fetchone() is None:
             conn.execute(
                 sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
-                    sql.Identifier(APP_USER), sql.Literal(app_pw)
+                    sql.Identifier(names.APP_ROLE), sql.Literal(app_pw)
                 )
             )
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone() is None:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (names.DATABASE,)).fetchone() is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(names.DATABASE)))
     with connect(layout, ADMIN_USER) as conn:
         conn.execute(
-            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(DATABASE), sql.Identifier(APP_USER))
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                sql.Identifier(names.DATABASE), sql.Identifier(names.APP_ROLE)
+            )
         )
         conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC"))
 

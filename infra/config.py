@@ -23,9 +23,10 @@ from typing import Any, Protocol
 import pulumi
 
 from infra.aiven_schema import KAFKA_VERSIONS, OPENSEARCH_VERSIONS, POSTGRES_VERSIONS, SCHEMA_VERSION
+from pipeline.contract import names
 
 #: The Pulumi config namespace of this project; equals ``name`` in Pulumi.yaml.
-CONFIG_NAMESPACE = "clickstream"
+CONFIG_NAMESPACE = names.PROJECT
 
 #: Field metadata key holding the (unqualified) Pulumi config key of a field.
 _KEY = "pulumi_key"
@@ -184,27 +185,27 @@ class PlatformConfig:
 
     @property
     def kafka_service_name(self) -> str:
-        return f"{self.name_prefix}-clickstream-kafka"
+        return f"{self.name_prefix}-{names.PROJECT}-kafka"
 
     @property
     def postgres_service_name(self) -> str:
-        return f"{self.name_prefix}-clickstream-pg"
+        return f"{self.name_prefix}-{names.PROJECT}-pg"
 
     @property
     def opensearch_service_name(self) -> str:
-        return f"{self.name_prefix}-clickstream-opensearch"
+        return f"{self.name_prefix}-{names.PROJECT}-opensearch"
 
     @property
     def events_topic(self) -> str:
-        return f"{self.name_prefix}-clickstream-events"
+        return names.prefixed(self.name_prefix, names.EVENTS_TOPIC)
 
     @property
     def dead_letter_topic(self) -> str:
-        return f"{self.name_prefix}-clickstream-dead-letter"
+        return names.prefixed(self.name_prefix, names.DEAD_LETTER_TOPIC)
 
     @property
     def consumer_group(self) -> str:
-        return f"{self.name_prefix}-clickstream-sessionizer"
+        return names.prefixed(self.name_prefix, names.CONSUMER_GROUP)
 
     @property
     def topic_retention_ms(self) -> int:

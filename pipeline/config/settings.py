@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pipeline.config.outputs import Output
 from pipeline.config.pulumi_stack import read_stack_outputs
 from pipeline.config.secret import Secret
+from pipeline.contract.outputs import Output
 from pipeline.errors import ConfigError
 
 LOCAL_OUTPUTS = Path(".devstack") / "stack-outputs.json"

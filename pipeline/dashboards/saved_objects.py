@@ -22,13 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from pipeline.contract.names import DEFAULT_INDEX_PREFIX, IndexNames
 from pipeline.dashboards.ndjson import Reference, SavedObject, dumps
-from pipeline.sinks.opensearch.templates import (
-    DEFAULT_PREFIX,
-    EVENT_PROPERTIES,
-    SESSION_PROPERTIES,
-    IndexNames,
-)
+from pipeline.sinks.opensearch.templates import EVENT_PROPERTIES, SESSION_PROPERTIES
 
 SHIPPED_FILE: Final = Path(__file__).with_name("clickstream.ndjson")
 """The objects for the default prefix, for a manual import (Dashboards Management > Saved objects > Import)."""
@@ -112,7 +108,7 @@ def _json(value: object) -> str:
 
 
 def dashboard_title(prefix: str) -> str:
-    return "Clickstream" if prefix == DEFAULT_PREFIX else f"Clickstream ({prefix})"
+    return "Clickstream" if prefix == DEFAULT_INDEX_PREFIX else f"Clickstream ({prefix})"
 
 
 # --- building blocks -----------------------------------------------------------------------
@@ -340,7 +336,7 @@ RECENT_PURCHASE_COLUMNS: Final = (
 # --- the objects ---------------------------------------------------------------------------
 
 
-def build(prefix: str = DEFAULT_PREFIX) -> list[SavedObject]:
+def build(prefix: str = DEFAULT_INDEX_PREFIX) -> list[SavedObject]:
     """Index patterns, visualizations, the recent-purchases search and the dashboard, for one prefix."""
     names = IndexNames(prefix)
 
@@ -563,4 +559,4 @@ def _dashboard(object_id: str, title: str, panels: list[SavedObject]) -> SavedOb
 
 def shipped_text() -> bytes:
     """What ``SHIPPED_FILE`` must hold: the default prefix's objects as canonical NDJSON."""
-    return dumps(build(DEFAULT_PREFIX))
+    return dumps(build(DEFAULT_INDEX_PREFIX))

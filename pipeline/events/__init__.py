@@ -18,7 +18,7 @@ Consumer side::
         ...  # dead-letter with err.field, err.reason
 """
 
-from pipeline.events.contract import (
+from pipeline.contract.event import (
     DEFAULT_MAX_AGE,
     DEVICE_TYPES,
     EVENT_TYPES,

@@ -23,7 +23,7 @@ from typing import Final
 
 import msgspec
 
-from pipeline.events.contract import (
+from pipeline.contract.event import (
     DEFAULT_MAX_AGE,
     FIELDS,
     MAX_FUTURE,

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 import msgspec
 
-from pipeline.events.contract import FIELDS, Event, format_timestamp
+from pipeline.contract.event import FIELDS, Event, format_timestamp
 
 VALID: Final = "valid"
 DUPLICATE: Final = "duplicate"

@@ -16,8 +16,9 @@ import psycopg
 from opensearchpy.exceptions import OpenSearchException, TransportError
 
 from pipeline.config.settings import Settings
+from pipeline.contract.names import IndexNames
 from pipeline.errors import ServiceError, first_line
-from pipeline.sinks.opensearch.templates import IndexNames, service_error
+from pipeline.sinks.opensearch.templates import service_error
 from pipeline.sinks.opensearch_client import opensearch_client
 
 

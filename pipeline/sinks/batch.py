@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from pipeline.events.contract import Event
+from pipeline.contract.event import Event
 from pipeline.events.decode import Reason
 
 

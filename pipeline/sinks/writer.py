@@ -39,7 +39,7 @@ from typing import Any
 
 import msgspec
 
-from pipeline.events.contract import FIELDS
+from pipeline.contract.event import FIELDS
 from pipeline.events.decode import Reason
 from pipeline.sinks.batch import Envelope, Refusal, SessionRow, first_copies
 from pipeline.sinks.opensearch.index import OpenSearchIndex

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:  # `import infra_harness` must work in any pytest import mode
-    sys.path.insert(0, _HERE)
-
-from infra_harness import PROJECT_ROOT, STACK, ProgramRun, ProgramRunner, load_yaml, stack_config  # noqa: E402
+from tests.infra.infra_harness import PROJECT_ROOT, STACK, ProgramRun, ProgramRunner, load_yaml, stack_config
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import os
 import runpy
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,11 +40,9 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.stack import run_in_stack, wait_for_rpcs
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-if str(PROJECT_ROOT) not in sys.path:  # `infra` is not an installed package
-    sys.path.insert(0, str(PROJECT_ROOT))
+from infra.config import PlatformConfig, load_config
 
-from infra.config import PlatformConfig, load_config  # noqa: E402
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 STACK = "dev"
 PROJECT_CA = "-----BEGIN CERTIFICATE-----\nMIIEQTCCAqmgAwIBAgIUprojectCAfake\n-----END CERTIFICATE-----\n"

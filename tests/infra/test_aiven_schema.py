@@ -11,7 +11,10 @@ import os
 from typing import Any
 
 import pytest
-from aiven_api_schema import (
+
+from infra.aiven_schema import EMBEDDED_ENUMS, SCHEMA_VERSION
+from infra.config import ConfigError, PlatformConfig, config_key_of
+from tests.infra.aiven_api_schema import (
     USER_CONFIGS,
     SchemaUnavailable,
     enum_values,
@@ -19,10 +22,7 @@ from aiven_api_schema import (
     service_types,
     validate_user_config,
 )
-from infra_harness import PROJECT_ROOT, ProgramRunner, config_from, load_yaml, stack_config
-
-from infra.aiven_schema import EMBEDDED_ENUMS, SCHEMA_VERSION
-from infra.config import ConfigError, PlatformConfig, config_key_of
+from tests.infra.infra_harness import PROJECT_ROOT, ProgramRunner, config_from, load_yaml, stack_config
 
 VERSION_FIELDS = {
     ("kafka", "kafka_version"): "kafka_version",

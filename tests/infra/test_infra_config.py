@@ -11,7 +11,6 @@ from typing import Any
 
 import pulumi
 import pytest
-from infra_harness import config_from, dev_stack_problems, stack_config
 
 from infra.config import (
     CONFIG_NAMESPACE,
@@ -22,6 +21,7 @@ from infra.config import (
     load_config,
     required_keys,
 )
+from tests.infra.infra_harness import config_from, dev_stack_problems, stack_config
 
 _YAML_TYPES = {str: "string", int: "integer", bool: "boolean"}
 

@@ -15,7 +15,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pulumi
 import pulumi_aiven as aiven
 import pytest
-from infra_harness import (
+
+from infra.component import PIPELINE_INDEX_PATTERNS, ClickstreamPlatform, contract_outputs
+from infra.config import ConfigError, PlatformConfig
+from pipeline.contract.outputs import Output
+from tests.infra.infra_harness import (
     KAFKA_PORT,
     OPENSEARCH_ADMIN_PASSWORD,
     OPENSEARCH_PIPELINE_PASSWORD,
@@ -32,10 +36,6 @@ from infra_harness import (
     secret_wire,
     unwrap,
 )
-
-from infra.config import ConfigError, PlatformConfig
-from infra.platform import PIPELINE_INDEX_PATTERNS, ClickstreamPlatform, contract_outputs
-from pipeline.config.outputs import Output
 
 COMPONENT = "clickstream:platform:ClickstreamPlatform"
 KAFKA = "aiven:index/kafka:Kafka"

@@ -20,11 +20,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiven_api_schema import USER_CONFIGS, service_types, validate_user_config
-from infra_harness import PROJECT_ROOT, ProgramRunner, config_from, dev_stack_problems, load_yaml, stack_config
 
 from infra.aiven_schema import SCHEMA_VERSION
-from pipeline.config.outputs import Output
+from pipeline.contract.outputs import Output
+from tests.infra.aiven_api_schema import USER_CONFIGS, service_types, validate_user_config
+from tests.infra.infra_harness import (
+    PROJECT_ROOT,
+    ProgramRunner,
+    config_from,
+    dev_stack_problems,
+    load_yaml,
+    stack_config,
+)
 from tests.support.pulumi_cli import Sandbox, create_outputs_stack, installed_plugins, sandbox
 
 PROJECT_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml")

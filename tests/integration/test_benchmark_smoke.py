@@ -1,4 +1,4 @@
-"""The pipeline benchmark still runs end to end: ``benchmarks/pipeline_bench.py --ci`` against the local stack.
+"""The pipeline benchmark still runs end to end: ``python -m benchmarks.pipeline_bench --ci`` on the local stack.
 
 Only that it exits 0 and writes its JSON report with every top-level section. No figure
 is checked: timings on a shared machine say nothing about correctness, and the
@@ -18,7 +18,6 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-SCRIPT = REPO_ROOT / "benchmarks" / "pipeline_bench.py"
 EXPECTED_KEYS = {
     "benchmark",
     "mode",
@@ -46,7 +45,16 @@ EXPECTED_KEYS = {
 @pytest.mark.timeout(180)
 def test_benchmark_ci_mode_exits_0_and_writes_its_report(outputs_path: Path, tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--ci", "--outputs", str(outputs_path), "--out", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.pipeline_bench",
+            "--ci",
+            "--outputs",
+            str(outputs_path),
+            "--out",
+            str(tmp_path),
+        ],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

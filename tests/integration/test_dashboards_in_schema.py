@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from devstack.secrets_store import write_private
-from pipeline.config.outputs import Output
+from pipeline.contract.outputs import Output
 from pipeline.dashboards.saved_objects import build
 from tests.support.fake_dashboards import FakeDashboards, running, server_certificate
 from tests.support.isolated_pipeline import IsolatedPipeline

@@ -21,7 +21,7 @@ from devstack.opensearch_access import (
     remove_stale_users,
     revoke_prefix,
 )
-from pipeline.sinks.opensearch.templates import IndexNames
+from pipeline.contract.names import IndexNames
 
 
 def names() -> IndexNames:

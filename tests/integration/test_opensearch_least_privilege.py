@@ -18,10 +18,11 @@ from opensearchpy import OpenSearch
 from opensearchpy.exceptions import AuthenticationException, AuthorizationException, SSLError
 
 from devstack.opensearch_access import PIPELINE_USER, settings_for_prefix
-from infra.platform import PIPELINE_INDEX_PATTERNS
+from infra.component import PIPELINE_INDEX_PATTERNS
 from pipeline.config.secret import Secret
 from pipeline.config.settings import Settings
-from pipeline.sinks.opensearch.templates import IndexNames, delete_all
+from pipeline.contract.names import IndexNames
+from pipeline.sinks.opensearch.templates import delete_all
 from pipeline.sinks.opensearch_client import connect_opensearch, opensearch_client
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from confluent_kafka import Consumer as KafkaConsumer
 from confluent_kafka import Producer, TopicPartition
 
-from pipeline.events.contract import format_timestamp
+from pipeline.contract.event import format_timestamp
 from pipeline.ops.status import read_status
 from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.kafka_topics import read_all

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from pipeline.config.outputs import SECRET_OUTPUTS
+from pipeline.contract.outputs import SECRET_OUTPUTS
 from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.terminal import on_terminal
 

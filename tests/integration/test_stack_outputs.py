@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from pipeline.config.outputs import Output
+from pipeline.contract.outputs import Output
 
 
 def test_outputs_file_has_every_contract_name_and_nothing_else(outputs: dict[str, str]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from pipeline.events.contract import (
+from pipeline.contract.event import (
     BROWSER_OS_MAX,
     DEVICE_TYPES,
     ELEMENT_ID_MAX,

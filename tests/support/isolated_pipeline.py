@@ -23,9 +23,10 @@ from opensearchpy import OpenSearch
 
 from devstack.opensearch_access import scoped_user
 from devstack.secrets_store import write_private
-from pipeline.config.outputs import Output
 from pipeline.config.settings import Settings
-from pipeline.sinks.opensearch.templates import IndexNames, delete_all
+from pipeline.contract.names import IndexNames
+from pipeline.contract.outputs import Output
+from pipeline.sinks.opensearch.templates import delete_all
 from pipeline.sinks.opensearch_client import opensearch_client
 from tests.support.kafka_topics import IsolatedTopics, create_isolated_topics, delete_topics
 from tests.support.postgres_db import temporary_database

@@ -22,7 +22,7 @@ from pathlib import Path
 import pulumi
 from pulumi import automation as auto
 
-from pipeline.config.outputs import Output
+from pipeline.contract.outputs import Output
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "clickstream"  # the name in Pulumi.yaml, so the checkout's project finds the stacks

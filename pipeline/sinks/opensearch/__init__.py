@@ -11,18 +11,11 @@ from pipeline.sinks.opensearch.index import (
     OpenSearchIndex,
     RetryPolicy,
 )
-from pipeline.sinks.opensearch.templates import (
-    DEFAULT_PREFIX,
-    IndexNames,
-    delete_all,
-    ensure_templates,
-)
+from pipeline.sinks.opensearch.templates import delete_all, ensure_templates
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_DOCS",
-    "DEFAULT_PREFIX",
-    "IndexNames",
     "OpenSearchIndex",
     "RetryPolicy",
     "delete_all",

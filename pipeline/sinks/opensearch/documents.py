@@ -23,11 +23,11 @@ from typing import Any, Final, Literal, NamedTuple
 
 import msgspec
 
+from pipeline.contract.event import FIELDS, format_timestamp
+from pipeline.contract.names import IndexNames
 from pipeline.errors import IndexingError
-from pipeline.events.contract import FIELDS, format_timestamp
 from pipeline.events.pages import page_path
 from pipeline.sinks.batch import Envelope, SessionRow
-from pipeline.sinks.opensearch.templates import IndexNames
 
 EXTRA_EVENT_FIELDS: Final[tuple[str, ...]] = ("page_path", "ingested_at", "kafka_partition", "kafka_offset")
 """What an event document holds beyond the event's own fields, in document order."""
@@ -64,7 +64,7 @@ class BulkItem(NamedTuple):
 def iso_millis(value: dt.datetime) -> str:
     """``2026-11-30T09:41:07.123Z``: UTC, millisecond precision, the contract's timestamp form.
 
-    Same result as :func:`pipeline.events.contract.format_timestamp` (a unit test holds
+    Same result as :func:`pipeline.contract.event.format_timestamp` (a unit test holds
     them equal) with a fast path for values already in UTC, which decoded events are:
     twice as fast, and this runs twice per event.
     """

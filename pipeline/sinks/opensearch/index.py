@@ -44,6 +44,7 @@ from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import TransportError
 
 from pipeline.config.settings import Settings
+from pipeline.contract.names import DEFAULT_INDEX_PREFIX, IndexNames
 from pipeline.errors import IndexingError, PipelineError, ServiceError, SinkUnavailable
 from pipeline.events.decode import Reason
 from pipeline.sinks.batch import Envelope, Refusal, SessionRow, refused_alike
@@ -56,14 +57,7 @@ from pipeline.sinks.opensearch.documents import (
     event_item,
     session_item,
 )
-from pipeline.sinks.opensearch.templates import (
-    DEFAULT_PREFIX,
-    IndexNames,
-    check_index,
-    create_index,
-    error_type,
-    service_error,
-)
+from pipeline.sinks.opensearch.templates import check_index, create_index, error_type, service_error
 from pipeline.sinks.opensearch_client import opensearch_client
 
 DEFAULT_MAX_DOCS: Final = 10_000
@@ -234,7 +228,7 @@ class OpenSearchIndex:
         settings: Settings | None = None,
         *,
         client: OpenSearch | None = None,
-        index_prefix: str = DEFAULT_PREFIX,
+        index_prefix: str = DEFAULT_INDEX_PREFIX,
         max_docs: int = DEFAULT_MAX_DOCS,
         max_bytes: int = DEFAULT_MAX_BYTES,
         retry: RetryPolicy = RetryPolicy(),

@@ -45,9 +45,6 @@ Mapping choices worth a sentence:
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import re
-from dataclasses import dataclass
 from typing import Any, Final
 
 from opensearchpy import OpenSearch
@@ -55,16 +52,13 @@ from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import TransportError
 
 from pipeline.config.settings import Settings
+from pipeline.contract.names import DEFAULT_INDEX_PREFIX, IndexNames
 from pipeline.errors import ConfigError, ServiceError, SinkUnavailable
 from pipeline.sinks.opensearch_client import opensearch_client
 
 MAPPING_VERSION: Final = 1
 """Bumped with every mapping change; stored in each index's ``_meta`` and checked by the sink."""
 
-SESSIONS_GENERATION: Final = 1
-"""The ``-vN`` suffix of the sessions index behind the ``<p>-sessions`` alias."""
-
-DEFAULT_PREFIX: Final = "clickstream"
 DEFAULT_EVENT_SHARDS: Final = 1
 """``bench_opensearch_index.py --shards 1,2 --concurrency 1,2``: 2 shards (and 2 parallel
 requests) gained nothing measurable on the 2-core machine, where OpenSearch is CPU-bound,
@@ -82,82 +76,7 @@ TEMPLATE_PRIORITY: Final = 200
 """Above the priority of built-in templates (100), so ours win on our patterns."""
 
 _UTC: Final = dt.UTC
-_PREFIX_RE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,99}")
 _OWNER: Final = "clickstream-pipeline"
-
-
-@dataclass(frozen=True, slots=True)
-class IndexNames:
-    """Every OpenSearch name derived from one prefix, so a test can own a disjoint set."""
-
-    prefix: str = DEFAULT_PREFIX
-
-    def __post_init__(self) -> None:
-        if not _PREFIX_RE.fullmatch(self.prefix):
-            raise ConfigError(
-                f"OpenSearch index prefix {self.prefix!r} must be 1-100 characters of a-z, 0-9, '-' or '_', "
-                "starting with a letter or digit"
-            )
-
-    @property
-    def events_alias(self) -> str:
-        return f"{self.prefix}-events"
-
-    @property
-    def events_pattern(self) -> str:
-        return f"{self.prefix}-events-*"
-
-    def events_index(self, occurred_at: dt.datetime) -> str:
-        """The monthly index of an event: a pure function of its ``occurred_at`` (in UTC)."""
-        if occurred_at.tzinfo is not _UTC:
-            occurred_at = occurred_at.astimezone(_UTC)
-        return _events_index(self.prefix, occurred_at.year, occurred_at.month)
-
-    @property
-    def sessions_alias(self) -> str:
-        return f"{self.prefix}-sessions"
-
-    @property
-    def sessions_pattern(self) -> str:
-        return f"{self.prefix}-sessions-*"
-
-    @property
-    def sessions_index(self) -> str:
-        return f"{self.prefix}-sessions-v{SESSIONS_GENERATION}"
-
-    @property
-    def access_patterns(self) -> tuple[str, str]:
-        """What the pipeline's credentials may touch: both aliases and every index behind them.
-
-        The Aiven ACL rules (``infra``) and the local stack's role are both built from
-        this, so the two grant exactly the same indices.
-        """
-        return (f"{self.events_alias}*", f"{self.sessions_alias}*")
-
-    @property
-    def settings_component(self) -> str:
-        return f"{self.prefix}-settings"
-
-    @property
-    def events_component(self) -> str:
-        return f"{self.prefix}-events-mappings"
-
-    @property
-    def sessions_component(self) -> str:
-        return f"{self.prefix}-sessions-mappings"
-
-    @property
-    def events_template(self) -> str:
-        return f"{self.prefix}-events"
-
-    @property
-    def sessions_template(self) -> str:
-        return f"{self.prefix}-sessions"
-
-
-@functools.lru_cache(maxsize=256)
-def _events_index(prefix: str, year: int, month: int) -> str:
-    return f"{prefix}-events-{year:04d}.{month:02d}"
 
 
 # --- bodies (pure) -----------------------------------------------------------------------
@@ -170,7 +89,7 @@ _LONG: Final = {"type": "long"}
 _DOUBLE: Final = {"type": "double"}
 
 EVENT_PROPERTIES: Final[dict[str, dict[str, Any]]] = {
-    # every field of pipeline.events.contract.Event, in contract order
+    # every field of pipeline.contract.event.Event, in contract order
     "event_id": _KEYWORD,
     "schema_version": {"type": "short"},
     "event_type": _KEYWORD,
@@ -375,7 +294,7 @@ def check_index(client: OpenSearch, name: str, kind: str) -> None:
 
 def ensure_templates(
     settings: Settings,
-    index_prefix: str = DEFAULT_PREFIX,
+    index_prefix: str = DEFAULT_INDEX_PREFIX,
     *,
     replicas: int | None = None,
     event_shards: int = DEFAULT_EVENT_SHARDS,

@@ -72,8 +72,8 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from pipeline.config.settings import Settings
+from pipeline.contract.event import FIELDS
 from pipeline.errors import ServiceError, SinkUnavailable, first_line
-from pipeline.events.contract import FIELDS
 from pipeline.events.decode import Reason
 from pipeline.sessions import metrics_sql
 from pipeline.sinks.batch import Envelope, Refusal, SessionRow, first_copies, refused_alike

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config.outputs import Output
+from pipeline.contract.outputs import Output
 from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.kafka_topics import read_all
 from tests.support.pulumi_cli import REPO_ROOT, Sandbox, create_outputs_stack, installed_plugins, sandbox

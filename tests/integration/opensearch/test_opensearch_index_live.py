@@ -13,15 +13,11 @@ from opensearchpy import OpenSearch
 
 from devstack.opensearch_access import settings_for_prefix
 from pipeline.config.settings import Settings
+from pipeline.contract.names import IndexNames
 from pipeline.errors import ConfigError, IndexingError
 from pipeline.sinks.opensearch.documents import encode_event_document, session_document
 from pipeline.sinks.opensearch.index import OpenSearchIndex
-from pipeline.sinks.opensearch.templates import (
-    IndexNames,
-    delete_all,
-    ensure_templates,
-    replicas_for,
-)
+from pipeline.sinks.opensearch.templates import delete_all, ensure_templates, replicas_for
 from tests.unit.opensearch.samples import (
     T0,
     UTC,

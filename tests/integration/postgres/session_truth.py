@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline.events.contract import Event
+from pipeline.contract.event import Event
 from pipeline.sinks.batch import Envelope
 
 UTC = dt.UTC

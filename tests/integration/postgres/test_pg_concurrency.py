@@ -19,7 +19,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from pipeline.config.settings import Settings
-from pipeline.events.contract import Event
+from pipeline.contract.event import Event
 from pipeline.sinks.postgres.store import PostgresStore
 from tests.integration.postgres.session_truth import (
     DOCUMENT,

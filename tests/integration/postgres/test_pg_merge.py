@@ -19,7 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from pipeline.config.settings import Settings
-from pipeline.events.contract import Event
+from pipeline.contract.event import Event
 from pipeline.sinks.opensearch.templates import SESSION_PROPERTIES
 from pipeline.sinks.postgres.store import PostgresStore
 from tests.integration.postgres.session_truth import (

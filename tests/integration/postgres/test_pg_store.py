@@ -20,8 +20,8 @@ from psycopg.rows import dict_row
 
 from pipeline.config.secret import Secret
 from pipeline.config.settings import Settings
+from pipeline.contract.event import FIELDS, Event
 from pipeline.errors import ServiceError, SinkUnavailable
-from pipeline.events.contract import FIELDS, Event
 from pipeline.sinks.batch import Envelope
 from pipeline.sinks.postgres.store import PostgresStore
 from tests.integration.postgres.session_truth import (

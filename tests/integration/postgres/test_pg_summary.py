@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.analytics.summary import summary, window
 from pipeline.config.settings import Settings
-from pipeline.events.contract import Event
+from pipeline.contract.event import Event
 from pipeline.sinks.postgres.store import PostgresStore
 from tests.integration.postgres.session_truth import T0, at, envelopes, expected_sessions, make_event
 

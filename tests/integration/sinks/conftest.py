@@ -14,8 +14,9 @@ from psycopg.rows import dict_row
 
 from devstack.opensearch_access import settings_for_prefix
 from pipeline.config.settings import Settings
+from pipeline.contract.names import IndexNames
 from pipeline.sinks.opensearch.index import OpenSearchIndex
-from pipeline.sinks.opensearch.templates import IndexNames, delete_all, ensure_templates
+from pipeline.sinks.opensearch.templates import delete_all, ensure_templates
 from pipeline.sinks.postgres.migrate import apply_migrations
 from pipeline.sinks.postgres.store import PostgresStore
 from pipeline.sinks.writer import BatchWriter

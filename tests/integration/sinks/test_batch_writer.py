@@ -15,8 +15,8 @@ from typing import Any
 import msgspec
 import pytest
 
+from pipeline.contract.event import Event
 from pipeline.errors import IndexingError, ServiceError
-from pipeline.events.contract import Event
 from pipeline.sinks.batch import SYSTEMIC_MIN_EVENTS, Envelope
 from pipeline.sinks.opensearch.documents import encode_event_document
 from pipeline.sinks.postgres.store import PostgresStore

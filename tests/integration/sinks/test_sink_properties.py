@@ -19,8 +19,8 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from pipeline.contract.event import FIELDS, format_timestamp
 from pipeline.events import Event, EventDecoder, InvalidEvent, encode_event
-from pipeline.events.contract import FIELDS, format_timestamp
 from pipeline.sinks.batch import Envelope
 from tests.integration.sinks.conftest import Sinks
 from tests.support.event_strategies import MONEY_TEXTS, base_message, corrupted, events, wire_forms

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config.outputs import SECRET_OUTPUTS, Output
 from pipeline.config.secret import Secret
 from pipeline.config.settings import Settings, load_settings, read_outputs_file
+from pipeline.contract.outputs import SECRET_OUTPUTS, Output
 from pipeline.errors import ConfigError
 
 SECRET_VALUE = "s3cr3t-value-that-must-not-leak"

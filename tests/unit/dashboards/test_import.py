@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config.outputs import Output
 from pipeline.config.secret import Secret
 from pipeline.config.settings import OpenSearchSettings
+from pipeline.contract.outputs import Output
 from pipeline.dashboards.importer import import_saved_objects
 from pipeline.dashboards.ndjson import Reference, SavedObject
 from pipeline.dashboards.saved_objects import build
@@ -144,6 +144,7 @@ def test_the_cli_prints_one_line_and_exits_3_when_dashboards_refuses(
     outputs.update(
         {
             Output.KAFKA_BOOTSTRAP.value: "127.0.0.1:1",
+            Output.POSTGRES_TIMESCALEDB.value: "false",
             Output.OPENSEARCH_CA_CERT.value: str(certs["ca"]),
             Output.OPENSEARCH_DASHBOARDS_URI.value: f"https://{USER}:{QUOTED}@localhost:{fake.port}",
         }

@@ -12,6 +12,13 @@ from decimal import Decimal
 import msgspec
 import pytest
 
+from pipeline.contract.event import (
+    COUNTRY_PATTERN,
+    PAGE_URL_PATTERN,
+    REFERRER_PATTERN,
+    TIMESTAMP_PATTERN,
+    UUID_PATTERN,
+)
 from pipeline.events import (
     MALFORMED_KINDS,
     Event,
@@ -20,13 +27,6 @@ from pipeline.events import (
     Reason,
     decode,
     encode_event,
-)
-from pipeline.events.contract import (
-    COUNTRY_PATTERN,
-    PAGE_URL_PATTERN,
-    REFERRER_PATTERN,
-    TIMESTAMP_PATTERN,
-    UUID_PATTERN,
 )
 from pipeline.events.decode import is_country, is_page_url, is_referrer, is_timestamp_text, is_uuid
 from pipeline.events.faults import MALFORMED_BUILDERS, malformed_message
@@ -494,7 +494,7 @@ def test_money_text_is_bounded(price: str, reason: str, make_event: MakeEvent, e
 
 
 def test_the_money_text_bound_is_the_contract_constant(make_event: MakeEvent, end_time: dt.datetime) -> None:
-    from pipeline.events.contract import MONEY_TEXT_MAX
+    from pipeline.contract.event import MONEY_TEXT_MAX
 
     longest = "1." + "0" * (MONEY_TEXT_MAX - 2)
     assert EventDecoder().decode(priced(make_event, longest), end_time).price == Decimal(1)

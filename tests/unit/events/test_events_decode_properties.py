@@ -18,8 +18,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.contract.event import format_timestamp
 from pipeline.events import Event, EventDecoder, InvalidEvent, encode_event
-from pipeline.events.contract import format_timestamp
 from tests.support.event_strategies import corrupted, events, wire_forms
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=dt.UTC)

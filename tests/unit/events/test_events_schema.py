@@ -12,10 +12,10 @@ from typing import Any
 import msgspec
 import pytest
 
+from pipeline.contract.event import DEVICE_TYPES, EVENT_TYPES, TYPE_RULES
+from pipeline.contract.schema import SCHEMA_PATH, main, render_schema
 from pipeline.events import FIELDS, Event, EventDecoder, InvalidEvent, Message, encode_event
-from pipeline.events.contract import DEVICE_TYPES, EVENT_TYPES, TYPE_RULES
 from pipeline.events.faults import MALFORMED_KINDS, malformed_message
-from pipeline.events.schema import SCHEMA_PATH, main, render_schema
 
 
 def shipped() -> dict[str, Any]:
@@ -23,7 +23,7 @@ def shipped() -> dict[str, Any]:
 
 
 def test_shipped_file_is_a_fresh_derivation() -> None:
-    assert SCHEMA_PATH.read_text(encoding="utf-8") == render_schema(), "run: python -m pipeline.events.schema --write"
+    assert SCHEMA_PATH.read_text(encoding="utf-8") == render_schema(), "run: python -m pipeline.contract.schema --write"
     assert main(["--check"]) == 0
 
 

@@ -7,7 +7,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from pipeline.events.contract import Event
+from pipeline.contract.event import Event
 from pipeline.sinks.batch import Envelope, SessionRow
 
 UTC = dt.UTC

@@ -13,8 +13,9 @@ from zoneinfo import ZoneInfo
 import msgspec
 import pytest
 
+from pipeline.contract.event import FIELDS, format_timestamp
+from pipeline.contract.names import IndexNames
 from pipeline.errors import IndexingError
-from pipeline.events.contract import FIELDS, format_timestamp
 from pipeline.sinks.opensearch.documents import (
     EVENT_DOCUMENT_FIELDS,
     BulkItem,
@@ -30,7 +31,6 @@ from pipeline.sinks.opensearch.documents import (
     session_item,
     session_value,
 )
-from pipeline.sinks.opensearch.templates import IndexNames
 from tests.unit.opensearch.samples import (
     T0,
     UTC,

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
+from pipeline.contract.names import IndexNames
 from pipeline.errors import ConfigError
 from pipeline.sinks.opensearch.documents import EVENT_DOCUMENT_FIELDS, session_document
 from pipeline.sinks.opensearch.templates import (
     EVENT_PROPERTIES,
     SESSION_PROPERTIES,
-    IndexNames,
     events_component_body,
     events_template_body,
     replicas_for,

@@ -5,7 +5,7 @@ shipped ``clickstream-event.v1.schema.json`` is this module's output, and a unit
 fails if the file differs from a fresh derivation. To change the contract, edit
 ``contract.py`` and run::
 
-    python -m pipeline.events.schema --write
+    python -m pipeline.contract.schema --write
 
 What msgspec cannot express is added here from the contract's own constants: decimals
 as JSON numbers with their bounds, and the per-event-type rules (``TYPE_RULES``) as
@@ -23,7 +23,7 @@ from typing import Any, Final
 
 import msgspec
 
-from pipeline.events.contract import (
+from pipeline.contract.event import (
     EVENT_TYPES,
     MONEY_DECIMALS,
     MONEY_TEXT_MAX,
@@ -88,8 +88,8 @@ def derive_schema() -> dict[str, Any]:
         "$id": SCHEMA_ID,
         "title": "Clickstream event v1",
         "description": (
-            "One clickstream event. Generated from pipeline.events.contract.Event by "
-            "pipeline.events.schema; do not edit by hand. Not expressible here: the consumer "
+            "One clickstream event. Generated from pipeline.contract.event.Event by "
+            "pipeline.contract.schema; do not edit by hand. Not expressible here: the consumer "
             "also rejects events more than 10 minutes in its future or older than its max age, "
             f"objects with a key written twice (compared after unescaping), and price or revenue "
             f"written with more than {MONEY_TEXT_MAX} characters; it stores money with exactly "
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = SCHEMA_PATH.read_text(encoding="utf-8") if SCHEMA_PATH.exists() else ""
         if current != text:
-            print(f"{SCHEMA_PATH} is stale: run python -m pipeline.events.schema --write", file=sys.stderr)
+            print(f"{SCHEMA_PATH} is stale: run python -m pipeline.contract.schema --write", file=sys.stderr)
             return 1
         return 0
     sys.stdout.write(text)

@@ -30,16 +30,12 @@ import pulumi_aiven as aiven
 
 from infra.config import PlatformConfig
 from infra.uris import first, host_port, https_uri, postgres_uri, with_database
-from pipeline.config.outputs import Output
-from pipeline.sinks.opensearch.templates import DEFAULT_PREFIX, IndexNames
+from pipeline.contract import names
+from pipeline.contract.names import IndexNames
+from pipeline.contract.outputs import Output
 
-#: The pipeline's OpenSearch indices (see the architecture's "Names other parts depend on").
-PIPELINE_INDEX_PATTERNS: tuple[str, ...] = IndexNames(DEFAULT_PREFIX).access_patterns
-POSTGRES_DATABASE = "clickstream"
-POSTGRES_APP_USER = "clickstream_app"
-KAFKA_PRODUCER_USER = "clickstream-producer"
-KAFKA_CONSUMER_USER = "clickstream-consumer"
-OPENSEARCH_PIPELINE_USER = "clickstream-pipeline"
+#: The pipeline's OpenSearch indices: what its user is granted on Aiven.
+PIPELINE_INDEX_PATTERNS: tuple[str, ...] = IndexNames().access_patterns
 #: Aiven's OpenSearch ACL permission of the pipeline user on its index patterns. ``write``
 #: covers what the pipeline does (``_bulk``, creating an index matching the pattern, reading
 #: its ``_mapping``) without ``read`` (``_search``, ``_mget``); no permission below
@@ -182,14 +178,14 @@ class ClickstreamPlatform(pulumi.ComponentResource):
             self._res("kafka-producer"),
             project=cfg.project,
             service_name=service.service_name,
-            username=KAFKA_PRODUCER_USER,
+            username=names.PRODUCER_PRINCIPAL,
             opts=self._child(service),
         )
         consumer = aiven.KafkaUser(
             self._res("kafka-consumer"),
             project=cfg.project,
             service_name=service.service_name,
-            username=KAFKA_CONSUMER_USER,
+            username=names.CONSUMER_PRINCIPAL,
             opts=self._child(service),
         )
         self._acl("producer-write-events", service, producer, events, "write")
@@ -248,7 +244,7 @@ class ClickstreamPlatform(pulumi.ComponentResource):
             self._res("pg-app-user"),
             project=cfg.project,
             service_name=service.service_name,
-            username=POSTGRES_APP_USER,
+            username=names.APP_ROLE,
             opts=self._child(service),
         )
         # Migrations grant the application role privileges inside the database, and
@@ -258,7 +254,7 @@ class ClickstreamPlatform(pulumi.ComponentResource):
             self._res("pg-database"),
             project=cfg.project,
             service_name=service.service_name,
-            database_name=POSTGRES_DATABASE,
+            database_name=names.DATABASE,
             opts=self._child(service, [app_user], data=True),
         )
         return _Postgres(service, database, app_user)
@@ -295,7 +291,7 @@ class ClickstreamPlatform(pulumi.ComponentResource):
             self._res("opensearch-pipeline-user"),
             project=cfg.project,
             service_name=service.service_name,
-            username=OPENSEARCH_PIPELINE_USER,
+            username=names.PIPELINE_USER,
             opts=self._child(service, [acl_config]),
         )
         # The rules edit one ACL document per service; create them one after another.

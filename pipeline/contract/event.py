@@ -1,7 +1,7 @@
 """The clickstream event contract, version 1: the one definition of an event.
 
 Everything else derives from this module: the decoder validates against it, the
-JSON Schema file is generated from it (``pipeline.events.schema``), the generator
+JSON Schema file is generated from it (``pipeline.contract.schema``), the generator
 builds instances of it, and the sinks map its field names to columns. The field
 names are fixed by the contract; changing one is a new schema version.
 
