@@ -183,9 +183,10 @@ def _format(layout: Layout, config: Path) -> None:
     if (data / "meta.properties").exists():
         return
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # --cluster-id=ID rather than -t ID: a random ID may start with "-" and be read as an option.
     proc.run(
         layout,
-        [*_java(layout, "256m"), "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
+        [*_java(layout, "256m"), "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config)],
         what="formatting Kafka storage",
     )
 

@@ -67,7 +67,7 @@ def classic_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     java = [str(layout.java_home / "bin" / "java"), "-Xmx256m", "-cp", f"{libs_dir(layout)}/*"]
     cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     subprocess.run(
-        [*java, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(config)],
+        [*java, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster}", "-c", str(config)],
         check=True,
         capture_output=True,
         timeout=120,
