@@ -46,8 +46,9 @@ def _read_fault_point() -> tuple[str, int] | None:
     """TEST-ONLY fault hook, read once at import: ``PIPELINE_FAULT_KILL_AT=STAGE:N``.
 
     STAGE is one of :data:`FAULT_STAGES`; N counts this process's batches from 1. The
-    process then SIGKILLs itself, so crash-recovery tests can hit those exact windows.
-    Unset (production) it does nothing.
+    process SIGKILLs itself the first time it reaches STAGE in batch N or a later one
+    (a stage such as sending dead letters happens only in batches that have some), so
+    crash-recovery tests can hit those exact windows. Unset (production) it does nothing.
     """
     raw = os.environ.get(FAULT_ENV, "").strip()
     if not raw:
@@ -62,8 +63,8 @@ _FAULT_POINT = _read_fault_point()
 
 
 def _fault_point(stage: str, batch: int) -> None:
-    """SIGKILL this process if the test-only fault hook names this stage and batch; else nothing."""
-    if _FAULT_POINT == (stage, batch):
+    """SIGKILL this process if the test-only fault hook names this stage and batch N <= ``batch``."""
+    if _FAULT_POINT is not None and _FAULT_POINT[0] == stage and batch >= _FAULT_POINT[1]:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
