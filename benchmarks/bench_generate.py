@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from itertools import islice
 
-from pipeline.events import FaultConfig, LiveStream, Message, SimulationConfig, backfill
+from pipeline.simulation import FaultConfig, LiveStream, Message, SimulationConfig, backfill
 
 END = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 

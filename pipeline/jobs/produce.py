@@ -21,10 +21,10 @@ from typing import IO
 
 from pipeline.config.settings import KafkaSettings
 from pipeline.errors import DeliveryError
-from pipeline.events.faults import NO_FAULTS, FaultConfig, Message
-from pipeline.events.generator import LiveStream, SimulationConfig, backfill
 from pipeline.jobs.progress import Progress
 from pipeline.kafka.producer import TrackedProducer
+from pipeline.simulation.faults import NO_FAULTS, FaultConfig, Message
+from pipeline.simulation.generator import LiveStream, SimulationConfig, backfill
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from pipeline.events import Event, FaultConfig, Message, SimulationConfig, backfill
+from pipeline.events import Event
+from pipeline.simulation import FaultConfig, Message, SimulationConfig, backfill
 
 UTC = dt.UTC
 END = dt.datetime(2026, 11, 30, 12, 0, tzinfo=UTC)

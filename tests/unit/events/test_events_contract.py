@@ -9,8 +9,9 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from pipeline.events import FIELDS, Event, EventDecoder, Message, encode_event, event_key, format_timestamp
-from pipeline.events.sitemap import ODD_QUERIES
+from pipeline.events import FIELDS, Event, EventDecoder, encode_event, event_key, format_timestamp
+from pipeline.simulation import Message
+from pipeline.simulation.sitemap import ODD_QUERIES
 
 UTC = dt.UTC
 

@@ -13,7 +13,6 @@ import msgspec
 import pytest
 
 from pipeline.events import (
-    MALFORMED_KINDS,
     Event,
     EventDecoder,
     InvalidEvent,
@@ -29,7 +28,7 @@ from pipeline.events.contract import (
     UUID_PATTERN,
 )
 from pipeline.events.decode import is_country, is_page_url, is_referrer, is_timestamp_text, is_uuid
-from pipeline.events.faults import MALFORMED_BUILDERS, malformed_message
+from pipeline.simulation.faults import MALFORMED_BUILDERS, MALFORMED_KINDS, malformed_message
 
 MakeEvent = Callable[..., Event]
 
@@ -385,7 +384,7 @@ def test_random_corruption_only_ever_raises_invalid_event(end_time: dt.datetime)
     """Byte-level fuzzing of real messages: every outcome is an Event or an InvalidEvent."""
     from itertools import islice
 
-    from pipeline.events import SimulationConfig, backfill
+    from pipeline.simulation import SimulationConfig, backfill
 
     messages = [m.value for m in islice(backfill(SimulationConfig(seed=5, rate=20), end_time), 3000)]
     priced = [v for v in messages if b'"price":null' not in v]

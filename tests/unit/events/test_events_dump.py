@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.events import DumpRecord, Message, format_dump_line, parse_dump_line, read_dump
+from pipeline.simulation import DumpRecord, Message, format_dump_line, parse_dump_line, read_dump
 
 
 def test_lines_round_trip_exact_bytes(faulty_stream: list[Message], tmp_path: Path) -> None:

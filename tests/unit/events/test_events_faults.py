@@ -8,12 +8,11 @@ from itertools import islice
 
 import pytest
 
-from pipeline.events import (
+from pipeline.events import EventDecoder, InvalidEvent
+from pipeline.simulation import (
     MALFORMED_KINDS,
     NO_FAULTS,
-    EventDecoder,
     FaultConfig,
-    InvalidEvent,
     LiveStream,
     Message,
     SimulationConfig,

@@ -13,10 +13,9 @@ from itertools import islice
 
 import pytest
 
-from pipeline.events import (
+from pipeline.events import Event, EventDecoder
+from pipeline.simulation import (
     SESSION_TIMEOUT,
-    Event,
-    EventDecoder,
     LiveStream,
     Message,
     SimulationConfig,
@@ -70,7 +69,7 @@ def test_another_window_never_reuses_event_or_session_ids() -> None:
 
 _CHILD = """
 import datetime as dt, hashlib
-from pipeline.events import SimulationConfig, FaultConfig, backfill
+from pipeline.simulation import SimulationConfig, FaultConfig, backfill
 end = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.timezone.utc)
 faults = FaultConfig(duplicate_rate=0.02, late_rate=0.02, malformed_rate=0.02)
 h = hashlib.sha256()

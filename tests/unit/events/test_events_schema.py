@@ -12,10 +12,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from pipeline.events import FIELDS, Event, EventDecoder, InvalidEvent, Message, encode_event
+from pipeline.events import FIELDS, Event, EventDecoder, InvalidEvent, encode_event
 from pipeline.events.contract import DEVICE_TYPES, EVENT_TYPES, TYPE_RULES
-from pipeline.events.faults import MALFORMED_KINDS, malformed_message
 from pipeline.events.schema import SCHEMA_PATH, main, render_schema
+from pipeline.simulation import Message
+from pipeline.simulation.faults import MALFORMED_KINDS, malformed_message
 
 
 def shipped() -> dict[str, Any]:

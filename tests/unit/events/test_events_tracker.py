@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from pipeline.events.generator import SESSION_TIMEOUT as GENERATOR_TIMEOUT
-from pipeline.events.tracker import (
+from pipeline.simulation.generator import SESSION_TIMEOUT as GENERATOR_TIMEOUT
+from pipeline.simulation.tracker import (
     DIRECT,
     SESSION_TIMEOUT,
     SESSION_TIMEOUT_MS,

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 
 import pytest
 
-from pipeline.events import NO_FAULTS, FaultConfig, LiveStream, Message, SimulationConfig, backfill
+from pipeline.simulation import NO_FAULTS, FaultConfig, LiveStream, Message, SimulationConfig, backfill
 
 END = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 FAULTS = FaultConfig(duplicate_rate=0.03, late_rate=0.03, malformed_rate=0.03, max_lateness=dt.timedelta(minutes=5))

@@ -17,7 +17,7 @@ from typing import IO
 
 import msgspec
 
-from pipeline.events.faults import Message
+from pipeline.simulation.faults import Message
 
 
 class DumpRecord(msgspec.Struct, frozen=True):

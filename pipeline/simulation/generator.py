@@ -4,7 +4,7 @@ Why a simulation rather than random events: the session metrics downstream (dura
 bounce, conversion, attribution) only mean something if the events behave like real
 visits, so the generator walks users through a shop (landing page chosen by the traffic
 channel, category and product pages, searches, cart, checkout) with realistic dwell
-times, and lets the tracker rule (``pipeline.events.tracker``) assign session ids from
+times, and lets the tracker rule (``pipeline.simulation.tracker``) assign session ids from
 the resulting event times, exactly as a browser tracker would.
 
 Shape of the engine: visits arrive as a Poisson process (optionally with a daily
@@ -25,7 +25,7 @@ Two entry points share the engine:
   passes its clock reading, so the stream content never depends on when it is called.
 
 Both yield ``Message`` (key, value bytes, kind) via the fault injector in
-``pipeline.events.faults``.
+``pipeline.simulation.faults``.
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ from typing import Final
 
 import msgspec
 
-from pipeline.events.faults import NO_FAULTS, FaultConfig, FaultInjector, Message
-from pipeline.events.population import DEFAULT_COUNTRY_WEIGHTS, DEFAULT_DEVICE_WEIGHTS, Population, UserProfile
-from pipeline.events.sitemap import DEFAULT_HOST, Category, Product, SiteMap
-from pipeline.events.tracker import (
+from pipeline.simulation.faults import NO_FAULTS, FaultConfig, FaultInjector, Message
+from pipeline.simulation.population import DEFAULT_COUNTRY_WEIGHTS, DEFAULT_DEVICE_WEIGHTS, Population, UserProfile
+from pipeline.simulation.sitemap import DEFAULT_HOST, Category, Product, SiteMap
+from pipeline.simulation.tracker import (
     SESSION_TIMEOUT,
     SESSION_TIMEOUT_MS,
     Attribution,
