@@ -23,8 +23,7 @@ from pipeline.config.settings import KafkaSettings
 from pipeline.errors import DeliveryError
 from pipeline.jobs.progress import Progress
 from pipeline.kafka.producer import TrackedProducer
-from pipeline.simulation.faults import NO_FAULTS, FaultConfig, Message
-from pipeline.simulation.generator import LiveStream, SimulationConfig, backfill
+from pipeline.simulation import NO_FAULTS, FaultConfig, LiveStream, Message, SimulationConfig, backfill
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,12 @@ Pure code only (no Kafka, no clock): ``pipeline produce`` sends what this yields
         producer.produce(topic, key=msg.key, value=msg.value)
 """
 
+from pipeline.simulation.config import SimulationConfig
 from pipeline.simulation.dump import DumpRecord, format_dump_line, parse_dump_line, read_dump
+from pipeline.simulation.engine import Simulation
+from pipeline.simulation.epoch import from_ms, to_ms
 from pipeline.simulation.faults import MALFORMED_KINDS, NO_FAULTS, FaultConfig, FaultInjector, Message
-from pipeline.simulation.generator import LiveStream, Simulation, SimulationConfig, backfill, from_ms, to_ms
+from pipeline.simulation.streams import LiveStream, backfill
 from pipeline.simulation.tracker import SESSION_TIMEOUT, SESSION_TIMEOUT_MS, starts_new_session
 
 __all__ = [
