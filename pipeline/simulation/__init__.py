@@ -11,7 +11,9 @@ from pipeline.simulation.config import SimulationConfig
 from pipeline.simulation.dump import DumpRecord, format_dump_line, parse_dump_line, read_dump
 from pipeline.simulation.engine import Simulation
 from pipeline.simulation.epoch import from_ms, to_ms
-from pipeline.simulation.faults import MALFORMED_KINDS, NO_FAULTS, FaultConfig, FaultInjector, Message
+from pipeline.simulation.faults import NO_FAULTS, FaultConfig, FaultInjector
+from pipeline.simulation.malformed import MALFORMED_KINDS
+from pipeline.simulation.record import SimulatedMessage
 from pipeline.simulation.streams import LiveStream, backfill
 from pipeline.simulation.tracker import SESSION_TIMEOUT, SESSION_TIMEOUT_MS, starts_new_session
 
@@ -24,7 +26,7 @@ __all__ = [
     "FaultConfig",
     "FaultInjector",
     "LiveStream",
-    "Message",
+    "SimulatedMessage",
     "Simulation",
     "SimulationConfig",
     "backfill",

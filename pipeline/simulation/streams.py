@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pipeline.simulation.config import SimulationConfig
 from pipeline.simulation.engine import Simulation
 from pipeline.simulation.epoch import from_ms, to_ms
-from pipeline.simulation.faults import NO_FAULTS, FaultConfig, FaultInjector, Message
+from pipeline.simulation.faults import NO_FAULTS, FaultConfig, FaultInjector
+from pipeline.simulation.record import SimulatedMessage
 
 
 def backfill(
@@ -26,7 +27,7 @@ def backfill(
     *,
     window: _dt.timedelta = _dt.timedelta(hours=24),
     faults: FaultConfig = NO_FAULTS,
-) -> Iterator[Message]:
+) -> Iterator[SimulatedMessage]:
     """Every message of the window ``(end_time - window, end_time]``, in time order.
 
     Valid events come out in ``occurred_at`` order across interleaved users; faults (if
@@ -40,7 +41,7 @@ def backfill(
     pop = sim.pop
     if faults == NO_FAULTS:
         while (item := pop()) is not None:
-            yield Message(item[1], item[2])
+            yield SimulatedMessage(item[1], item[2])
         return
     injector = FaultInjector(faults, config.seed)
     while (item := pop()) is not None:
@@ -68,16 +69,16 @@ class LiveStream:
         t = self.simulation.peek_ms()
         return None if t is None else from_ms(t)
 
-    def until(self, now: _dt.datetime) -> list[Message]:
+    def until(self, now: _dt.datetime) -> list[SimulatedMessage]:
         """All messages whose time is at or before ``now``, in emission order."""
         now_ms = to_ms(now)
         pop = self.simulation.pop
-        out: list[Message] = []
+        out: list[SimulatedMessage] = []
         injector = self._injector
         if injector is None:
             append = out.append
             while (item := pop(now_ms)) is not None:
-                append(Message(item[1], item[2]))
+                append(SimulatedMessage(item[1], item[2]))
             return out
         while (item := pop(now_ms)) is not None:
             out.extend(injector.push(*item))

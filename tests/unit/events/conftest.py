@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from pipeline.events import Event
-from pipeline.simulation import FaultConfig, Message, SimulationConfig, backfill
+from pipeline.simulation import FaultConfig, SimulatedMessage, SimulationConfig, backfill
 
 UTC = dt.UTC
 END = dt.datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -61,13 +61,13 @@ def make_event() -> Callable[..., Event]:
 
 
 @pytest.fixture(scope="session")
-def day_stream() -> list[Message]:
+def day_stream() -> list[SimulatedMessage]:
     """A 24-hour backfill without faults (about 260,000 messages)."""
     return list(backfill(DAY_CONFIG, END))
 
 
 @pytest.fixture(scope="session")
-def faulty_stream() -> list[Message]:
+def faulty_stream() -> list[SimulatedMessage]:
     """A 6-hour backfill with every fault switched on at visible rates."""
     faults = FaultConfig(duplicate_rate=0.05, late_rate=0.05, malformed_rate=0.05, max_lateness=dt.timedelta(minutes=5))
     return list(backfill(SimulationConfig(seed=11, rate=3.0), END, window=dt.timedelta(hours=6), faults=faults))

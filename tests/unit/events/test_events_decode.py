@@ -28,7 +28,7 @@ from pipeline.events.contract import (
     UUID_PATTERN,
 )
 from pipeline.events.decode import is_country, is_page_url, is_referrer, is_timestamp_text, is_uuid
-from pipeline.simulation.faults import MALFORMED_BUILDERS, MALFORMED_KINDS, malformed_message
+from pipeline.simulation.malformed import MALFORMED_BUILDERS, MALFORMED_KINDS, malformed_message
 
 MakeEvent = Callable[..., Event]
 

@@ -17,7 +17,7 @@ from pipeline.events import Event, EventDecoder
 from pipeline.simulation import (
     SESSION_TIMEOUT,
     LiveStream,
-    Message,
+    SimulatedMessage,
     SimulationConfig,
     backfill,
     from_ms,
@@ -29,12 +29,12 @@ TWO_HOURS = dt.timedelta(hours=2)
 
 
 @pytest.fixture(scope="module")
-def day_events(day_stream: list[Message]) -> list[Event]:
+def day_events(day_stream: list[SimulatedMessage]) -> list[Event]:
     decoder = EventDecoder()
     return [decoder.decode(m.value, END) for m in day_stream]
 
 
-def _digest(messages: list[Message]) -> str:
+def _digest(messages: list[SimulatedMessage]) -> str:
     h = hashlib.sha256()
     for m in messages:
         h.update(m.key + b"\0" + m.value + b"\0" + m.kind.encode() + b"\n")
@@ -97,7 +97,9 @@ def test_events_are_in_time_order_within_the_window(day_events: list[Event]) -> 
     assert times[0] < END - dt.timedelta(hours=23, minutes=59)  # steady from the first minute
 
 
-def test_event_ids_are_unique_and_keys_are_user_ids(day_stream: list[Message], day_events: list[Event]) -> None:
+def test_event_ids_are_unique_and_keys_are_user_ids(
+    day_stream: list[SimulatedMessage], day_events: list[Event]
+) -> None:
     assert len({e.event_id for e in day_events}) == len(day_events)
     assert all(m.key == e.user_id.encode() for m, e in zip(day_stream, day_events, strict=True))
 
@@ -275,7 +277,7 @@ def test_live_stream_content_does_not_depend_on_how_often_it_is_polled() -> None
     start = END
     coarse = LiveStream(cfg, start).until(start + dt.timedelta(seconds=60))
     fine_stream = LiveStream(cfg, start)
-    fine: list[Message] = []
+    fine: list[SimulatedMessage] = []
     for ms in range(0, 60_001, 137):
         fine += fine_stream.until(start + dt.timedelta(milliseconds=ms))
     fine += fine_stream.until(start + dt.timedelta(seconds=60))

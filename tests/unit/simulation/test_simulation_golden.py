@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 
 import pytest
 
-from pipeline.simulation import NO_FAULTS, FaultConfig, LiveStream, Message, SimulationConfig, backfill
+from pipeline.simulation import NO_FAULTS, FaultConfig, LiveStream, SimulatedMessage, SimulationConfig, backfill
 
 END = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 FAULTS = FaultConfig(duplicate_rate=0.03, late_rate=0.03, malformed_rate=0.03, max_lateness=dt.timedelta(minutes=5))
@@ -46,12 +46,12 @@ CUSTOM_SHOP = SimulationConfig(
 STEPS_MS = (0, 1, 7, 137, 1000, 0, 2500, 333, 12_000, 49)
 
 
-def _update(h: hashlib._Hash, m: Message) -> None:
+def _update(h: hashlib._Hash, m: SimulatedMessage) -> None:
     expected = b"" if m.expected is None else repr(m.expected).encode()
     h.update(b"%d:%s %d:%s %s %s\n" % (len(m.key), m.key, len(m.value), m.value, m.kind.encode(), expected))
 
 
-def _digest(messages: Iterable[Message]) -> tuple[int, str]:
+def _digest(messages: Iterable[SimulatedMessage]) -> tuple[int, str]:
     h = hashlib.sha256()
     count = 0
     for m in messages:
