@@ -17,7 +17,8 @@ class Agenda(Generic[T]):
     behaves like a heap. A slot holds the visit itself until a second one shares the
     millisecond (then a list): fewer objects for the garbage collector to walk, which is
     why an item must not itself be a list. Insertion order within a millisecond keeps
-    the output deterministic.
+    the output deterministic. Like any calendar it only moves forward: an item may not
+    be pushed at a time earlier than the last one popped.
     """
 
     __slots__ = ("_times", "_slots", "_i", "first")
