@@ -144,6 +144,7 @@ def test_the_cli_prints_one_line_and_exits_3_when_dashboards_refuses(
     outputs.update(
         {
             Output.KAFKA_BOOTSTRAP.value: "127.0.0.1:1",
+            Output.POSTGRES_TIMESCALEDB.value: "false",
             Output.OPENSEARCH_CA_CERT.value: str(certs["ca"]),
             Output.OPENSEARCH_DASHBOARDS_URI.value: f"https://{USER}:{QUOTED}@localhost:{fake.port}",
         }
