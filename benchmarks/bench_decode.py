@@ -27,7 +27,8 @@ from itertools import islice
 from typing import Any
 
 from pipeline.contract.schema import SCHEMA_PATH
-from pipeline.events import EventDecoder, FaultConfig, InvalidEvent, SimulationConfig, backfill
+from pipeline.events import EventDecoder, InvalidEvent
+from pipeline.simulation import FaultConfig, SimulationConfig, backfill
 
 END = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 MAX_AGE = dt.timedelta(days=30)

@@ -26,12 +26,12 @@ import time
 from collections.abc import Callable, Iterator
 from itertools import islice
 
-from pipeline.events import FaultConfig, LiveStream, Message, SimulationConfig, backfill
+from pipeline.simulation import FaultConfig, LiveStream, SimulatedMessage, SimulationConfig, backfill
 
 END = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 
 
-def _drain(messages: Iterator[Message], n: int) -> int:
+def _drain(messages: Iterator[SimulatedMessage], n: int) -> int:
     """What a producer loop does with each message, minus the Kafka call."""
     count = 0
     for message in islice(messages, n):
@@ -40,7 +40,7 @@ def _drain(messages: Iterator[Message], n: int) -> int:
     return count
 
 
-def _live_iter(config: SimulationConfig, step_ms: int) -> Iterator[Message]:
+def _live_iter(config: SimulationConfig, step_ms: int) -> Iterator[SimulatedMessage]:
     """A producer loop over LiveStream whose clock jumps ``step_ms`` per poll (no sleeping)."""
     live = LiveStream(config, END)
     now = END
@@ -50,7 +50,7 @@ def _live_iter(config: SimulationConfig, step_ms: int) -> Iterator[Message]:
         yield from live.until(now)
 
 
-def _measure(make: Callable[[], Iterator[Message]], n: int, repeat: int) -> tuple[float, float, float]:
+def _measure(make: Callable[[], Iterator[SimulatedMessage]], n: int, repeat: int) -> tuple[float, float, float]:
     """(start-up s, best us/message wall, best us/message cpu) over ``repeat`` runs."""
     best_wall = best_cpu = float("inf")
     startup = float("inf")
@@ -69,7 +69,7 @@ def _measure(make: Callable[[], Iterator[Message]], n: int, repeat: int) -> tupl
     return startup, best_wall, best_cpu
 
 
-def _scenarios() -> dict[str, Callable[[], Iterator[Message]]]:
+def _scenarios() -> dict[str, Callable[[], Iterator[SimulatedMessage]]]:
     faults = FaultConfig(duplicate_rate=0.01, late_rate=0.01, malformed_rate=0.01)
     return {
         "backfill 24h, rate 10/s (realistic day)": lambda: backfill(SimulationConfig(seed=1, rate=10), END),

@@ -7,7 +7,7 @@ in Python, the advisory locks, COPY into the staging table, ``INSERT ... SELECT`
 (``pipeline/sessions/metrics.sql``, which also reads back the batch's session rows), plus
 the commit.
 
-Why synthetic events with a live-traffic shape instead of ``pipeline.events.generator``:
+Why synthetic events with a live-traffic shape instead of ``pipeline.simulation``:
 the generator's realistic walk costs more CPU than the sink itself, and what decides the
 sink's speed is the shape of a batch: how many sessions it touches and how many earlier
 events each of them already has. So the events here come from ``--concurrent`` sessions

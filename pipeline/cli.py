@@ -404,8 +404,8 @@ def _build_produce_options(topic: str, params: dict[str, Any], default_events: i
     import datetime as dt
     import secrets
 
-    from pipeline.events.faults import FaultConfig
     from pipeline.jobs.produce import ProduceOptions
+    from pipeline.simulation.faults import FaultConfig
 
     end_time = params["end_time"]
     if isinstance(end_time, dt.datetime):

@@ -118,6 +118,11 @@ def _from_validation_error(err: msgspec.ValidationError) -> InvalidEvent:
         return InvalidEvent(field, Reason.TOO_SHORT, text)
     if text.startswith(("Invalid RFC3339", "Expected `datetime` with a timezone")):
         return InvalidEvent(field, Reason.BAD_FORMAT, text)
+    if text.startswith("Number out of range"):
+        # Only fields that are not Decimal parse a number natively: the version, or a
+        # number (too large even for a float) where a string belongs.
+        reason = Reason.UNSUPPORTED_VERSION if field == "schema_version" else Reason.WRONG_TYPE
+        return InvalidEvent(field, reason, text)
     if text.startswith(("Expected ", "Invalid decimal string")):
         # A string where a number belongs is a type error under this contract.
         return InvalidEvent(field, Reason.WRONG_TYPE, text)

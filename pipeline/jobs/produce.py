@@ -21,10 +21,9 @@ from typing import IO
 
 from pipeline.config.settings import KafkaSettings
 from pipeline.errors import DeliveryError
-from pipeline.events.faults import NO_FAULTS, FaultConfig, Message
-from pipeline.events.generator import LiveStream, SimulationConfig, backfill
 from pipeline.jobs.progress import Progress
 from pipeline.kafka.producer import TrackedProducer
+from pipeline.simulation import NO_FAULTS, FaultConfig, LiveStream, SimulatedMessage, SimulationConfig, backfill
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ class ProduceResult:
         )
 
 
-def backfill_messages(options: ProduceOptions) -> Iterator[Message]:
+def backfill_messages(options: ProduceOptions) -> Iterator[SimulatedMessage]:
     """Exactly ``options.events`` messages of a simulated window ending at ``end_time``.
 
     The rate is calibrated so one simulation of the window holds about that many; if it
@@ -81,7 +80,7 @@ def backfill_messages(options: ProduceOptions) -> Iterator[Message]:
     return _backfill_rounds(options, end, backfill_rate(options, end))
 
 
-def _backfill_rounds(options: ProduceOptions, end: dt.datetime, rate: float) -> Iterator[Message]:
+def _backfill_rounds(options: ProduceOptions, end: dt.datetime, rate: float) -> Iterator[SimulatedMessage]:
     assert options.events is not None
     remaining = options.events
     for round_ in itertools.count():
@@ -113,7 +112,7 @@ def backfill_rate(options: ProduceOptions, end: dt.datetime, *, probe_share: flo
     return max(0.001, 1.05 * options.events / per_rate)
 
 
-def live_messages(options: ProduceOptions, stop: threading.Event) -> Iterator[Message]:
+def live_messages(options: ProduceOptions, stop: threading.Event) -> Iterator[SimulatedMessage]:
     """Messages as they become due at ``--rate`` per second, event time = now."""
     assert options.rate is not None
     start = dt.datetime.now(dt.UTC)
@@ -145,7 +144,7 @@ def produce(kafka: KafkaSettings, options: ProduceOptions, *, stop: threading.Ev
     """Send the stream; raise ``DeliveryError`` if any message was not delivered."""
     stop = stop or threading.Event()
     producer = TrackedProducer(kafka, "producer", options.producer_overrides)
-    messages: Iterable[Message] = (
+    messages: Iterable[SimulatedMessage] = (
         live_messages(options, stop) if options.rate is not None else backfill_messages(options)
     )
     if options.rate is None and options.duration_s is not None:
@@ -185,7 +184,9 @@ def produce(kafka: KafkaSettings, options: ProduceOptions, *, stop: threading.Ev
     return result
 
 
-def _until(messages: Iterable[Message], deadline: float | None, stop: threading.Event) -> Iterator[Message]:
+def _until(
+    messages: Iterable[SimulatedMessage], deadline: float | None, stop: threading.Event
+) -> Iterator[SimulatedMessage]:
     for i, msg in enumerate(messages):
         if (i & 0x3FF) == 0 and (stop.is_set() or (deadline is not None and time.monotonic() >= deadline)):
             return

@@ -20,7 +20,7 @@ from typing import IO, Protocol
 from confluent_kafka import KafkaError, Message, Producer
 
 from pipeline.config.settings import KafkaRole, KafkaSettings
-from pipeline.events.dump import format_dump_line
+from pipeline.simulation.dump import format_dump_line
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from pipeline.events.dump import read_dump
+from pipeline.simulation.dump import read_dump
 from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.truth import expected_buckets, expected_sessions, unique_events
 

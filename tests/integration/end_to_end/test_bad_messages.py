@@ -38,8 +38,8 @@ from typing import Any
 import psycopg
 from confluent_kafka import Producer
 
-from pipeline.events import SimulationConfig, backfill
 from pipeline.kafka.dead_letters import PREFIX_BYTES, parse_headers
+from pipeline.simulation import SimulationConfig, backfill
 from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.java_producer import produce_with_java
 from tests.support.kafka_topics import read_all

@@ -15,11 +15,11 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
-from pipeline.events.dump import parse_dump_line, read_dump
-from pipeline.events.faults import FaultConfig
 from pipeline.jobs.consume import FAULT_ENV
 from pipeline.jobs.produce import ProduceOptions, backfill_messages
 from pipeline.kafka.dead_letters import parse_headers
+from pipeline.simulation.dump import parse_dump_line, read_dump
+from pipeline.simulation.faults import FaultConfig
 from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.kafka_topics import read_all
 from tests.support.process_control import (

@@ -1,7 +1,4 @@
-"""Shared fixtures for the event tests: a fixed clock, an event factory, cached streams.
-
-Generating a day of events takes seconds, so the streams are built once per session.
-"""
+"""Fixtures of the event tests: a factory of valid events (the clock and streams are one level up)."""
 
 from __future__ import annotations
 
@@ -10,13 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
-from pipeline.events import Event, FaultConfig, Message, SimulationConfig, backfill
+from pipeline.events import Event
 
 UTC = dt.UTC
-END = dt.datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
-"""A fixed end time: tests never read the clock."""
-
-DAY_CONFIG = SimulationConfig(seed=7, rate=3.0)
 
 
 def _make_event(**overrides: object) -> Event:
@@ -48,25 +41,6 @@ def _make_event(**overrides: object) -> Event:
 
 
 @pytest.fixture
-def end_time() -> dt.datetime:
-    """The decoder's ``now`` in tests, and the end of every backfill window."""
-    return END
-
-
-@pytest.fixture
 def make_event() -> Callable[..., Event]:
     """A factory of valid events (a search by default); keywords override fields."""
     return _make_event
-
-
-@pytest.fixture(scope="session")
-def day_stream() -> list[Message]:
-    """A 24-hour backfill without faults (about 260,000 messages)."""
-    return list(backfill(DAY_CONFIG, END))
-
-
-@pytest.fixture(scope="session")
-def faulty_stream() -> list[Message]:
-    """A 6-hour backfill with every fault switched on at visible rates."""
-    faults = FaultConfig(duplicate_rate=0.05, late_rate=0.05, malformed_rate=0.05, max_lateness=dt.timedelta(minutes=5))
-    return list(backfill(SimulationConfig(seed=11, rate=3.0), END, window=dt.timedelta(hours=6), faults=faults))

@@ -9,8 +9,9 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from pipeline.events import FIELDS, Event, EventDecoder, Message, encode_event, event_key, format_timestamp
-from pipeline.events.sitemap import ODD_QUERIES
+from pipeline.events import FIELDS, Event, EventDecoder, encode_event, event_key, format_timestamp
+from pipeline.simulation import SimulatedMessage
+from pipeline.simulation.sitemap import ODD_QUERIES
 
 UTC = dt.UTC
 
@@ -87,7 +88,7 @@ def test_odd_strings_round_trip_exactly(
     assert encode_event(back) == raw
 
 
-def test_generated_messages_are_canonical(day_stream: list[Message], end_time: dt.datetime) -> None:
+def test_generated_messages_are_canonical(day_stream: list[SimulatedMessage], end_time: dt.datetime) -> None:
     """The generator's byte templates and encode_event are two paths to the same bytes."""
     decoder = EventDecoder()
     sample = day_stream[::97]
@@ -98,7 +99,7 @@ def test_generated_messages_are_canonical(day_stream: list[Message], end_time: d
         assert event_key(event) == message.key
 
 
-def test_every_event_type_and_field_shape_occurs(day_stream: list[Message]) -> None:
+def test_every_event_type_and_field_shape_occurs(day_stream: list[SimulatedMessage]) -> None:
     seen_types = set()
     odd_query_seen = False
     for message in day_stream:

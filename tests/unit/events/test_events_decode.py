@@ -20,7 +20,6 @@ from pipeline.contract.event import (
     UUID_PATTERN,
 )
 from pipeline.events import (
-    MALFORMED_KINDS,
     Event,
     EventDecoder,
     InvalidEvent,
@@ -29,7 +28,7 @@ from pipeline.events import (
     encode_event,
 )
 from pipeline.events.decode import is_country, is_page_url, is_referrer, is_timestamp_text, is_uuid
-from pipeline.events.faults import MALFORMED_BUILDERS, malformed_message
+from pipeline.simulation.malformed import MALFORMED_BUILDERS, MALFORMED_KINDS, malformed_message
 
 MakeEvent = Callable[..., Event]
 
@@ -119,6 +118,8 @@ def test_message_level_errors(raw: bytes, expected: tuple[str | None, str], end_
         ("user_id", b'"' + b"u" * 65 + b'"', "too_long"),
         ("user_id", b"null", "wrong_type"),
         ("session_id", b"42", "wrong_type"),
+        ("event_id", b"1e400", "wrong_type"),
+        ("schema_version", b"1e400", "unsupported_version"),
         ("browser", b'"' + b"B" * 65 + b'"', "too_long"),
         ("page_url", b'"https://shop.example.com/' + b"x" * 2030 + b'"', "too_long"),
         ("referrer", b'"https://a.example/' + b"x" * 2040 + b'"', "too_long"),
@@ -385,7 +386,7 @@ def test_random_corruption_only_ever_raises_invalid_event(end_time: dt.datetime)
     """Byte-level fuzzing of real messages: every outcome is an Event or an InvalidEvent."""
     from itertools import islice
 
-    from pipeline.events import SimulationConfig, backfill
+    from pipeline.simulation import SimulationConfig, backfill
 
     messages = [m.value for m in islice(backfill(SimulationConfig(seed=5, rate=20), end_time), 3000)]
     priced = [v for v in messages if b'"price":null' not in v]

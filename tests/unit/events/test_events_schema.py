@@ -14,8 +14,9 @@ import pytest
 
 from pipeline.contract.event import DEVICE_TYPES, EVENT_TYPES, TYPE_RULES
 from pipeline.contract.schema import SCHEMA_PATH, main, render_schema
-from pipeline.events import FIELDS, Event, EventDecoder, InvalidEvent, Message, encode_event
-from pipeline.events.faults import MALFORMED_KINDS, malformed_message
+from pipeline.events import FIELDS, Event, EventDecoder, InvalidEvent, encode_event
+from pipeline.simulation import SimulatedMessage
+from pipeline.simulation.malformed import MALFORMED_KINDS, malformed_message
 
 
 def shipped() -> dict[str, Any]:
@@ -112,7 +113,7 @@ def _schema_verdict(validator: Any, raw: bytes) -> bool | None:
     return validator.is_valid(instance)
 
 
-def test_generated_events_are_valid_under_the_schema(validator: Any, day_stream: list[Message]) -> None:
+def test_generated_events_are_valid_under_the_schema(validator: Any, day_stream: list[SimulatedMessage]) -> None:
     sample = day_stream[::211]
     assert len(sample) > 500
     for message in sample:
@@ -120,7 +121,7 @@ def test_generated_events_are_valid_under_the_schema(validator: Any, day_stream:
 
 
 def test_decoder_and_schema_agree_on_malformed_messages(
-    validator: Any, day_stream: list[Message], end_time: dt.datetime
+    validator: Any, day_stream: list[SimulatedMessage], end_time: dt.datetime
 ) -> None:
     """Every malformed variant that is JSON is rejected by both; time rules are decoder-only."""
     rng = random.Random(2026)

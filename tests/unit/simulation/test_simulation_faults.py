@@ -8,14 +8,13 @@ from itertools import islice
 
 import pytest
 
-from pipeline.events import (
+from pipeline.events import EventDecoder, InvalidEvent
+from pipeline.simulation import (
     MALFORMED_KINDS,
     NO_FAULTS,
-    EventDecoder,
     FaultConfig,
-    InvalidEvent,
     LiveStream,
-    Message,
+    SimulatedMessage,
     SimulationConfig,
     backfill,
 )
@@ -26,22 +25,22 @@ SIX_HOURS = dt.timedelta(hours=6)
 
 
 @pytest.fixture(scope="module")
-def clean_stream() -> list[Message]:
+def clean_stream() -> list[SimulatedMessage]:
     """The same run as ``faulty_stream`` without faults."""
     return list(backfill(FAULTY_CONFIG, END, window=SIX_HOURS))
 
 
-def _kinds(messages: list[Message]) -> collections.Counter[str]:
+def _kinds(messages: list[SimulatedMessage]) -> collections.Counter[str]:
     return collections.Counter(m.kind.split(":")[0] for m in messages)
 
 
-def test_defaults_inject_nothing(clean_stream: list[Message]) -> None:
+def test_defaults_inject_nothing(clean_stream: list[SimulatedMessage]) -> None:
     assert NO_FAULTS == FaultConfig()
     assert _kinds(clean_stream) == {"valid": len(clean_stream)}
 
 
 def test_valid_events_do_not_depend_on_fault_settings(
-    clean_stream: list[Message], faulty_stream: list[Message]
+    clean_stream: list[SimulatedMessage], faulty_stream: list[SimulatedMessage]
 ) -> None:
     """Faults come from their own random stream: valid + late messages are exactly the clean run."""
     delivered = [m.value for m in faulty_stream if m.kind in ("valid", "late")]
@@ -52,7 +51,7 @@ def test_valid_events_do_not_depend_on_fault_settings(
     assert all(v in it for v in in_order)  # valid ones keep their relative order
 
 
-def test_rates_are_roughly_as_configured(faulty_stream: list[Message]) -> None:
+def test_rates_are_roughly_as_configured(faulty_stream: list[SimulatedMessage]) -> None:
     kinds = _kinds(faulty_stream)
     base = kinds["valid"] + kinds["late"]
     assert kinds["late"] / base == pytest.approx(0.05, abs=0.005)
@@ -60,7 +59,7 @@ def test_rates_are_roughly_as_configured(faulty_stream: list[Message]) -> None:
     assert kinds["duplicate"] / base == pytest.approx(0.05, abs=0.005)
 
 
-def test_duplicates_are_byte_identical_resends_shortly_after(faulty_stream: list[Message]) -> None:
+def test_duplicates_are_byte_identical_resends_shortly_after(faulty_stream: list[SimulatedMessage]) -> None:
     seen: dict[bytes, int] = {}
     for i, m in enumerate(faulty_stream):
         if m.kind == "duplicate":
@@ -71,7 +70,7 @@ def test_duplicates_are_byte_identical_resends_shortly_after(faulty_stream: list
             seen.setdefault(m.value, i)
 
 
-def test_late_messages_arrive_after_newer_events_within_max_lateness(faulty_stream: list[Message]) -> None:
+def test_late_messages_arrive_after_newer_events_within_max_lateness(faulty_stream: list[SimulatedMessage]) -> None:
     """A late message is sent once the stream has moved on by its lateness (1 s to 5 min).
 
     Almost always that means after newer events; the rare exception is a late event
@@ -94,7 +93,7 @@ def test_late_messages_arrive_after_newer_events_within_max_lateness(faulty_stre
     assert displaced / late > 0.95
 
 
-def test_every_malformed_message_is_rejected_with_its_expected_reason(faulty_stream: list[Message]) -> None:
+def test_every_malformed_message_is_rejected_with_its_expected_reason(faulty_stream: list[SimulatedMessage]) -> None:
     decoder = EventDecoder()
     kinds = collections.Counter()
     for m in faulty_stream:
@@ -108,7 +107,7 @@ def test_every_malformed_message_is_rejected_with_its_expected_reason(faulty_str
     assert set(kinds) == {f"malformed:{k}" for k in MALFORMED_KINDS}
 
 
-def test_everything_not_malformed_decodes(faulty_stream: list[Message]) -> None:
+def test_everything_not_malformed_decodes(faulty_stream: list[SimulatedMessage]) -> None:
     decoder = EventDecoder()
     for m in faulty_stream[::7]:
         if not m.kind.startswith("malformed:"):

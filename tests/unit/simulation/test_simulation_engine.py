@@ -1,24 +1,21 @@
-"""The simulation: deterministic, time-ordered, sessionized like a tracker, realistic enough."""
+"""The engine and its entry points: deterministic, time-ordered, sessionized like a tracker."""
 
 from __future__ import annotations
 
 import collections
 import datetime as dt
-import hashlib
 import os
 import subprocess
 import sys
-from decimal import Decimal
 from itertools import islice
 
 import pytest
 
-from pipeline.events import (
+from pipeline.events import Event
+from pipeline.simulation import (
     SESSION_TIMEOUT,
-    Event,
-    EventDecoder,
     LiveStream,
-    Message,
+    SimulatedMessage,
     SimulationConfig,
     backfill,
     from_ms,
@@ -27,19 +24,6 @@ from pipeline.events import (
 
 END = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 TWO_HOURS = dt.timedelta(hours=2)
-
-
-@pytest.fixture(scope="module")
-def day_events(day_stream: list[Message]) -> list[Event]:
-    decoder = EventDecoder()
-    return [decoder.decode(m.value, END) for m in day_stream]
-
-
-def _digest(messages: list[Message]) -> str:
-    h = hashlib.sha256()
-    for m in messages:
-        h.update(m.key + b"\0" + m.value + b"\0" + m.kind.encode() + b"\n")
-    return h.hexdigest()
 
 
 # --- determinism -----------------------------------------------------------------------
@@ -70,7 +54,7 @@ def test_another_window_never_reuses_event_or_session_ids() -> None:
 
 _CHILD = """
 import datetime as dt, hashlib
-from pipeline.events import SimulationConfig, FaultConfig, backfill
+from pipeline.simulation import SimulationConfig, FaultConfig, backfill
 end = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.timezone.utc)
 faults = FaultConfig(duplicate_rate=0.02, late_rate=0.02, malformed_rate=0.02)
 h = hashlib.sha256()
@@ -98,7 +82,9 @@ def test_events_are_in_time_order_within_the_window(day_events: list[Event]) -> 
     assert times[0] < END - dt.timedelta(hours=23, minutes=59)  # steady from the first minute
 
 
-def test_event_ids_are_unique_and_keys_are_user_ids(day_stream: list[Message], day_events: list[Event]) -> None:
+def test_event_ids_are_unique_and_keys_are_user_ids(
+    day_stream: list[SimulatedMessage], day_events: list[Event]
+) -> None:
     assert len({e.event_id for e in day_events}) == len(day_events)
     assert all(m.key == e.user_id.encode() for m, e in zip(day_stream, day_events, strict=True))
 
@@ -162,121 +148,13 @@ def test_users_return_across_sessions_with_a_stable_profile(day_events: list[Eve
     assert returning / len(sessions) > 0.5
 
 
-# --- distributions -------------------------------------------------------------------------------
-def _user_share(events: list[Event], attr: str) -> dict[str, float]:
-    first: dict[str, Event] = {}
-    for e in events:
-        first.setdefault(e.user_id, e)
-    counts = collections.Counter(getattr(e, attr) for e in first.values())
-    return {k: v / len(first) for k, v in counts.items()}
-
-
-def test_device_mix_follows_the_config(day_events: list[Event]) -> None:
-    share = _user_share(day_events, "device_type")
-    assert share["mobile"] == pytest.approx(0.60, abs=0.03)
-    assert share["desktop"] == pytest.approx(0.35, abs=0.03)
-    assert share["tablet"] == pytest.approx(0.05, abs=0.015)
-
-
-def test_custom_device_weights_are_honoured() -> None:
-    cfg = SimulationConfig(seed=5, rate=5, device_weights=(("desktop", 0.9), ("mobile", 0.1)))
-    events = [m.event for m in islice(backfill(cfg, END, window=TWO_HOURS), 20_000)]
-    share = _user_share([e for e in events if e], "device_type")
-    assert share["desktop"] == pytest.approx(0.9, abs=0.04)
-    assert "tablet" not in share
-
-
-def test_country_mix_is_skewed(day_events: list[Event]) -> None:
-    share = _user_share(day_events, "country")
-    top = max(share, key=share.__getitem__)
-    assert top == "US" and share["US"] == pytest.approx(0.30, abs=0.04)
-    assert len(share) >= 20
-
-
-def _channel(e: Event) -> str:
-    if e.utm_medium in ("cpc", "paid_social"):
-        return "paid"
-    if e.utm_medium in ("email", "social"):
-        return e.utm_medium
-    return "organic" if e.referrer else "direct"
-
-
-def _sessions(events: list[Event]) -> dict[str, list[Event]]:
-    out: dict[str, list[Event]] = collections.defaultdict(list)
-    for e in events:
-        out[e.session_id].append(e)
-    return out
-
-
-def test_traffic_channels_follow_the_config(day_events: list[Event]) -> None:
-    sessions = _sessions(day_events)
-    counts = collections.Counter(_channel(s[0]) for s in sessions.values())
-    share = {k: v / len(sessions) for k, v in counts.items()}
-    # direct is a little above its 30%: a session reopened after a long idle pause is direct.
-    for channel, weight in SimulationConfig().channel_weights:
-        assert share[channel] == pytest.approx(weight, abs=0.05), channel
-
-
-def test_bounce_rate_follows_the_config(day_events: list[Event]) -> None:
-    sessions = _sessions(day_events)
-    single = sum(1 for s in sessions.values() if len(s) == 1) / len(sessions)
-    assert single == pytest.approx(0.40, abs=0.06)
-    high = [m.event for m in islice(backfill(SimulationConfig(seed=5, rate=5, bounce_rate=0.8), END), 20_000)]
-    high_sessions = _sessions([e for e in high if e])
-    assert sum(1 for s in high_sessions.values() if len(s) == 1) / len(high_sessions) > single + 0.25
-
-
-def test_dwell_times_are_human(day_events: list[Event]) -> None:
-    gaps = []
-    for s in _sessions(day_events).values():
-        gaps += [(b.occurred_at - a.occurred_at).total_seconds() for a, b in zip(s, s[1:], strict=False)]
-    gaps.sort()
-    median = gaps[len(gaps) // 2]
-    assert 1 <= median <= 60
-    assert gaps[int(0.9 * len(gaps))] > 20  # some pages are read for a while
-
-
-def test_purchases_total_the_cart(day_events: list[Event]) -> None:
-    """revenue is the sum of the last cart's add-to-cart prices; product/price is its top line."""
-    adds: dict[str, list[Event]] = collections.defaultdict(list)
-    first_seen: dict[str, dt.datetime] = {}
-    # Visits in flight when the window opens began in the (unemitted) warm-up, so their
-    # carts are partly unseen: judge only users who first appear well inside the window.
-    settled = day_events[0].occurred_at + dt.timedelta(hours=3)
-    purchases = 0
-    for e in day_events:
-        first_seen.setdefault(e.user_id, e.occurred_at)
-        if e.event_type == "add_to_cart":
-            adds[e.user_id].append(e)
-        elif e.event_type == "purchase" and first_seen[e.user_id] > settled:
-            assert e.revenue is not None and e.price is not None and e.order_id
-            prior = adds.pop(e.user_id, [])
-            suffix_sums = {}
-            total = Decimal(0)
-            for k, a in enumerate(reversed(prior), 1):
-                total += a.price  # type: ignore[operator]
-                suffix_sums[total] = prior[-k:]
-            assert e.revenue in suffix_sums, e
-            cart = suffix_sums[e.revenue]
-            assert e.price == max(a.price for a in cart)  # type: ignore[type-var]
-            assert e.product_id in {a.product_id for a in cart}
-            purchases += 1
-    assert purchases > 300
-
-
-def test_conversion_is_plausible(day_events: list[Event]) -> None:
-    sessions = _sessions(day_events)
-    converted = sum(1 for s in sessions.values() if any(e.event_type == "purchase" for e in s))
-    assert 0.005 < converted / len(sessions) < 0.08
-
-
 # --- live mode -------------------------------------------------------------------------------
 def test_live_stream_content_does_not_depend_on_how_often_it_is_polled() -> None:
     cfg = SimulationConfig(seed=4, rate=50, diurnal=False)
     start = END
     coarse = LiveStream(cfg, start).until(start + dt.timedelta(seconds=60))
     fine_stream = LiveStream(cfg, start)
-    fine: list[Message] = []
+    fine: list[SimulatedMessage] = []
     for ms in range(0, 60_001, 137):
         fine += fine_stream.until(start + dt.timedelta(milliseconds=ms))
     fine += fine_stream.until(start + dt.timedelta(seconds=60))

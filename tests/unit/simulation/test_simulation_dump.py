@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.events import DumpRecord, Message, format_dump_line, parse_dump_line, read_dump
+from pipeline.simulation import DumpRecord, SimulatedMessage, format_dump_line, parse_dump_line, read_dump
 
 
-def test_lines_round_trip_exact_bytes(faulty_stream: list[Message], tmp_path: Path) -> None:
+def test_lines_round_trip_exact_bytes(faulty_stream: list[SimulatedMessage], tmp_path: Path) -> None:
     path = tmp_path / "dump.jsonl"
     with open(path, "wb") as fh:
         for m in faulty_stream:
@@ -22,21 +22,25 @@ def test_lines_round_trip_exact_bytes(faulty_stream: list[Message], tmp_path: Pa
 
 
 def test_text_when_utf8_base64_otherwise() -> None:
-    readable = json.loads(format_dump_line(Message(b"u-1", b'{"a":"caf\xc3\xa9"}', "valid")))
+    readable = json.loads(format_dump_line(SimulatedMessage(b"u-1", b'{"a":"caf\xc3\xa9"}', "valid")))
     assert readable == {"kind": "valid", "key": "u-1", "value": '{"a":"café"}'}
-    broken = json.loads(format_dump_line(Message(b"u-1", b'{"a":"\xff"}', "malformed:invalid_utf8")))
+    broken = json.loads(format_dump_line(SimulatedMessage(b"u-1", b'{"a":"\xff"}', "malformed:invalid_utf8")))
     assert broken["kind"] == "malformed:invalid_utf8"
     assert "value" not in broken and broken["value_b64"] == "eyJhIjoi/yJ9"
     assert parse_dump_line(json.dumps(broken)).value == b'{"a":"\xff"}'
 
 
 def test_each_line_is_one_line() -> None:
-    line = format_dump_line(Message(b"k", b'{"q":"two\\nlines"}\n', "valid"))
+    line = format_dump_line(SimulatedMessage(b"k", b'{"q":"two\\nlines"}\n', "valid"))
     assert line.endswith(b"\n") and line.count(b"\n") == 1
 
 
 def test_reader_accepts_file_objects_and_skips_blank_lines() -> None:
-    data = format_dump_line(Message(b"k", b"v", "duplicate")) + b"\n" + format_dump_line(Message(b"k", b"w", "late"))
+    data = (
+        format_dump_line(SimulatedMessage(b"k", b"v", "duplicate"))
+        + b"\n"
+        + format_dump_line(SimulatedMessage(b"k", b"w", "late"))
+    )
     assert [r.kind for r in read_dump(io.BytesIO(data))] == ["duplicate", "late"]
 
 

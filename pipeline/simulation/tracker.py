@@ -2,7 +2,7 @@
 
 A web tracker (the JavaScript on the shop's pages) decides the ``session_id`` before the
 event leaves the browser: a user's session ends after 30 minutes without an event, and
-the next event starts a new session. The generator applies exactly this rule to the
+the next event starts a new session. The simulation applies exactly this rule to the
 events it simulates, so the session ids it emits are what a real tracker would send,
 and the session-metrics code downstream can be tested against them.
 
@@ -19,7 +19,7 @@ from typing import Final
 import msgspec
 
 SESSION_TIMEOUT: Final = _dt.timedelta(minutes=30)
-SESSION_TIMEOUT_MS: Final = 30 * 60 * 1000
+SESSION_TIMEOUT_MS: Final = SESSION_TIMEOUT // _dt.timedelta(milliseconds=1)
 
 
 def starts_new_session(previous_ms: int | None, current_ms: int) -> bool:
@@ -70,7 +70,7 @@ class SessionTracker:
     """Session state per user, as the in-browser tracker keeps it (pure, in memory).
 
     ``assign`` applies ``advance`` for one event. A caller that produces many events of
-    one user in a row (the generator, during a visit) may ``checkout`` the user's state,
+    one user in a row (the engine, during a visit) may ``checkout`` the user's state,
     apply ``advance`` itself, and ``checkin`` the result afterwards: same rule, one dict
     access per visit instead of per event.
 

@@ -3,7 +3,7 @@
 The catalogue is built from its own fixed seed, independent of the simulation seed, so
 product ids, names and prices are the same in every run: dashboards and tests can rely
 on ``p-10042`` always being the same product. Everything is precomputed once (URLs,
-percent-encoded search URLs, element ids) so the generator's hot loop only looks
+percent-encoded search URLs, element ids) so the engine's hot loop only looks
 things up.
 """
 
@@ -137,6 +137,7 @@ class SiteMap:
                 Category(slug, f"{host}/c/{slug}", f"nav-{slug}", tuple(products), tuple(accumulate(weights)))
             )
         self.categories: tuple[Category, ...] = tuple(categories)
+        self.categories_by_slug: dict[str, Category] = {c.slug: c for c in categories}
         # Category popularity: a few big departments, a long tail.
         self.category_cum_weights: tuple[float, ...] = tuple(
             accumulate(1.0 / (i + 1) ** 0.7 for i in range(len(categories)))

@@ -17,7 +17,7 @@ from typing import IO
 
 import msgspec
 
-from pipeline.events.faults import Message
+from pipeline.simulation.record import SimulatedMessage
 
 
 class DumpRecord(msgspec.Struct, frozen=True):
@@ -39,7 +39,7 @@ def _put(out: dict[str, str], name: str, data: bytes) -> None:
         out[name + "_b64"] = base64.b64encode(data).decode("ascii")
 
 
-def format_dump_line(message: Message) -> bytes:
+def format_dump_line(message: SimulatedMessage) -> bytes:
     """The dump line of ``message``, newline-terminated (write it to a file opened ``wb``)."""
     out: dict[str, str] = {"kind": message.kind}
     _put(out, "key", message.key)

@@ -1,0 +1,221 @@
+"""The engine: visits arrive, wait in the agenda, and come out as wire bytes in time order.
+
+Visits arrive as a Poisson process (optionally with a daily pattern); each visit in
+flight sits in the agenda keyed by the time of its next event; the engine pops the
+earliest, emits it, asks the walk for the visit's next step and schedules it. Events
+therefore come out in time order across interleaved users, and memory is bounded by
+the number of visits in flight. The tracker rule (``pipeline.simulation.tracker``)
+assigns session ids from the resulting event times, exactly as a browser tracker would.
+
+Everything random comes from one ``random.Random`` seeded from (seed, start, end), user
+profiles from a hash of (seed, user index), the catalogue from its own fixed seed, so a
+seed and a start/end time give a byte-identical stream in every run and process. The
+hot loop builds wire bytes from pre-encoded segments (``pipeline.simulation.wire``),
+never an ``Event`` object: that is what keeps it at a few microseconds per message.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import random
+from typing import Final
+
+from pipeline.simulation.agenda import Agenda
+from pipeline.simulation.calibration import visit_stats
+from pipeline.simulation.config import SimulationConfig
+from pipeline.simulation.epoch import EPOCH
+from pipeline.simulation.tracker import SESSION_TIMEOUT_MS, SessionTracker, advance
+from pipeline.simulation.walk import Visit, Walker
+from pipeline.simulation.wire import ENCODE, event_id_head
+
+# Traffic share by hour of day (UTC), mean 1.0: quiet nights, an evening peak.
+_DIURNAL: Final = (
+    0.45,
+    0.36,
+    0.30,
+    0.28,
+    0.30,
+    0.38,
+    0.52,
+    0.70,
+    0.86,
+    0.96,
+    1.02,
+    1.08,
+    1.12,
+    1.10,
+    1.06,
+    1.08,
+    1.14,
+    1.24,
+    1.38,
+    1.50,
+    1.52,
+    1.36,
+    1.06,
+    0.76,
+)
+_DIURNAL_MEAN: Final = sum(_DIURNAL) / len(_DIURNAL)
+_DIURNAL_NORM: Final = tuple(x / _DIURNAL_MEAN for x in _DIURNAL)
+_DIURNAL_MAX: Final = max(_DIURNAL_NORM)
+
+_WARMUP_MAX_EVENTS: Final = 500_000
+
+
+class Simulation:
+    """The engine: ``pop()`` returns the next (at_ms, key, value) in time order.
+
+    ``start_ms``: events before it are simulated (so visits are already in flight at the
+    start, and the rate is steady from the first second) but not returned.
+    ``end_ms``: no event after it is returned (None: endless).
+
+    Randomness: one ``random.Random`` seeded from (seed, start, end). Mixing the times in
+    means two runs with the same seed but different windows or live start times emit
+    different event and session ids (they are different events: a downstream dedup must
+    not merge them), while the same seed and times reproduce the stream exactly. User
+    ids depend on the seed only, so users return across runs.
+    """
+
+    def __init__(self, config: SimulationConfig, start_ms: int, end_ms: int | None = None) -> None:
+        self.config = config
+        self.start_ms = start_ms
+        self.end_ms = end_ms
+        stats = visit_stats(config)
+        self.mean_events_per_visit = stats.mean_events
+        # Visits in flight at full realism = arrival rate x mean visit duration.
+        natural = config.rate / stats.mean_events * stats.mean_duration_s
+        self.time_scale = time_scale = min(1.0, config.max_concurrency / natural) if natural > 0 else 1.0
+        daily_visits = config.rate * 86_400 / stats.mean_events
+        users = config.users or int(min(config.max_users, max(100, daily_visits / config.visits_per_user_per_day)))
+        rng = random.Random(f"{config.seed}:{start_ms}:{end_ms}")
+        self._random = rng.random
+        self._getrandbits = rng.getrandbits
+        self.walker = walker = Walker(config, rng, time_scale, users)
+        self._start = walker.start
+        self._plan = walker.plan
+        self._attr_segs = walker.segments.attribution
+        self._agenda: Agenda[Visit] = Agenda()
+        self._active: set[int] = set()
+        self.tracker = SessionTracker(self._session_id)
+        self._id_head = event_id_head(self._getrandbits(80))
+        self._id_counter = 0
+        self._visit_rate_per_ms = config.rate / stats.mean_events / 1000.0
+        self._peak = _DIURNAL_MAX if config.diurnal else 1.0
+        self._prune_every = SESSION_TIMEOUT_MS // 6
+        # Warm-up long enough for most visits in flight at the start to have begun, but
+        # bounded in simulated events so a high rate does not cost minutes of start-up.
+        warmup_ms = int(min(4 * stats.p95_duration_s * time_scale, _WARMUP_MAX_EVENTS / config.rate) * 1000)
+        self._arrival_f = float(start_ms - warmup_ms)
+        self._next_arrival = start_ms - warmup_ms
+        self._next_prune = self._next_arrival + self._prune_every
+        self._advance_arrival()
+        self._sec = -1
+        self._sec_prefix = b""
+        # Fast forward through the warm-up: visits are simulated, events discarded.
+        while True:
+            t = self.peek_ms()
+            if t is None or t >= start_ms:
+                break
+            self._step(emit=False)
+
+    def _session_id(self) -> str:
+        return "s-%016x" % self._getrandbits(64)
+
+    # --- arrivals -------------------------------------------------------------------
+    def _advance_arrival(self) -> None:
+        """Next visit arrival: homogeneous Poisson at the peak rate, thinned by the hour.
+
+        Kept as float milliseconds so that many visits may arrive within one millisecond
+        at high rates; the visit starts at the floor of it.
+        """
+        rng_random = self._random
+        peak_rate = self._visit_rate_per_ms * self._peak
+        t = self._arrival_f
+        while True:
+            t += -math.log(1.0 - rng_random()) / peak_rate
+            if not self.config.diurnal:
+                break
+            hour = (int(t) // 3_600_000) % 24
+            if rng_random() * _DIURNAL_MAX <= _DIURNAL_NORM[hour]:
+                break
+        self._arrival_f = t
+        self._next_arrival = int(t)
+
+    def _start_visit(self, at_ms: int) -> None:
+        visit = self._start(self._active)
+        if visit is None:
+            return  # that user is already browsing; drop the arrival
+        visit.session = self.tracker.checkout(visit.user_id)
+        self._active.add(visit.user)
+        self._agenda.push(at_ms, visit)
+
+    # --- the event loop ---------------------------------------------------------------
+    def peek_ms(self) -> int | None:
+        """When the next event happens (admitting visits that arrive first), or None at the end."""
+        agenda = self._agenda
+        end = self.end_ms
+        while True:
+            arrival = self._next_arrival
+            top = agenda.first
+            if top is not None and top < arrival:
+                return None if end is not None and top > end else top
+            if end is not None and arrival > end:
+                return top if top is not None and top <= end else None
+            self._start_visit(arrival)
+            self._advance_arrival()
+
+    def pop(self, until_ms: int | None = None) -> tuple[int, bytes, bytes] | None:
+        """The next event as (time in ms, key, canonical wire bytes), or None.
+
+        None means the simulation has ended, or (with ``until_ms``) that the next event
+        is later than ``until_ms``. ``peek_ms`` inlined: this runs once per event.
+        """
+        agenda = self._agenda
+        end = self.end_ms
+        if until_ms is not None and (end is None or until_ms < end):
+            end = until_ms
+        while True:
+            top = agenda.first
+            arrival = self._next_arrival
+            if top is not None and top < arrival:
+                return None if end is not None and top > end else self._step(True)
+            if end is not None and arrival > end:
+                return self._step(True) if top is not None and top <= end else None
+            self._start_visit(arrival)
+            self._advance_arrival()
+
+    def _step(self, emit: bool) -> tuple[int, bytes, bytes] | None:
+        at_ms, visit = self._agenda.pop()
+        visit.left -= 1
+        _, type_seg, page_seg, tail = visit.plan[visit.left]
+        previous = visit.session
+        state = visit.session = advance(previous, at_ms, visit.landing, self._session_id)
+        if not visit.head_seg or state[1] is not previous[1]:  # type: ignore[index]
+            visit.head_seg = visit.user_seg + b',"session_id":' + ENCODE(state[1])
+            visit.tail_seg = self._attr_segs[state[2]] + visit.device_seg
+        visit.landing = None
+        visit.emitted += 1
+        out: tuple[int, bytes, bytes] | None = None
+        if emit:
+            sec = at_ms // 1000
+            if sec != self._sec:
+                self._sec = sec
+                self._sec_prefix = (EPOCH + _dt.timedelta(seconds=sec)).isoformat()[:19].encode()
+            self._id_counter += 1
+            value = b"%s%012x%s%s.%03dZ%s%s%s%s" % (
+                self._id_head, self._id_counter, type_seg, self._sec_prefix, at_ms - sec * 1000,
+                visit.head_seg, page_seg, visit.tail_seg, tail,
+            )  # fmt: skip
+            out = (at_ms, visit.key, value)
+        if at_ms >= self._next_prune:
+            self.tracker.prune(at_ms)
+            self._next_prune = at_ms + self._prune_every
+        if not visit.left:
+            if visit.emitted >= self.config.max_events_per_visit or not self._plan(visit):
+                self._active.discard(visit.user)
+                self.tracker.checkin(visit.user_id, state)
+                return out
+            visit.left = len(visit.plan)
+        self._agenda.push(at_ms + visit.plan[visit.left - 1][0], visit)
+        return out
