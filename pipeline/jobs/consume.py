@@ -25,7 +25,7 @@ from confluent_kafka import Message
 from pipeline.config.settings import Settings
 from pipeline.errors import SinkUnavailable
 from pipeline.events.decode import EventDecoder, InvalidEvent
-from pipeline.kafka.consumer import GroupConsumer, GroupProtocol, next_offsets
+from pipeline.kafka.consumer import GroupConsumer, GroupProtocol
 from pipeline.kafka.dead_letters import DeadLetter, DeadLetterSender
 from pipeline.kafka.records import coordinates
 from pipeline.sinks.batch import Envelope, Refusal
@@ -204,6 +204,7 @@ class Consumer:
     # --- one batch ----------------------------------------------------------------------
     def _process(self, batch: list[Message]) -> list[Message]:
         """Write one batch everywhere and commit it; returns messages to re-read first (rare)."""
+        seq = self._kafka.begin_batch(batch)
         t0 = time.perf_counter()
         envelopes, dead = self._decode(batch)
         stages = self.stats.stage_seconds
@@ -231,7 +232,7 @@ class Consumer:
             _fault_point("after_dead_letters", number)
 
         t0 = time.perf_counter()
-        self._kafka.commit(next_offsets(batch))
+        self._kafka.commit_batch(seq)
         stages["commit"] += time.perf_counter() - t0
 
         self.stats.messages += len(batch)
