@@ -82,7 +82,8 @@ class GroupConsumer:
 
     A thin layer over ``confluent_kafka.Consumer``: it turns the client's callbacks and
     errors into calls on an :class:`~pipeline.kafka.ledger.OffsetLedger`, which decides
-    what may be committed.
+    what may be committed, and offers the operations a
+    :class:`~pipeline.kafka.hold.HoldController` needs while a sink is down.
     """
 
     def __init__(
@@ -167,23 +168,22 @@ class GroupConsumer:
                 log.warning("kafka consumer: %s", err.str())
         return out
 
-    def hold(self) -> None:
-        """Pause every owned partition: the sinks are down and we must wait without reading on."""
+    # --- held while a sink is down (see pipeline.kafka.hold) ----------------------------
+    def pause_all(self) -> None:
         self._paused = True
         self._consumer.pause(self._assignment())
 
-    def keep_alive(self, timeout: float, unread: list[Message]) -> None:
-        """Serve heartbeats and rebalances while held; rewind anything a new assignment delivered."""
-        for msg in self._consumer.consume(num_messages=100, timeout=timeout):
-            if msg.error() is None:
-                tp = TopicPartition(*coordinates(msg))
-                self._consumer.seek(tp)
-                self._consumer.pause([tp])
-                unread.append(msg)
-
-    def release(self) -> None:
+    def resume_all(self) -> None:
         self._paused = False
         self._consumer.resume(self._assignment())
+
+    def poll_held(self, timeout: float) -> list[Message]:
+        return [msg for msg in self._consumer.consume(num_messages=100, timeout=timeout) if msg.error() is None]
+
+    def rewind(self, message: Message) -> None:
+        tp = TopicPartition(*coordinates(message))
+        self._consumer.seek(tp)
+        self._consumer.pause([tp])
 
     def _assignment(self) -> list[TopicPartition]:
         return list(self._consumer.assignment())
