@@ -129,7 +129,7 @@ class Sinks:
         self.opensearch.close()
 
 
-class Consumer:
+class ConsumeLoop:
     """One consumer process's loop. Several may run in one group, on one machine or many."""
 
     def __init__(
