@@ -2,7 +2,10 @@
 
 Offsets are committed explicitly, synchronously, and only for data already written to
 every sink, and only for partitions this process still owns; after a rebalance the new
-owner re-reads what was not committed and the idempotent sinks absorb the repeat.
+owner re-reads what was not committed and the idempotent sinks absorb the repeat. Which
+offsets those are is the :class:`~pipeline.kafka.ledger.OffsetLedger`'s to say, and how to
+wait out a sink outage the :class:`~pipeline.kafka.hold.HoldController`'s; this module
+only speaks to the client.
 
 Group protocol: the next-generation consumer group protocol (KIP-848,
 ``group.protocol=consumer``) where the broker offers it (Kafka 4.x), else the classic one.
