@@ -19,6 +19,14 @@ def joined(*partitions: int) -> tuple[FakeConsumer, GroupConsumer]:
     return fake, consumer
 
 
+def one_batch_read() -> tuple[FakeConsumer, GroupConsumer, int]:
+    """A member owning partitions 0 and 1 that has read offsets 0-3 of the one and 0-1 of the other."""
+    fake = FakeConsumer()
+    consumer = member(fake)
+    fake.play(Step(assign=[0, 1], deliver=messages(0, range(4)) + messages(1, range(2))))
+    return fake, consumer, consumer.begin_batch(consumer.poll_batch(100, 0.1))
+
+
 def test_a_written_batch_is_committed_for_what_it_read() -> None:
     fake = FakeConsumer()
     consumer = member(fake)
@@ -44,10 +52,7 @@ def test_a_failed_commit_is_kept_and_retried_until_it_succeeds() -> None:
 
 
 def test_a_revoke_commits_what_was_written_for_those_partitions_first() -> None:
-    fake = FakeConsumer()
-    consumer = member(fake)
-    fake.play(Step(assign=[0, 1], deliver=messages(0, range(4)) + messages(1, range(2))))
-    n = consumer.begin_batch(consumer.poll_batch(100, 0.1))
+    fake, consumer, n = one_batch_read()
     fake.failing_commits = 1
     assert not consumer.commit_batch(n)
     fake.play(Step(revoke=[0]))
@@ -58,10 +63,7 @@ def test_a_revoke_commits_what_was_written_for_those_partitions_first() -> None:
 
 
 def test_a_partition_revoked_mid_batch_is_not_committed_and_nothing_stays_pending() -> None:
-    fake = FakeConsumer()
-    consumer = member(fake)
-    fake.play(Step(assign=[0, 1], deliver=messages(0, range(4)) + messages(1, range(2))))
-    n = consumer.begin_batch(consumer.poll_batch(100, 0.1))
+    fake, consumer, n = one_batch_read()
     fake.play(Step(revoke=[1]))
     consumer.poll_batch(100, 0.1)  # a rebalance served while the batch is being written
     assert fake.requests == []  # nothing of the batch was written when partition 1 left
@@ -71,10 +73,7 @@ def test_a_partition_revoked_mid_batch_is_not_committed_and_nothing_stays_pendin
 
 
 def test_lost_partitions_are_never_committed() -> None:
-    fake = FakeConsumer()
-    consumer = member(fake)
-    fake.play(Step(assign=[0, 1], deliver=messages(0, range(4)) + messages(1, range(2))))
-    n = consumer.begin_batch(consumer.poll_batch(100, 0.1))
+    fake, consumer, n = one_batch_read()
     fake.failing_commits = 1
     assert not consumer.commit_batch(n)
     fake.play(Step(lose=[0, 1], assign=[1]))

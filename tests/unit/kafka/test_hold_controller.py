@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-from collections.abc import Callable
 
 import pytest
 
@@ -18,16 +17,18 @@ QUICK = Backoff(first_s=0.5, factor=2.0, max_s=4.0, poll_s=0.2)
 
 
 class Sink:
-    """Down for the first ``outages`` writes; records the (fake) time of every attempt."""
+    """Down for the first ``outages`` writes; records the (fake) time of every attempt and what was paused."""
 
-    def __init__(self, clock: Callable[[], float], outages: int, then: BaseException | None = None) -> None:
-        self.clock = clock
+    def __init__(self, fake: FakeConsumer, outages: int, then: BaseException | None = None) -> None:
+        self.fake = fake
         self.outages = outages
         self.then = then
         self.attempts: list[float] = []
+        self.paused: list[set[int]] = []
 
     def write(self) -> str:
-        self.attempts.append(self.clock())
+        self.attempts.append(self.fake.clock())
+        self.paused.append(set(self.fake.paused))
         if len(self.attempts) <= self.outages:
             raise SinkUnavailable("connection refused")
         if self.then is not None:
@@ -67,20 +68,14 @@ def test_while_a_sink_is_down_the_member_is_paused_and_keeps_polling_between_gro
 ) -> None:
     fake, consumer = held_member(0, 1)
     start = fake.clock()
-    paused_while_waiting: list[set[int]] = []
-    sink = Sink(fake.clock, outages=3)
-
-    def write() -> str:
-        paused_while_waiting.append(set(fake.paused))
-        return sink.write()
-
+    sink = Sink(fake, outages=3)
     polls = len(fake.timeouts)
     with caplog.at_level(logging.WARNING):
-        outcome = controller(fake, consumer, threading.Event()).call("PostgreSQL", write)
+        outcome = controller(fake, consumer, threading.Event()).call("PostgreSQL", sink.write)
     assert (outcome.value, outcome.retries) == ("stored", 3)
     assert [round(t - start, 6) for t in sink.attempts] == [0, 0.5, 1.5, 3.5]  # waits of 0.5, 1, 2
     assert all(0 < t <= QUICK.poll_s for t in fake.timeouts[polls:])
-    assert paused_while_waiting == [set(), {0, 1}, {0, 1}, {0, 1}]
+    assert sink.paused == [set(), {0, 1}, {0, 1}, {0, 1}]
     assert fake.paused == set()  # resumed
     assert "PostgreSQL unavailable (connection refused); retrying in 2.0 s" in caplog.text
 
@@ -90,33 +85,21 @@ def test_messages_delivered_while_held_are_rewound_and_returned_to_be_read_again
     late = messages(2, [7, 8])
     # a partition assigned during the outage: paused by the assign callback, yet a poll delivers from it
     fake.play(Step(assign=[2], deliver=late))
-    paused_during_retry: list[set[int]] = []
-    sink = Sink(fake.clock, outages=1)
-
-    def write() -> str:
-        paused_during_retry.append(set(fake.paused))
-        return sink.write()
-
-    outcome = controller(fake, consumer, threading.Event()).call("a sink", write)
+    sink = Sink(fake, outages=1)
+    outcome = controller(fake, consumer, threading.Event()).call("a sink", sink.write)
     assert outcome.reread == late and outcome.retries == 1
     assert fake.seeks == [(2, 7), (2, 8)]
-    assert paused_during_retry[-1] == {0, 2}
+    assert sink.paused[-1] == {0, 2}
     assert fake.paused == set()
 
 
 def test_a_partition_assigned_while_held_is_paused_until_the_sink_is_back() -> None:
     fake, consumer = held_member(0)
     fake.play(Step(assign=[3]))
-    paused_during_retry: list[set[int]] = []
-    sink = Sink(fake.clock, outages=1)
-
-    def write() -> str:
-        paused_during_retry.append(set(fake.paused))
-        return sink.write()
-
-    outcome = controller(fake, consumer, threading.Event()).call("a sink", write)
+    sink = Sink(fake, outages=1)
+    outcome = controller(fake, consumer, threading.Event()).call("a sink", sink.write)
     assert outcome.reread == [] and fake.seeks == []
-    assert paused_during_retry == [set(), {0, 3}]
+    assert sink.paused == [set(), {0, 3}]
     assert fake.paused == set()
 
 
@@ -129,7 +112,7 @@ def test_a_rebalance_while_held_commits_what_was_written_for_the_revoked_partiti
     fake.play(Step(deliver=messages(0, range(3, 5))))
     in_hand = consumer.begin_batch(consumer.poll_batch(100, 0.1))
     fake.play(Step(revoke=[0]))
-    controller(fake, consumer, threading.Event()).call("a sink", Sink(fake.clock, outages=2).write)
+    controller(fake, consumer, threading.Event()).call("a sink", Sink(fake, outages=2).write)
     assert fake.commits == [{0: 3}]  # the written batch, in the revoke callback; not the batch in hand
     assert consumer.commit_batch(in_hand)
     assert fake.commits == [{0: 3}, {1: 2}]
@@ -139,7 +122,7 @@ def test_a_stop_request_cuts_the_wait_short_and_raises_if_the_sink_is_still_down
     fake, consumer = held_member(0)
     stop = threading.Event()
     fake.play(Step(), Step(then=stop.set))
-    sink = Sink(fake.clock, outages=10)
+    sink = Sink(fake, outages=10)
     with pytest.raises(SinkUnavailable):
         controller(fake, consumer, stop, Backoff(first_s=30, poll_s=0.2)).call("a sink", sink.write)
     assert len(sink.attempts) == 2 and sink.attempts[1] - sink.attempts[0] < 1  # not the 30 s wait
@@ -150,7 +133,7 @@ def test_a_stop_request_still_finishes_the_batch_if_the_sink_is_back() -> None:
     fake, consumer = held_member(0)
     stop = threading.Event()
     fake.play(Step(then=stop.set))
-    outcome = controller(fake, consumer, stop).call("a sink", Sink(fake.clock, outages=1).write)
+    outcome = controller(fake, consumer, stop).call("a sink", Sink(fake, outages=1).write)
     assert (outcome.value, outcome.retries) == ("stored", 1)
 
 
@@ -158,7 +141,7 @@ def test_a_stop_requested_before_the_outage_raises_at_once_without_holding() -> 
     fake, consumer = held_member(0)
     stop = threading.Event()
     stop.set()
-    sink = Sink(fake.clock, outages=1)
+    sink = Sink(fake, outages=1)
     with pytest.raises(SinkUnavailable):
         controller(fake, consumer, stop).call("a sink", sink.write)
     assert len(sink.attempts) == 1 and fake.paused == set() and fake.timeouts == [0.1]
@@ -166,7 +149,7 @@ def test_a_stop_requested_before_the_outage_raises_at_once_without_holding() -> 
 
 def test_a_failure_that_is_not_an_outage_ends_the_hold_and_propagates() -> None:
     fake, consumer = held_member(0)
-    sink = Sink(fake.clock, outages=1, then=IndexingError("mapping refused"))
+    sink = Sink(fake, outages=1, then=IndexingError("mapping refused"))
     with pytest.raises(IndexingError):
         controller(fake, consumer, threading.Event()).call("a sink", sink.write)
     assert fake.paused == set()
