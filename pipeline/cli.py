@@ -222,7 +222,7 @@ def consume(
     import json
     import threading
 
-    from pipeline.jobs.consume import ConsumeOptions, Consumer, install_signal_handlers
+    from pipeline.jobs.consume import ConsumeLoop, ConsumeOptions, install_signal_handlers
     from pipeline.jobs.consume_view import consumer_view
 
     def body() -> None:
@@ -244,7 +244,7 @@ def consume(
         stop = threading.Event()
         install_signal_handlers(stop)
         with consumer_view(settings, options, until_caught_up=drain) as (viewed, on_batch):
-            stats = Consumer(settings, viewed, stop=stop, on_batch=on_batch).run()
+            stats = ConsumeLoop(settings, viewed, stop=stop, on_batch=on_batch).run()
         if stats_json is not None:
             stats_json.write_text(json.dumps(stats.to_dict(), indent=2))
 

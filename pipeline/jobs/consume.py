@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from confluent_kafka import Message
 
 from pipeline.config.settings import Settings
-from pipeline.errors import SinkUnavailable
 from pipeline.events.decode import EventDecoder, InvalidEvent
-from pipeline.kafka.consumer import GroupConsumer, GroupProtocol, next_offsets
+from pipeline.kafka.consumer import GroupConsumer, GroupProtocol
 from pipeline.kafka.dead_letters import DeadLetter, DeadLetterSender
+from pipeline.kafka.hold import Backoff, HoldController
 from pipeline.kafka.records import coordinates
 from pipeline.sinks.batch import Envelope, Refusal
 from pipeline.sinks.writer import BatchResult, BatchWriter
@@ -103,7 +103,8 @@ class ConsumeOptions:
     drain: bool = False
     """Stop once the whole group has committed everything that was in the topic."""
     idle_exit_s: float | None = None
-    max_backoff_s: float = 30.0
+    backoff: Backoff = Backoff()
+    """How long to wait between attempts at a sink that is down (see :mod:`pipeline.kafka.hold`)."""
     progress_every_s: float = 5.0
     index_prefix: str = "clickstream"
     session_timeout_ms: int | None = None
@@ -129,7 +130,7 @@ class Sinks:
         self.opensearch.close()
 
 
-class Consumer:
+class ConsumeLoop:
     """One consumer process's loop. Several may run in one group, on one machine or many."""
 
     def __init__(
@@ -161,6 +162,7 @@ class Consumer:
             overrides=overrides,
             protocol=options.group_protocol,
         )
+        self._hold = HoldController(self._kafka, options.backoff, stopping=self.stop.is_set)
         self._dead_letters = DeadLetterSender(settings.kafka, options.dead_letter_topic, options.group)
 
     # --- the loop -----------------------------------------------------------------------
@@ -205,6 +207,7 @@ class Consumer:
     # --- one batch ----------------------------------------------------------------------
     def _process(self, batch: list[Message]) -> list[Message]:
         """Write one batch everywhere and commit it; returns messages to re-read first (rare)."""
+        seq = self._kafka.begin_batch(batch)
         t0 = time.perf_counter()
         envelopes, dead = self._decode(batch)
         stages = self.stats.stage_seconds
@@ -215,14 +218,17 @@ class Consumer:
         result: BatchResult | None = None
         if envelopes:
             writer = self._sinks.writer
-            result = self._with_retry("a sink", lambda: writer.store(envelopes), unread)
+            stored = self._hold.call("a sink", lambda: writer.store(envelopes))
+            result = stored.value
             stages["postgres"] += result.seconds["postgres"]
             stages["opensearch"] += result.seconds["opensearch"]
             _fault_point("after_postgres", number)
-            stages["opensearch"] += self._with_retry(
-                "OpenSearch", lambda: writer.index_sessions(result.sessions), unread
-            )
+            sessions = result.sessions
+            indexed = self._hold.call("OpenSearch", lambda: writer.index_sessions(sessions))
+            stages["opensearch"] += indexed.value
             _fault_point("after_opensearch", number)
+            unread = stored.reread + indexed.reread
+            self.stats.retries += stored.retries + indexed.retries
             if result.refused:
                 dead.extend(_refused_letters(batch, result.refused))
         if dead:
@@ -232,7 +238,7 @@ class Consumer:
             _fault_point("after_dead_letters", number)
 
         t0 = time.perf_counter()
-        self._kafka.commit(next_offsets(batch))
+        self._kafka.commit_batch(seq)
         stages["commit"] += time.perf_counter() - t0
 
         self.stats.messages += len(batch)
@@ -261,34 +267,6 @@ class Consumer:
             _, partition, offset = coordinates(msg)
             envelopes.append(Envelope(event, partition, offset, now))
         return envelopes, dead
-
-    def _with_retry(self, service: str, write: Callable[[], object], unread: list[Message]):  # type: ignore[no-untyped-def]
-        """Retry a transient sink failure with backoff, staying in the group while we wait.
-
-        The batch is neither committed nor skipped while a sink is down: partitions are
-        paused and the loop keeps polling, so the group does not evict this member.
-        """
-        delay = 0.5
-        held = False
-        try:
-            while True:
-                try:
-                    return write()
-                except SinkUnavailable as exc:
-                    if self.stop.is_set():
-                        raise
-                    self.stats.retries += 1
-                    log.warning("%s unavailable (%s); retrying in %.1f s", service, exc, delay)
-                    if not held:
-                        self._kafka.hold()
-                        held = True
-                    deadline = time.monotonic() + delay
-                    while time.monotonic() < deadline and not self.stop.is_set():
-                        self._kafka.keep_alive(min(0.5, max(0.0, deadline - time.monotonic())), unread)
-                    delay = min(delay * 2, self.options.max_backoff_s)
-        finally:
-            if held:
-                self._kafka.release()
 
     def _log_progress(self, elapsed: float, *, final: bool = False) -> None:
         s = self.stats

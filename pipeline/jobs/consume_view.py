@@ -24,7 +24,7 @@ OnBatch = Callable[[ConsumeStats], None]
 def consumer_view(
     settings: Settings, options: ConsumeOptions, *, until_caught_up: bool
 ) -> Iterator[tuple[ConsumeOptions, OnBatch | None]]:
-    """(options, on_batch) for a Consumer; with a live display, the consumer's log lines are switched off.
+    """(options, on_batch) for a ConsumeLoop; with a live display, the consumer's log lines are switched off.
 
     ``until_caught_up``: the job ends when the group has no lag (``--drain``, ``pipeline
     run``), so the display's total is what was read plus the lag, and it shows an ETA.

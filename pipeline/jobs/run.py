@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pipeline.config.settings import Settings
 from pipeline.errors import PipelineError
 from pipeline.health import require_consumer_services, require_kafka
-from pipeline.jobs.consume import ConsumeOptions, Consumer, ConsumeStats
+from pipeline.jobs.consume import ConsumeLoop, ConsumeOptions, ConsumeStats
 from pipeline.jobs.consume_view import consumer_view
 from pipeline.jobs.produce import ProduceOptions, ProduceResult, produce
 from pipeline.jobs.setup import prepare_sinks
@@ -41,7 +41,7 @@ def run(settings: Settings, produce_options: ProduceOptions, *, index_prefix: st
         index_prefix=index_prefix,
     )
     with consumer_view(settings, consume_options, until_caught_up=True) as (options, on_batch):
-        consumer = Consumer(settings, options, stop=stop, on_batch=on_batch)
+        consumer = ConsumeLoop(settings, options, stop=stop, on_batch=on_batch)
         produced = _produce_while_consuming(settings, produce_options, consumer, stop)
     if stop.is_set() and not consumer.drained:
         raise PipelineError("interrupted before every event was written; run `pipeline consume --drain` to finish")
@@ -49,7 +49,7 @@ def run(settings: Settings, produce_options: ProduceOptions, *, index_prefix: st
 
 
 def _produce_while_consuming(
-    settings: Settings, produce_options: ProduceOptions, consumer: Consumer, stop: threading.Event
+    settings: Settings, produce_options: ProduceOptions, consumer: ConsumeLoop, stop: threading.Event
 ) -> ProduceResult:
     """Run the consumer on a thread, produce, then let it drain; re-raise what failed first."""
     failure: list[BaseException] = []

@@ -2,7 +2,10 @@
 
 Offsets are committed explicitly, synchronously, and only for data already written to
 every sink, and only for partitions this process still owns; after a rebalance the new
-owner re-reads what was not committed and the idempotent sinks absorb the repeat.
+owner re-reads what was not committed and the idempotent sinks absorb the repeat. Which
+offsets those are is the :class:`~pipeline.kafka.ledger.OffsetLedger`'s to say, and how to
+wait out a sink outage the :class:`~pipeline.kafka.hold.HoldController`'s; this module
+only speaks to the client.
 
 Group protocol: the next-generation consumer group protocol (KIP-848,
 ``group.protocol=consumer``) where the broker offers it (Kafka 4.x), else the classic one.
@@ -20,12 +23,13 @@ supported"; the consumer then starts again with the classic protocol and says so
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Final, Literal
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from pipeline.config.settings import KafkaSettings
+from pipeline.kafka.ledger import OffsetLedger
 from pipeline.kafka.records import coordinates
 
 log = logging.getLogger(__name__)
@@ -77,7 +81,13 @@ def group_config(
 
 
 class GroupConsumer:
-    """A member of the pipeline's consumer group, reading one topic in batches."""
+    """A member of the pipeline's consumer group, reading one topic in batches.
+
+    A thin layer over ``confluent_kafka.Consumer``: it turns the client's callbacks and
+    errors into calls on an :class:`~pipeline.kafka.ledger.OffsetLedger`, which decides
+    what may be committed, and offers the operations a
+    :class:`~pipeline.kafka.hold.HoldController` needs while a sink is down.
+    """
 
     def __init__(
         self,
@@ -87,6 +97,7 @@ class GroupConsumer:
         group: str,
         overrides: Mapping[str, object] | None = None,
         protocol: GroupProtocol = "auto",
+        client: Callable[[dict[str, object]], Consumer] = Consumer,
     ) -> None:
         self.topic = topic
         self.group = group
@@ -94,9 +105,8 @@ class GroupConsumer:
         self._overrides = dict(overrides or {})
         self._fallback = protocol == "auto"
         self.protocol: Literal["consumer", "classic"] = "classic" if protocol == "classic" else "consumer"
-        self.assigned: set[int] = set()
-        self._uncommitted: dict[int, int] = {}
-        """Offsets of data already written whose commit has not succeeded yet (partition -> next offset)."""
+        self.ledger = OffsetLedger()
+        self._client = client
         self._paused = False
         self._consumer = self._join()
 
@@ -104,7 +114,7 @@ class GroupConsumer:
         log.info("joining group %s with the %s group protocol", self.group, self.protocol)
         config = group_config(self._kafka, self.group, self.protocol, self._overrides)
         config["error_cb"] = self._on_error
-        consumer = Consumer(config)
+        consumer = self._client(config)
         consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
         return consumer
 
@@ -122,27 +132,23 @@ class GroupConsumer:
         log.warning("kafka consumer: %s", err.str())
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.assigned.update(p.partition for p in partitions)
+        self.ledger.assign(p.partition for p in partitions)
         if self._paused and partitions:
             self._consumer.pause(partitions)
         if partitions:
-            log.info("assigned partitions %s (now %s)", sorted(p.partition for p in partitions), sorted(self.assigned))
+            log.info(
+                "assigned partitions %s (now %s)", sorted(p.partition for p in partitions), sorted(self.ledger.owned)
+            )
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Last chance to commit what was written for these partitions: after this, the
         # next owner starts from the committed offset.
         revoked = {p.partition for p in partitions}
-        self._commit_pending(only=revoked)
-        self.assigned.difference_update(revoked)
-        for p in revoked:
-            self._uncommitted.pop(p, None)
+        self._commit(self.ledger.revoke(revoked))
         log.info("revoked partitions %s", sorted(revoked))
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        lost = {p.partition for p in partitions}
-        self.assigned.difference_update(lost)
-        for p in lost:
-            self._uncommitted.pop(p, None)
+        self.ledger.lose(p.partition for p in partitions)
         log.warning("lost partitions %s", sorted(p.partition for p in partitions))
 
     # --- reading ------------------------------------------------------------------------
@@ -165,58 +171,57 @@ class GroupConsumer:
                 log.warning("kafka consumer: %s", err.str())
         return out
 
-    def hold(self) -> None:
-        """Pause every owned partition: the sinks are down and we must wait without reading on."""
+    # --- held while a sink is down (see pipeline.kafka.hold) ----------------------------
+    def pause_all(self) -> None:
         self._paused = True
         self._consumer.pause(self._assignment())
 
-    def keep_alive(self, timeout: float, unread: list[Message]) -> None:
-        """Serve heartbeats and rebalances while held; rewind anything a new assignment delivered."""
-        for msg in self._consumer.consume(num_messages=100, timeout=timeout):
-            if msg.error() is None:
-                tp = TopicPartition(*coordinates(msg))
-                self._consumer.seek(tp)
-                self._consumer.pause([tp])
-                unread.append(msg)
-
-    def release(self) -> None:
+    def resume_all(self) -> None:
         self._paused = False
         self._consumer.resume(self._assignment())
+
+    def poll_held(self, timeout: float) -> list[Message]:
+        return [msg for msg in self._consumer.consume(num_messages=100, timeout=timeout) if msg.error() is None]
+
+    def rewind(self, message: Message) -> None:
+        tp = TopicPartition(*coordinates(message))
+        self._consumer.seek(tp)
+        self._consumer.pause([tp])
 
     def _assignment(self) -> list[TopicPartition]:
         return list(self._consumer.assignment())
 
     # --- committing ---------------------------------------------------------------------
-    def commit(self, next_offsets: Mapping[int, int]) -> bool:
-        """Commit ``partition -> next offset`` for written data; True when nothing is left pending.
+    def begin_batch(self, messages: Sequence[Message]) -> int:
+        """Record a batch about to be written; its number for :meth:`commit_batch`."""
+        return self.ledger.read(next_offsets(messages))
 
-        A commit that fails (a rebalance in progress, the coordinator unreachable) is kept
-        and retried by the next ``commit`` or ``retry_pending`` call, or in the revoke
-        callback, so written data of a partition this process keeps is never left
-        uncommitted (nobody would re-read it).
+    def commit_batch(self, number: int) -> bool:
+        """Batch ``number`` is written everywhere: commit what may be committed now; True when nothing is left.
+
+        A commit that fails (a rebalance in progress, the coordinator unreachable) stays
+        in the ledger and is retried by the next ``commit_batch`` or ``retry_pending``
+        call, or in the revoke callback, so written data of a partition this process keeps
+        is never left uncommitted (nobody would re-read it).
         """
-        for partition, offset in next_offsets.items():
-            if offset > self._uncommitted.get(partition, -1):
-                self._uncommitted[partition] = offset
-        return self._commit_pending()
+        self.ledger.written(number)
+        return self.retry_pending()
 
     def retry_pending(self) -> bool:
-        return self._commit_pending() if self._uncommitted else True
+        """Commit whatever is written and not committed yet; True when nothing is left."""
+        return self._commit(self.ledger.committable())
 
-    def _commit_pending(self, only: set[int] | None = None) -> bool:
-        wanted = {p: o for p, o in self._uncommitted.items() if p in self.assigned and (only is None or p in only)}
-        if not wanted:
-            return not self._uncommitted
-        offsets = [TopicPartition(self.topic, p, o) for p, o in sorted(wanted.items())]
+    def _commit(self, offsets: Mapping[int, int]) -> bool:
+        if not offsets:
+            return True
+        partitions = [TopicPartition(self.topic, p, o) for p, o in sorted(offsets.items())]
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+            self._consumer.commit(offsets=partitions, asynchronous=False)
         except KafkaException as exc:
             log.warning("offset commit failed, will retry: %s", exc.args[0].str())
             return False
-        for p, o in wanted.items():
-            if self._uncommitted.get(p) == o:
-                del self._uncommitted[p]
-        return not self._uncommitted
+        self.ledger.committed(offsets)
+        return True
 
     # --- progress -----------------------------------------------------------------------
     def group_lag(self, timeout: float = 10.0) -> int | None:

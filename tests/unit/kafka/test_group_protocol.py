@@ -7,18 +7,8 @@ import logging
 import pytest
 from confluent_kafka import Consumer, KafkaError
 
-from pipeline.config.secret import Secret
-from pipeline.config.settings import KafkaSettings
 from pipeline.kafka.consumer import CLASSIC_ONLY, group_config, unsupported_protocol
-
-KAFKA = KafkaSettings(
-    bootstrap="127.0.0.1:9",
-    ca_pem="",
-    certs={"consumer": ("", Secret(""))},  # type: ignore[dict-item]
-    events_topic="e",
-    dead_letter_topic="d",
-    consumer_group="g",
-)
+from tests.unit.kafka.fake_consumer import KAFKA
 
 
 def test_the_consumer_protocol_gets_no_classic_only_setting_and_librdkafka_accepts_it(
