@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from pipeline.contract.names import DEFAULT_INDEX_PREFIX, IndexNames
 from pipeline.dashboards.ndjson import Reference, SavedObject, dumps
-from pipeline.sinks.opensearch.templates import EVENT_PROPERTIES, SESSION_PROPERTIES
+from pipeline.sinks.opensearch.mappings import EVENT_PROPERTIES, SESSION_PROPERTIES
 
 SHIPPED_FILE: Final = Path(__file__).with_name("clickstream.ndjson")
 """The objects for the default prefix, for a manual import (Dashboards Management > Saved objects > Import)."""

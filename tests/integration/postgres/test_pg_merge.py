@@ -20,7 +20,7 @@ from psycopg.rows import dict_row
 
 from pipeline.config.settings import Settings
 from pipeline.contract.event import Event
-from pipeline.sinks.opensearch.templates import SESSION_PROPERTIES
+from pipeline.sinks.opensearch.mappings import SESSION_PROPERTIES
 from pipeline.sinks.postgres.store import PostgresStore
 from tests.integration.postgres.session_truth import (
     DOCUMENT,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipeline.sessions.columns import COLUMNS, Part
-from pipeline.sinks.opensearch.templates import SESSION_PROPERTIES
+from pipeline.sinks.opensearch.mappings import SESSION_PROPERTIES
 
 
 def test_the_table_gives_the_hand_written_session_mapping() -> None:

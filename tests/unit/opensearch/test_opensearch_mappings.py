@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import pytest
 from pipeline.contract.names import IndexNames
 from pipeline.errors import ConfigError
 from pipeline.sinks.opensearch.documents import EVENT_DOCUMENT_FIELDS, session_document
-from pipeline.sinks.opensearch.templates import (
+from pipeline.sinks.opensearch.mappings import (
     EVENT_PROPERTIES,
     SESSION_PROPERTIES,
     events_component_body,
@@ -149,3 +151,13 @@ def test_replicas_follow_the_data_nodes(nodes: int, replicas: int) -> None:
 def test_bad_prefixes_are_refused(prefix: str) -> None:
     with pytest.raises(ConfigError):
         IndexNames(prefix)
+
+
+def test_the_bodies_and_documents_need_no_client_library() -> None:
+    """The pure half of the sink imports neither opensearch-py nor a database driver."""
+    probe = (
+        "import sys, pipeline.sinks.opensearch.mappings, pipeline.sinks.opensearch.documents\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'opensearchpy', 'psycopg', 'confluent_kafka'}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
