@@ -37,9 +37,8 @@ Mapping choices worth a sentence:
   prefix/wildcard queries work on keywords. ``search_query`` is free text, so ``text``
   with a ``keyword`` subfield.
 * sessions are ``dynamic: strict`` too, with one property per column of the session row
-  the PostgreSQL sink returns (the document is that row). A column added there without a
-  mapping here fails a unit test, and at run time fails loudly as an ``IndexingError``
-  instead of being mapped by guesswork.
+  the PostgreSQL sink returns (the document is that row), generated from the table of
+  session columns (``pipeline.sessions.columns``), which gives each its OpenSearch type.
 """
 
 from __future__ import annotations
@@ -47,6 +46,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from pipeline.contract.names import IndexNames
+from pipeline.sessions.columns import document_columns
 
 MAPPING_VERSION: Final = 1
 """Bumped with every mapping change; stored in each index's ``_meta`` and checked by the sink."""
@@ -73,7 +73,6 @@ OWNER: Final = "clickstream-pipeline"
 
 _KEYWORD: Final = {"type": "keyword"}
 _DATE: Final = {"type": "date"}
-_BOOLEAN: Final = {"type": "boolean"}
 _INTEGER: Final = {"type": "integer"}
 _LONG: Final = {"type": "long"}
 _DOUBLE: Final = {"type": "double"}
@@ -108,39 +107,9 @@ EVENT_PROPERTIES: Final[dict[str, dict[str, Any]]] = {
     "kafka_offset": _LONG,
 }
 
-SESSION_PROPERTIES: Final[dict[str, dict[str, Any]]] = {
-    # every column of a session document: the public columns of the PostgreSQL ``sessions``
-    # table that the upsert returns (pipeline/sessions/metrics.sql, its final SELECT; a unit
-    # test holds them equal). The table's merge-state columns are never indexed.
-    "session_id": _KEYWORD,
-    "user_id": _KEYWORD,
-    "started_at": _DATE,
-    "ended_at": _DATE,
-    "duration_s": _DOUBLE,
-    "events": _INTEGER,
-    "page_views": _INTEGER,
-    "unique_pages": _INTEGER,
-    "clicks": _INTEGER,
-    "searches": _INTEGER,
-    "add_to_carts": _INTEGER,
-    "purchases": _INTEGER,
-    "revenue": _DOUBLE,
-    "landing_page": _KEYWORD,
-    "exit_page": _KEYWORD,
-    "referrer": _KEYWORD,
-    "utm_source": _KEYWORD,
-    "utm_medium": _KEYWORD,
-    "utm_campaign": _KEYWORD,
-    "device_type": _KEYWORD,
-    "browser": _KEYWORD,
-    "os": _KEYWORD,
-    "country": _KEYWORD,
-    "converted": _BOOLEAN,
-    "is_engaged": _BOOLEAN,
-    "is_bounce": _BOOLEAN,
-    "version": _LONG,
-    "updated_at": _DATE,
-}
+SESSION_PROPERTIES: Final[dict[str, dict[str, Any]]] = {c.name: {"type": c.opensearch} for c in document_columns()}
+"""Every column of a session document (the ``sessions`` table's, without the merge state), from
+the table of session columns: a column is declared there once, with its OpenSearch type."""
 
 
 def meta(kind: str) -> dict[str, Any]:
