@@ -8,7 +8,7 @@ prefix, so importing again (with overwrite) replaces the same objects: idempoten
 Rates (bounce, engagement, conversion) are averages of 0/1 scripted fields over the
 sessions' boolean flags: Dashboards' average aggregation accepts numbers only, and a
 scripted field keeps the definition where the flag already is (the session document,
-computed by PostgreSQL from ``pipeline/sessions/metrics.sql``).
+computed by PostgreSQL as ``pipeline/sessions/columns.py`` declares).
 
 Saved objects carry no ``migrationVersion``, so Dashboards runs its own migrations on
 import and the file works across Dashboards 1.x and 2.x.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,8 +25,6 @@ from pipeline.sinks.opensearch.mappings import (
 from tests.unit.opensearch.samples import session_row
 
 REPO = Path(__file__).resolve().parents[3]
-MIGRATIONS = REPO / "pipeline" / "sinks" / "postgres" / "migrations"
-SESSION_SQL = REPO / "pipeline" / "sessions" / "metrics.sql"
 
 KEYWORDS = [
     "event_id",
@@ -69,41 +66,9 @@ def test_event_field_types() -> None:
     assert [name for name, kind in types.items() if kind == "text"] == ["search_query"]
 
 
-def _session_table_columns() -> set[str]:
-    """Columns of the PostgreSQL ``sessions`` table, read from the migrations (CREATE, then ALTERs)."""
-    texts = [re.sub(r"--[^\n]*", "", path.read_text()) for path in sorted(MIGRATIONS.glob("*.sql"))]
-    created = [m for text in texts for m in re.findall(r"CREATE TABLE sessions \((.*?)\n\)", text, re.DOTALL)]
-    assert len(created) == 1, f"expected one CREATE TABLE sessions in {MIGRATIONS}"
-    lines = [line.strip() for line in created[0].splitlines()]
-    columns = {line.split()[0] for line in lines if line and not line.upper().startswith(("CONSTRAINT", "PRIMARY"))}
-    for text in texts:
-        for statement in re.findall(r"ALTER TABLE (?:ONLY )?sessions\b([^;]*);", text, re.IGNORECASE):
-            columns |= set(re.findall(r"ADD (?:COLUMN )?(?:IF NOT EXISTS )?(\w+)", statement, re.IGNORECASE))
-            columns -= set(re.findall(r"DROP (?:COLUMN )?(?:IF EXISTS )?(\w+)", statement, re.IGNORECASE))
-    return columns
-
-
-def _session_document_columns() -> list[str]:
-    """The columns the PostgreSQL sink hands to OpenSearch: the final, top-level SELECT of the session upsert."""
-    text = re.sub(r"--[^\n]*", "", SESSION_SQL.read_text())
-    selects = re.findall(r"^SELECT\s+(.*?)\s+FROM\s", text, re.DOTALL | re.IGNORECASE | re.MULTILINE)
-    assert selects, f"no top-level SELECT ... FROM in {SESSION_SQL}"
-    return [column.strip() for column in selects[-1].split(",")]
-
-
-def test_session_mapping_covers_exactly_the_columns_of_a_session_document() -> None:
-    """The mapping is strict: a column the upsert starts returning without a mapping here would fail every write."""
-    columns = _session_document_columns()
-    assert all(re.fullmatch(r"\w+", c) for c in columns), columns
-    assert sorted(SESSION_PROPERTIES) == sorted(columns)
-
-
-def test_every_session_document_column_is_a_column_of_the_sessions_table() -> None:
-    assert set(SESSION_PROPERTIES) <= _session_table_columns()
-
-
-def test_the_sample_session_row_matches_the_mapping() -> None:
-    assert set(session_document(session_row())) == set(SESSION_PROPERTIES)
+def test_the_sample_session_row_has_only_mapped_columns() -> None:
+    """The sample may leave a column out (documents are converted column by column), never invent one."""
+    assert set(session_document(session_row())) <= set(SESSION_PROPERTIES)
 
 
 def test_session_field_types() -> None:
