@@ -12,8 +12,9 @@ import pytest
 
 from pipeline.config.settings import Settings
 from pipeline.sinks.postgres.migrate import MigrationError, apply_migrations
-from tests.integration.postgres.session_truth import T0, make_event, path_of
+from tests.integration.postgres.session_events import T0, make_event
 from tests.support.postgres_db import app_user
+from tests.support.truth import path_of
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "pipeline" / "sinks" / "postgres" / "migrations"
 EXPECTED_LABELS = [
