@@ -45,7 +45,8 @@ from pipeline.contract.names import IndexNames
 from pipeline.sinks.batch import Envelope, SessionRow
 from pipeline.sinks.opensearch.documents import bulk_body, bulk_items, event_document
 from pipeline.sinks.opensearch.index import OpenSearchIndex
-from pipeline.sinks.opensearch.templates import DEFAULT_REFRESH_INTERVAL, delete_all, ensure_templates
+from pipeline.sinks.opensearch.mappings import DEFAULT_REFRESH_INTERVAL
+from pipeline.sinks.opensearch.templates import delete_all, ensure_templates
 from pipeline.sinks.opensearch_client import opensearch_client
 
 MIB = 1024 * 1024

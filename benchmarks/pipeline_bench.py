@@ -84,7 +84,7 @@ from pipeline.contract.names import IndexNames
 from pipeline.jobs.consume import STAGES, ConsumeOptions
 from pipeline.kafka.producer import PRODUCER_DEFAULTS
 from pipeline.sinks.opensearch.index import DEFAULT_MAX_BYTES, DEFAULT_MAX_DOCS
-from pipeline.sinks.opensearch.templates import DEFAULT_REFRESH_INTERVAL
+from pipeline.sinks.opensearch.mappings import DEFAULT_REFRESH_INTERVAL
 from pipeline.sinks.opensearch_client import opensearch_client
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

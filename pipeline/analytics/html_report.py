@@ -323,7 +323,7 @@ def render_html(s: Summary, *, generated_at: dt.datetime, bundle: str | None = N
         f"<header><h1>Clickstream report</h1><p>{html.escape(window)}</p></header>"
         f'<section class="kpis">{tiles}</section><section class="charts">{charts}</section>'
         f"<footer>Generated {generated_at:%Y-%m-%d %H:%M:%S} UTC from PostgreSQL by <code>pipeline report</code>. "
-        "Session metrics are defined in pipeline/sessions/metrics.sql.</footer>"
+        "Session metrics are defined in pipeline/sessions/columns.py.</footer>"
         f'<script type="application/json" id="figures">{script_json(figures(s))}</script>'
         f"<script>{_DRAW}</script></body></html>\n"
     )

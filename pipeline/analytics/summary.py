@@ -12,7 +12,7 @@ equals the sum of the hourly ``sessions_started``. The hourly rows come from the
 ``stats_per_hour`` view (where page views, active users and revenue count the events that
 OCCURRED in each hour); hours without traffic are listed with zeros.
 
-The metric definitions themselves live in ``pipeline/sessions/metrics.sql`` (per session)
+The metric definitions themselves live in ``pipeline/sessions/columns.py`` (per session)
 and ``pipeline/sinks/postgres/migrations/0003_views.sql`` (per bucket); this module only
 aggregates those columns.
 """

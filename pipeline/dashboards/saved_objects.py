@@ -8,7 +8,7 @@ prefix, so importing again (with overwrite) replaces the same objects: idempoten
 Rates (bounce, engagement, conversion) are averages of 0/1 scripted fields over the
 sessions' boolean flags: Dashboards' average aggregation accepts numbers only, and a
 scripted field keeps the definition where the flag already is (the session document,
-computed by PostgreSQL from ``pipeline/sessions/metrics.sql``).
+computed by PostgreSQL as ``pipeline/sessions/columns.py`` declares).
 
 Saved objects carry no ``migrationVersion``, so Dashboards runs its own migrations on
 import and the file works across Dashboards 1.x and 2.x.
@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from pipeline.contract.names import DEFAULT_INDEX_PREFIX, IndexNames
 from pipeline.dashboards.ndjson import Reference, SavedObject, dumps
-from pipeline.sinks.opensearch.templates import EVENT_PROPERTIES, SESSION_PROPERTIES
+from pipeline.sinks.opensearch.mappings import EVENT_PROPERTIES, SESSION_PROPERTIES
 
 SHIPPED_FILE: Final = Path(__file__).with_name("clickstream.ndjson")
 """The objects for the default prefix, for a manual import (Dashboards Management > Saved objects > Import)."""

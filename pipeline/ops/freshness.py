@@ -18,7 +18,7 @@ from opensearchpy.exceptions import OpenSearchException, TransportError
 from pipeline.config.settings import Settings
 from pipeline.contract.names import IndexNames
 from pipeline.errors import ServiceError, first_line
-from pipeline.sinks.opensearch.templates import service_error
+from pipeline.sinks.opensearch.failures import service_error
 from pipeline.sinks.opensearch_client import opensearch_client
 
 

@@ -1,8 +1,11 @@
-"""The expected contents of the sinks, computed the plain way from what the producer sent.
+"""The expected contents of the sinks, computed the plain way from what was sent.
 
-Deliberately independent of the production code: no import from ``pipeline``; only
-``json``, ``decimal``, ``urllib`` and loops a reader can check by eye against the
-metric definitions in the README.
+The one oracle of the tests: every test that checks a session row, a session document or
+a time bucket compares it with what this module computes. Deliberately independent of
+the production code: no import from ``pipeline`` (a test holds it so), no SQL, nothing
+read from the table of session columns; only ``json``, ``decimal``, ``urllib`` and loops a
+reader can check by eye against the meaning of each column in the README. One line per
+metric in :func:`_session`.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,22 +37,39 @@ def unique_events(values: Iterable[str]) -> dict[str, dict[str, Any]]:
 
 
 def path_of(url: str) -> str:
+    """The URL's path; '/' when it has none."""
     return urlsplit(url).path or "/"
 
 
-def expected_sessions(events: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    by_session: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for ev in events:
+def expected_sessions(events: Iterable[Any]) -> dict[str, dict[str, Any]]:
+    """session_id -> the expected metrics of its session (all but ``version``, ``updated_at``).
+
+    ``events`` are parsed messages (:func:`parse_event`) or the tests' ``Event`` structs;
+    of several copies of one ``event_id`` the first counts, as in the sinks.
+    """
+    unique: dict[str, Mapping[str, Any]] = {}
+    for event in events:
+        fields = _as_mapping(event)
+        unique.setdefault(fields["event_id"], fields)
+    by_session: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for ev in unique.values():
         by_session[ev["session_id"]].append(ev)
     return {sid: _session(evs) for sid, evs in by_session.items()}
 
 
-def _session(evs: list[dict[str, Any]]) -> dict[str, Any]:
+def _as_mapping(event: Any) -> Mapping[str, Any]:
+    """A parsed message already is a mapping; a msgspec Struct is read field by field (its class is not imported)."""
+    if isinstance(event, Mapping):
+        return event
+    return {name: getattr(event, name) for name in event.__struct_fields__}
+
+
+def _session(evs: list[Mapping[str, Any]]) -> dict[str, Any]:
     evs = sorted(evs, key=lambda e: (e["occurred_at"], e["event_id"]))
     first, last = evs[0], evs[-1]
     page_views = [e for e in evs if e["event_type"] == "page_view"]
     purchases = [e for e in evs if e["event_type"] == "purchase"]
-    duration = Decimal((last["occurred_at"] - first["occurred_at"]) / dt.timedelta(milliseconds=1)) / 1000
+    duration = Decimal((last["occurred_at"] - first["occurred_at"]) // dt.timedelta(milliseconds=1)) / 1000
     converted = len(purchases) > 0
     engaged = duration >= 10 or len(page_views) >= 2 or converted
     return {

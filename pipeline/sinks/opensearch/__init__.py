@@ -1,23 +1,12 @@
-"""The OpenSearch side of the consumer: index templates, document builders and the bulk sink.
+"""The OpenSearch side of the consumer, pure parts apart from I/O.
 
-``ensure_templates`` (admin URI, once at start-up) shapes the indices; ``OpenSearchIndex``
-(application URI) writes each batch. Names derive from a prefix, ``clickstream`` in
-production, so tests and benchmarks work in indices of their own.
+* ``mappings``: the index templates' bodies (pure; no client library is imported);
+* ``documents``: events and session rows as bulk NDJSON (pure);
+* ``templates``: puts the templates and creates and checks the indices (admin URI, once
+  at start-up);
+* ``index``: ``OpenSearchIndex``, the bulk sink that writes each batch (application URI);
+* ``failures``: the client's exceptions as the pipeline's typed errors.
+
+Names derive from a prefix (``pipeline.contract.names``), ``clickstream`` in production,
+so tests and benchmarks work in indices of their own.
 """
-
-from pipeline.sinks.opensearch.index import (
-    DEFAULT_MAX_BYTES,
-    DEFAULT_MAX_DOCS,
-    OpenSearchIndex,
-    RetryPolicy,
-)
-from pipeline.sinks.opensearch.templates import delete_all, ensure_templates
-
-__all__ = [
-    "DEFAULT_MAX_BYTES",
-    "DEFAULT_MAX_DOCS",
-    "OpenSearchIndex",
-    "RetryPolicy",
-    "delete_all",
-    "ensure_templates",
-]

@@ -149,7 +149,7 @@ _CONVERTERS: Final[dict[type, Callable[[Any], object]]] = {
 def session_value(value: object) -> object:
     """A PostgreSQL value as JSON-ready data: Decimal -> float, datetime -> ISO ms string.
 
-    float because the mapping is ``double`` (see ``templates``); an interval becomes
+    float because the mapping is ``double`` (see ``mappings``); an interval becomes
     seconds; anything unexpected is refused rather than guessed at. Dispatch is on the
     exact type first (one dict lookup: a session row has ~30 columns and every batch
     rewrites thousands of rows), then on subclasses.

@@ -57,7 +57,8 @@ from pipeline.sinks.opensearch.documents import (
     event_item,
     session_item,
 )
-from pipeline.sinks.opensearch.templates import check_index, create_index, error_type, service_error
+from pipeline.sinks.opensearch.failures import error_type, service_error
+from pipeline.sinks.opensearch.templates import check_index, create_index
 from pipeline.sinks.opensearch_client import opensearch_client
 
 DEFAULT_MAX_DOCS: Final = 10_000

@@ -151,13 +151,13 @@ def placeholders(flavour: Flavour, *, app_role: str, database: str) -> dict[str,
     }
 
 
-def render(text: str, values: dict[str, str]) -> str:
+def render(text: str, values: dict[str, str], *, source: str = "a migration file") -> str:
     """Fill ``{{name}}`` placeholders; an unknown name is an error, never left in the SQL."""
 
     def substitute(match: re.Match[str]) -> str:
         name = match[1]
         if name not in values:
-            raise MigrationError(f"unknown placeholder {{{{{name}}}}} in a migration file")
+            raise MigrationError(f"unknown placeholder {{{{{name}}}}} in {source}")
         return values[name]
 
     return _PLACEHOLDER.sub(substitute, text)

@@ -20,7 +20,7 @@ calls in this order:
    documents with (see migration 0005 for why this makes the committing transaction's
    copy win in OpenSearch).
 2. :meth:`~EventTransaction.merge`: ``pg_advisory_xact_lock`` on every session of the
-   batch, in sorted key order, then ``pipeline/sessions/metrics.sql``, which merges
+   batch, in sorted key order, then the session merge (``metrics.sql``), which merges
    ``events_new`` into the ``sessions`` rows of their sessions (incrementally: nothing
    re-reads a session's older events) and returns the current row of EVERY session in the
    batch, not only those that got new events: after a crash between this commit and the
@@ -75,8 +75,8 @@ from pipeline.config.settings import Settings
 from pipeline.contract.event import FIELDS
 from pipeline.errors import ServiceError, SinkUnavailable, first_line
 from pipeline.events.decode import Reason
-from pipeline.sessions import metrics_sql
 from pipeline.sinks.batch import Envelope, Refusal, SessionRow, first_copies, refused_alike
+from pipeline.sinks.postgres.metrics import NEW_EVENT_COLUMNS, metrics_sql
 from pipeline.sinks.postgres.refusals import ROW_ERRORS, describe, error_key
 
 log = logging.getLogger(__name__)
@@ -128,24 +128,6 @@ STAGING_TYPES: Final = (
 )
 CLEAR_STAGING: Final = sql.SQL("DELETE FROM {staging}").format(staging=sql.Identifier(STAGING_TABLE))
 NEW_EVENTS_TABLE: Final = "events_new"
-NEW_EVENT_COLUMNS: Final[tuple[str, ...]] = (
-    "session_id",
-    "event_id",
-    "occurred_at",
-    "event_type",
-    "page_path",
-    "revenue",
-    "user_id",
-    "referrer",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "device_type",
-    "browser",
-    "os",
-    "country",
-)
-"""The columns of ``events_new``: what ``metrics.sql`` needs of each newly stored event."""
 
 # Like staging: per connection, made once, emptied at every commit, typed after ``events``.
 CREATE_NEW_EVENTS: Final = sql.SQL(
@@ -515,7 +497,6 @@ def _since(mark: float) -> tuple[float, float]:
 
 __all__ = [
     "COLUMNS",
-    "NEW_EVENT_COLUMNS",
     "CopyFormat",
     "EventTransaction",
     "PostgresStore",

@@ -17,7 +17,8 @@ from pipeline.contract.names import IndexNames
 from pipeline.errors import ConfigError, IndexingError
 from pipeline.sinks.opensearch.documents import encode_event_document, session_document
 from pipeline.sinks.opensearch.index import OpenSearchIndex
-from pipeline.sinks.opensearch.templates import delete_all, ensure_templates, replicas_for
+from pipeline.sinks.opensearch.mappings import replicas_for
+from pipeline.sinks.opensearch.templates import delete_all, ensure_templates
 from tests.unit.opensearch.samples import (
     T0,
     UTC,

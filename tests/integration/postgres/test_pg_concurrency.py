@@ -21,15 +21,8 @@ from psycopg.rows import dict_row
 from pipeline.config.settings import Settings
 from pipeline.contract.event import Event
 from pipeline.sinks.postgres.store import PostgresStore
-from tests.integration.postgres.session_truth import (
-    DOCUMENT,
-    at,
-    envelopes,
-    event_id,
-    expected_sessions,
-    make_event,
-    metrics_of,
-)
+from tests.integration.postgres.session_events import DOCUMENT, at, envelopes, event_id, make_event, metrics_of
+from tests.support.truth import expected_sessions
 
 
 def paused_before_commit(store: PostgresStore, merged: threading.Event, release: threading.Event) -> None:

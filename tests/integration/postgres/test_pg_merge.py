@@ -4,7 +4,7 @@ Each batch merges only its NEW events into the stored session row, so every test
 spreads one session over several batches in the order that is hardest for a merge: the
 earliest event last, ties in occurred_at split across batches, a page path repeated in a
 later batch, duplicates of older batches. The expected rows always come from
-session_truth.py (plain Python over all events written so far), never from SQL.
+tests/support/truth.py (plain Python over all events written so far), never from SQL.
 """
 
 from __future__ import annotations
@@ -20,18 +20,18 @@ from psycopg.rows import dict_row
 
 from pipeline.config.settings import Settings
 from pipeline.contract.event import Event
-from pipeline.sinks.opensearch.templates import SESSION_PROPERTIES
+from pipeline.sinks.opensearch.mappings import SESSION_PROPERTIES
 from pipeline.sinks.postgres.store import PostgresStore
-from tests.integration.postgres.session_truth import (
+from tests.integration.postgres.session_events import (
     DOCUMENT,
     at,
     document_of,
     envelopes,
     event_id,
-    expected_sessions,
     make_event,
     metrics_of,
 )
+from tests.support.truth import expected_sessions
 
 
 class Writer:

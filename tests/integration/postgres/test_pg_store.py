@@ -1,6 +1,6 @@
 """PostgresStore.write against a real server: exact session rows, idempotence, failures.
 
-Expected rows come from tests/integration/postgres/session_truth.py (plain Python), never
+Expected rows come from tests/support/truth.py (plain Python), never
 from the SQL under test.
 """
 
@@ -24,18 +24,17 @@ from pipeline.contract.event import FIELDS, Event
 from pipeline.errors import ServiceError, SinkUnavailable
 from pipeline.sinks.batch import Envelope
 from pipeline.sinks.postgres.store import PostgresStore
-from tests.integration.postgres.session_truth import (
+from tests.integration.postgres.session_events import (
     DOCUMENT,
     METRICS,
     at,
     document_of,
     envelopes,
     event_id,
-    expected_sessions,
     make_event,
     metrics_of,
-    path_of,
 )
+from tests.support.truth import expected_sessions, path_of
 
 # --- the hand-designed sessions ---------------------------------------------------------
 # s-tie: its first two page views share a timestamp; event_id decides which one is first

@@ -14,7 +14,8 @@ from pipeline.analytics.summary import summary, window
 from pipeline.config.settings import Settings
 from pipeline.contract.event import Event
 from pipeline.sinks.postgres.store import PostgresStore
-from tests.integration.postgres.session_truth import T0, at, envelopes, expected_sessions, make_event
+from tests.integration.postgres.session_events import T0, at, envelopes, make_event
+from tests.support.truth import expected_sessions
 
 UNTIL = T0 + dt.timedelta(hours=2, minutes=30)  # 11:30 UTC
 HOURS = 4  # buckets 08:00, 09:00, 10:00, 11:00

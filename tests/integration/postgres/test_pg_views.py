@@ -14,7 +14,8 @@ from psycopg.rows import dict_row
 from pipeline.config.settings import Settings
 from pipeline.contract.event import Event
 from pipeline.sinks.postgres.store import PostgresStore
-from tests.integration.postgres.session_truth import at, envelopes, expected_sessions, make_event, path_of
+from tests.integration.postgres.session_events import at, envelopes, make_event
+from tests.support.truth import expected_sessions, path_of
 
 # Three sessions in the first minutes (one user has two of them), one an hour later that
 # runs over into the next hour, so buckets hold sessions without events of their own and

@@ -20,7 +20,7 @@ from pipeline.sinks.opensearch.templates import delete_all, ensure_templates
 from pipeline.sinks.postgres.migrate import apply_migrations
 from pipeline.sinks.postgres.store import PostgresStore
 from pipeline.sinks.writer import BatchWriter
-from tests.integration.postgres.session_truth import T0
+from tests.integration.postgres.session_events import T0
 from tests.support.postgres_db import temporary_database
 
 

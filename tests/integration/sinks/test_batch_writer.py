@@ -3,7 +3,7 @@
 Sinks stricter than the contract (a CHECK constraint, a narrower mapping) stand in for
 whatever a future contract gap might let through: the writer must isolate exactly the
 events a sink refuses, store everything else in both stores, and never leave an event in
-one store only. Expected session rows come from ``session_truth`` (plain Python).
+one store only. Expected session rows come from ``tests.support.truth`` (plain Python).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from pipeline.sinks.batch import SYSTEMIC_MIN_EVENTS, Envelope
 from pipeline.sinks.opensearch.documents import encode_event_document
 from pipeline.sinks.postgres.store import PostgresStore
 from pipeline.sinks.writer import BatchWriter
-from tests.integration.postgres.session_truth import at, envelopes, expected_sessions, make_event, metrics_of
+from tests.integration.postgres.session_events import at, envelopes, make_event, metrics_of
 from tests.integration.sinks.conftest import Sinks
+from tests.support.truth import expected_sessions
 
 
 def stored_ids(sinks: Sinks) -> set[str]:

@@ -17,7 +17,7 @@ import pytest
 from pipeline.contract.names import IndexNames
 from pipeline.dashboards.ndjson import SavedObject, dumps, loads
 from pipeline.dashboards.saved_objects import INDEX_REF, SHIPPED_FILE, build, shipped_text
-from pipeline.sinks.opensearch.templates import events_component_body, sessions_component_body
+from pipeline.sinks.opensearch.mappings import events_component_body, sessions_component_body
 
 PREFIXES = ["clickstream", "t0a1b2c3d4-clickstream"]
 

@@ -23,7 +23,7 @@ from pipeline.sinks.opensearch.index import (
     describe,
     read_response,
 )
-from pipeline.sinks.opensearch.templates import MAPPING_VERSION
+from pipeline.sinks.opensearch.mappings import MAPPING_VERSION
 from pipeline.sinks.opensearch_client import connect_opensearch
 from tests.unit.opensearch.samples import envelope, make_event, session_row
 

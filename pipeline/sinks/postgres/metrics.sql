@@ -1,5 +1,15 @@
--- THE definition of every session metric. Merges a batch's NEW events into their sessions
--- and returns the current row of every session of the batch.
+-- The session merge: merges a batch's NEW events into their sessions and returns the
+-- current row of every session of the batch. What each column means, its type and how it
+-- is merged are declared once, in pipeline/sessions/columns.py; this file holds only the
+-- SQL particular to a metric. The placeholders (a name in double braces) are filled from
+-- that table when the statement is loaded (pipeline/sinks/postgres/metrics.py):
+--
+--   first_event_values   the event fields a session takes from its earliest event
+--   first_event_merges   the same, merged: the stored value unless a new event is earlier
+--   sum_merges           stored + new, for every column summed over the events
+--   stored_columns       every column of `sessions`, in table order
+--   updates              every column but the key, set from the row just merged
+--   document_columns     the columns of a session document (no merge state)
 --
 -- Input: the temporary table `events_new`, holding exactly the events this transaction
 -- has just inserted into `events` (the sink fills it from
@@ -11,27 +21,6 @@
 --
 -- "Earliest" and "latest" are by (occurred_at, event_id): events with the same timestamp
 -- are ordered by their id, so every run picks the same one.
---
---   user_id, referrer, utm_source, utm_medium, utm_campaign,
---   device_type, browser, os, country
---                 taken from the session's earliest event
---   started_at    earliest occurred_at
---   ended_at      latest occurred_at
---   duration_s    ended_at - started_at in seconds, rounded to milliseconds
---   events        number of distinct events
---   page_views, clicks, searches, add_to_carts, purchases
---                 number of events of that type
---   unique_pages  distinct page_path among page_view events
---   revenue       sum of `revenue` over purchase events, 0 when there are none
---   landing_page  page_path of the earliest page_view (NULL without page views)
---   exit_page     page_path of the latest page_view (NULL without page views)
---   converted     purchases > 0
---   is_engaged    duration_s >= 10 OR page_views >= 2 OR converted
---                 (Google Analytics 4's "engaged session")
---   is_bounce     NOT is_engaged
---   version       1 on the first write, +1 on every write that merges new events
---                 (OpenSearch external version)
---   updated_at    time of the last writing transaction
 --
 -- page_path is defined once, as a generated column of `events`
 -- (pipeline/sinks/postgres/migrations/0001_events.sql).
@@ -65,8 +54,7 @@ WITH per_event AS (
     -- The batch's new events, per session in (occurred_at, event_id) order; each window
     -- aggregate spans the session's new events. Row 1 is the earliest new event itself.
     SELECT n.session_id, n.event_id, n.occurred_at,
-           n.user_id, n.referrer, n.utm_source, n.utm_medium, n.utm_campaign,
-           n.device_type, n.browser, n.os, n.country,
+           {{first_event_values}},
            row_number()     OVER w AS position,
            max(occurred_at) OVER w AS last_at,
            count(*)         OVER w AS events,
@@ -100,17 +88,11 @@ WITH per_event AS (
     -- size are ever asked of it, and the common cases (path known, one new path) need
     -- no sub-query.
     SELECT b.session_id,
-           CASE WHEN wins.first_event THEN b.user_id      ELSE o.user_id      END AS user_id,
-           CASE WHEN wins.first_event THEN b.event_id     ELSE o.first_event_id END AS first_event_id,
+           {{first_event_merges}},
+           {{sum_merges}},
+           CASE WHEN wins.first_event THEN b.event_id ELSE o.first_event_id END AS first_event_id,
            least(o.started_at, b.occurred_at)                           AS started_at,
            greatest(o.ended_at, b.last_at)                              AS ended_at,
-           coalesce(o.events, 0)       + b.events                       AS events,
-           coalesce(o.page_views, 0)   + b.page_views                   AS page_views,
-           coalesce(o.clicks, 0)       + b.clicks                       AS clicks,
-           coalesce(o.searches, 0)     + b.searches                     AS searches,
-           coalesce(o.add_to_carts, 0) + b.add_to_carts                 AS add_to_carts,
-           coalesce(o.purchases, 0)    + b.purchases                    AS purchases,
-           coalesce(o.revenue, 0)      + b.revenue                      AS revenue,
            CASE WHEN wins.landing_view THEN b.pv_paths[1]  ELSE o.landing_page     END AS landing_page,
            CASE WHEN wins.landing_view THEN b.pv_at[1]     ELSE o.landing_event_at END AS landing_event_at,
            CASE WHEN wins.landing_view THEN b.pv_ids[1]    ELSE o.landing_event_id END AS landing_event_id,
@@ -123,14 +105,6 @@ WITH per_event AS (
                 ELSE o.viewed_paths || ARRAY(SELECT path FROM unnest(b.new_paths) AS path
                                              WHERE path <> ALL (o.viewed_paths))
            END                                                          AS viewed_paths,
-           CASE WHEN wins.first_event THEN b.referrer     ELSE o.referrer     END AS referrer,
-           CASE WHEN wins.first_event THEN b.utm_source   ELSE o.utm_source   END AS utm_source,
-           CASE WHEN wins.first_event THEN b.utm_medium   ELSE o.utm_medium   END AS utm_medium,
-           CASE WHEN wins.first_event THEN b.utm_campaign ELSE o.utm_campaign END AS utm_campaign,
-           CASE WHEN wins.first_event THEN b.device_type  ELSE o.device_type  END AS device_type,
-           CASE WHEN wins.first_event THEN b.browser      ELSE o.browser      END AS browser,
-           CASE WHEN wins.first_event THEN b.os           ELSE o.os           END AS os,
-           CASE WHEN wins.first_event THEN b.country      ELSE o.country      END AS country,
            coalesce(o.version, 0) + 1                                   AS version
     FROM batch AS b
     LEFT JOIN sessions AS o ON o.session_id = b.session_id
@@ -144,66 +118,27 @@ WITH per_event AS (
                    OR (b.pv_at[b.pv_count], b.pv_ids[b.pv_count]) > (o.exit_event_at, o.exit_event_id)) AS exit_view
     ) AS wins
 ), written AS (
-    INSERT INTO sessions AS s (
-        session_id, user_id, started_at, ended_at, duration_s,
-        events, page_views, unique_pages, clicks, searches, add_to_carts, purchases, revenue,
-        landing_page, exit_page,
-        referrer, utm_source, utm_medium, utm_campaign, device_type, browser, os, country,
-        converted, is_engaged, is_bounce, version, updated_at,
-        first_event_id, landing_event_at, landing_event_id, exit_event_at, exit_event_id, viewed_paths
-    )
-    SELECT m.session_id, m.user_id, m.started_at, m.ended_at, d.duration_s,
-           m.events, m.page_views, cardinality(m.viewed_paths), m.clicks, m.searches, m.add_to_carts, m.purchases,
-           m.revenue,
-           m.landing_page, m.exit_page,
-           m.referrer, m.utm_source, m.utm_medium, m.utm_campaign, m.device_type, m.browser, m.os, m.country,
-           d.converted, e.is_engaged, NOT e.is_engaged, m.version, now(),
-           m.first_event_id, m.landing_event_at, m.landing_event_id, m.exit_event_at, m.exit_event_id, m.viewed_paths
+    INSERT INTO sessions AS s ({{stored_columns}})
+    SELECT {{stored_columns}}
     FROM merged AS m
+    -- The derived columns: functions of the merged ones, recomputed at every write (one
+    -- lateral per step, so a column can use the ones before it).
     CROSS JOIN LATERAL (
         SELECT round(extract(EPOCH FROM m.ended_at - m.started_at), 3) AS duration_s,
-               m.purchases > 0                                         AS converted
+               cardinality(m.viewed_paths)                              AS unique_pages,
+               m.purchases > 0                                          AS converted,
+               now()                                                    AS updated_at
     ) AS d
     CROSS JOIN LATERAL (
         SELECT d.duration_s >= 10 OR m.page_views >= 2 OR d.converted AS is_engaged
     ) AS e
+    CROSS JOIN LATERAL (
+        SELECT NOT e.is_engaged AS is_bounce
+    ) AS f
     ORDER BY m.session_id
     -- The row exists exactly when merged read it (the session lock keeps it so); the
     -- merged values replace it.
-    ON CONFLICT (session_id) DO UPDATE SET
-        user_id          = excluded.user_id,
-        started_at       = excluded.started_at,
-        ended_at         = excluded.ended_at,
-        duration_s       = excluded.duration_s,
-        events           = excluded.events,
-        page_views       = excluded.page_views,
-        unique_pages     = excluded.unique_pages,
-        clicks           = excluded.clicks,
-        searches         = excluded.searches,
-        add_to_carts     = excluded.add_to_carts,
-        purchases        = excluded.purchases,
-        revenue          = excluded.revenue,
-        landing_page     = excluded.landing_page,
-        exit_page        = excluded.exit_page,
-        referrer         = excluded.referrer,
-        utm_source       = excluded.utm_source,
-        utm_medium       = excluded.utm_medium,
-        utm_campaign     = excluded.utm_campaign,
-        device_type      = excluded.device_type,
-        browser          = excluded.browser,
-        os               = excluded.os,
-        country          = excluded.country,
-        converted        = excluded.converted,
-        is_engaged       = excluded.is_engaged,
-        is_bounce        = excluded.is_bounce,
-        version          = excluded.version,
-        updated_at       = excluded.updated_at,
-        first_event_id   = excluded.first_event_id,
-        landing_event_at = excluded.landing_event_at,
-        landing_event_id = excluded.landing_event_id,
-        exit_event_at    = excluded.exit_event_at,
-        exit_event_id    = excluded.exit_event_id,
-        viewed_paths     = excluded.viewed_paths
+    ON CONFLICT (session_id) DO UPDATE SET {{updates}}
     RETURNING s.*
 ), latest AS (
     -- every session of the batch: as just written, or (no new events) as stored
@@ -214,12 +149,6 @@ WITH per_event AS (
     JOIN sessions AS o ON o.session_id = q.session_id
     WHERE NOT EXISTS (SELECT FROM events_new AS n WHERE n.session_id = q.session_id)
 )
--- The session document: the public columns only, never the merge state. This final
--- SELECT is THE list of them (the OpenSearch mapping test reads it: keep it top level,
--- one plain column name per item).
-SELECT session_id, user_id, started_at, ended_at, duration_s,
-       events, page_views, unique_pages, clicks, searches, add_to_carts, purchases, revenue,
-       landing_page, exit_page,
-       referrer, utm_source, utm_medium, utm_campaign, device_type, browser, os, country,
-       converted, is_engaged, is_bounce, version, updated_at
+-- The session document: the public columns only, never the merge state.
+SELECT {{document_columns}}
 FROM latest

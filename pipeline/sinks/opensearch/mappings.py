@@ -1,0 +1,172 @@
+"""Index templates and mappings: the bodies ``templates.ensure_templates`` puts (pure, no client).
+
+Why explicit templates: left to dynamic mapping, OpenSearch would map every string as
+``text`` plus a ``.keyword`` subfield (twice the indexing work, and terms aggregations on
+the wrong field), money as ``float`` and timestamps only by luck. The events mapping is
+``dynamic: strict`` because the event contract is fixed: a field the mapping does not
+know is a bug to surface, not a column to invent.
+
+Layout (``<p>`` is the index prefix, ``clickstream`` in production; tests use a random
+one so they never touch each other's data):
+
+* events: monthly indices ``<p>-events-YYYY.MM`` matched by the template pattern
+  ``<p>-events-*``; the template adds every new month to the alias ``<p>-events``, which
+  is what dashboards and searches use. The month comes from the event's own
+  ``occurred_at`` (see :meth:`IndexNames.events_index`), never from the clock, so
+  re-indexing an event lands on the same ``_id`` in the same index: idempotent.
+  Monthly rather than one index because retention is then ``DELETE`` of an old month
+  (no delete-by-query) and a mapping change only affects months created after it.
+  Monthly rather than daily because the decoder accepts events up to 30 days old, so a
+  write touches at most two indices, and a single node is not drowned in small shards.
+* sessions: one index ``<p>-sessions-v1`` behind the write alias ``<p>-sessions``.
+  A session is updated in place (external versions from PostgreSQL), so it cannot be
+  split by time; the ``-v1`` index behind an alias lets a future mapping change
+  reindex into ``-v2`` and move the alias without the writers noticing.
+
+Mapping choices worth a sentence:
+
+* money (``price``, ``revenue``) is ``double``: ``scaled_float`` needs the mapper-extras
+  module, which the local distribution lacks, and ``keyword`` would rule out sums and
+  ranges. A double holds every cent value exactly up to 2^53 cents (the contract caps
+  revenue at 10^9) and ``_source`` keeps the exact digits (``49.90``); sums over many
+  documents may be off in the last cent, so exact money figures come from PostgreSQL.
+* ``page_url`` is ``keyword`` only: a ``text`` subfield cost ~15% more OpenSearch CPU
+  per event when measured (median of 3 runs, 0.055 -> 0.063 CPU-seconds per 1,000
+  events), the scarcest resource on the 2-core target, for a full-text search over
+  URLs nobody asked for. ``page_path`` (keyword) is what pages are grouped by, and
+  prefix/wildcard queries work on keywords. ``search_query`` is free text, so ``text``
+  with a ``keyword`` subfield.
+* sessions are ``dynamic: strict`` too, with one property per column of the session row
+  the PostgreSQL sink returns (the document is that row), generated from the table of
+  session columns (``pipeline.sessions.columns``), which gives each its OpenSearch type.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from pipeline.contract.names import IndexNames
+from pipeline.sessions.columns import document_columns
+
+MAPPING_VERSION: Final = 1
+"""Bumped with every mapping change; stored in each index's ``_meta`` and checked by the sink."""
+
+DEFAULT_EVENT_SHARDS: Final = 1
+"""``bench_opensearch_index.py --shards 1,2 --concurrency 1,2``: 2 shards (and 2 parallel
+requests) gained nothing measurable on the 2-core machine, where OpenSearch is CPU-bound,
+not shard-bound; one shard per month is also ample for one shop's volume (a shard holds
+tens of GiB) and keeps a single node's shard count low."""
+DEFAULT_SESSION_SHARDS: Final = 1
+DEFAULT_REFRESH_INTERVAL: Final = "5s"
+"""How soon a write becomes searchable. 5 s instead of OpenSearch's 1 s default: measured
+with the benchmark (``--refresh 1s,5s,30s``, three round-robin runs), 1 s cost 13-25% more
+OpenSearch CPU per event than 5 s (more, smaller segments to build and merge), and 30 s
+saved nothing measurable beyond that. CPU is what the 2-core target lacks, and a
+dashboard 5 s behind is still live. Configurable per call of ``templates.ensure_templates``;
+tests refresh explicitly."""
+TEMPLATE_PRIORITY: Final = 200
+"""Above the priority of built-in templates (100), so ours win on our patterns."""
+
+OWNER: Final = "clickstream-pipeline"
+"""Stored in every index's ``_meta``: the sink writes only into indices our templates shaped."""
+
+
+_KEYWORD: Final = {"type": "keyword"}
+_DATE: Final = {"type": "date"}
+_INTEGER: Final = {"type": "integer"}
+_LONG: Final = {"type": "long"}
+_DOUBLE: Final = {"type": "double"}
+
+EVENT_PROPERTIES: Final[dict[str, dict[str, Any]]] = {
+    # every field of pipeline.contract.event.Event, in contract order
+    "event_id": _KEYWORD,
+    "schema_version": {"type": "short"},
+    "event_type": _KEYWORD,
+    "occurred_at": _DATE,
+    "user_id": _KEYWORD,
+    "session_id": _KEYWORD,
+    "page_url": _KEYWORD,
+    "referrer": _KEYWORD,
+    "utm_source": _KEYWORD,
+    "utm_medium": _KEYWORD,
+    "utm_campaign": _KEYWORD,
+    "device_type": _KEYWORD,
+    "browser": _KEYWORD,
+    "os": _KEYWORD,
+    "country": _KEYWORD,
+    "element_id": _KEYWORD,
+    "search_query": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 512}}},
+    "product_id": _KEYWORD,
+    "price": _DOUBLE,
+    "order_id": _KEYWORD,
+    "revenue": _DOUBLE,
+    # added by the sink
+    "page_path": _KEYWORD,
+    "ingested_at": _DATE,
+    "kafka_partition": _INTEGER,
+    "kafka_offset": _LONG,
+}
+
+SESSION_PROPERTIES: Final[dict[str, dict[str, Any]]] = {c.name: {"type": c.opensearch} for c in document_columns()}
+"""Every column of a session document (the ``sessions`` table's, without the merge state), from
+the table of session columns: a column is declared there once, with its OpenSearch type."""
+
+
+def meta(kind: str) -> dict[str, Any]:
+    """What ``templates.check_index`` looks for in an index's mapping."""
+    return {"owner": OWNER, "kind": kind, "mapping_version": MAPPING_VERSION}
+
+
+def settings_component_body(*, replicas: int, refresh_interval: str = DEFAULT_REFRESH_INTERVAL) -> dict[str, Any]:
+    """Settings shared by events and sessions: replicas depend on the cluster, not the index."""
+    return {
+        "template": {"settings": {"index": {"number_of_replicas": replicas, "refresh_interval": refresh_interval}}},
+        "_meta": meta("settings"),
+    }
+
+
+def events_component_body() -> dict[str, Any]:
+    return {
+        "template": {"mappings": {"dynamic": "strict", "_meta": meta("events"), "properties": EVENT_PROPERTIES}},
+        "_meta": meta("events"),
+    }
+
+
+def sessions_component_body() -> dict[str, Any]:
+    return {
+        "template": {"mappings": {"dynamic": "strict", "_meta": meta("sessions"), "properties": SESSION_PROPERTIES}},
+        "_meta": meta("sessions"),
+    }
+
+
+def events_template_body(names: IndexNames, *, shards: int = DEFAULT_EVENT_SHARDS) -> dict[str, Any]:
+    return {
+        "index_patterns": [names.events_pattern],
+        "priority": TEMPLATE_PRIORITY,
+        "composed_of": [names.settings_component, names.events_component],
+        "template": {
+            "settings": {"index": {"number_of_shards": shards}},
+            "aliases": {names.events_alias: {}},
+        },
+        "_meta": meta("events"),
+    }
+
+
+def sessions_template_body(names: IndexNames, *, shards: int = DEFAULT_SESSION_SHARDS) -> dict[str, Any]:
+    return {
+        "index_patterns": [names.sessions_pattern],
+        "priority": TEMPLATE_PRIORITY,
+        "composed_of": [names.settings_component, names.sessions_component],
+        "template": {"settings": {"index": {"number_of_shards": shards}}},
+        "_meta": meta("sessions"),
+    }
+
+
+def replicas_for(data_nodes: int) -> int:
+    """One replica when there is a second node to hold it (Aiven: 3 nodes), else none.
+
+    A replica on a single node can never be allocated and would leave every index
+    yellow; more than one replica doubles the indexing work again for data that
+    PostgreSQL and Kafka can rebuild anyway.
+    """
+    return max(0, min(1, data_nodes - 1))
