@@ -31,6 +31,7 @@ from pipeline.contract.event import (
     encode_event,
     format_timestamp,
 )
+from tests.support.events import make_event
 
 UTC = dt.UTC
 _PRINTABLE = "".join(chr(c) for c in range(0x21, 0x7F))
@@ -197,31 +198,16 @@ MONEY_TEXTS = [
 
 def base_message(now: dt.datetime) -> bytes:
     """A valid purchase (money written two ways) an hour before ``now``, with a fresh event id."""
-    return encode_event(
-        Event(
-            event_id=str(uuid.uuid4()),
-            schema_version=1,
-            event_type="purchase",
-            occurred_at=now - dt.timedelta(hours=1),
-            user_id="u-1",
-            session_id="s-1",
-            page_url="https://shop.example.com/",
-            referrer=None,
-            utm_source=None,
-            utm_medium=None,
-            utm_campaign=None,
-            device_type="mobile",
-            browser="Chrome",
-            os="Android",
-            country="DE",
-            element_id=None,
-            search_query=None,
-            product_id="p-1",
-            price=Decimal("49.90"),
-            order_id="o-1",
-            revenue=Decimal("99.80"),
-        )
+    event = make_event(
+        occurred_at=now - dt.timedelta(hours=1),
+        page_url="https://shop.example.com/",
+        referrer=None,
+        utm_source=None,
+        utm_medium=None,
+        utm_campaign=None,
+        product_id="p-1",
     )
+    return encode_event(event)
 
 
 ACTIONS = ("insert", "delete", "replace", "member", "money")

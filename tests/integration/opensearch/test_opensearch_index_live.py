@@ -18,7 +18,7 @@ from pipeline.errors import ConfigError, IndexingError
 from pipeline.sinks.opensearch.documents import encode_event_document, session_document
 from pipeline.sinks.opensearch.index import OpenSearchIndex
 from pipeline.sinks.opensearch.templates import delete_all, ensure_templates, replicas_for
-from tests.unit.opensearch.samples import (
+from tests.support.events import (
     T0,
     UTC,
     envelope,

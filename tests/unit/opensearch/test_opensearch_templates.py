@@ -21,7 +21,7 @@ from pipeline.sinks.opensearch.templates import (
     sessions_template_body,
     settings_component_body,
 )
-from tests.unit.opensearch.samples import session_row
+from tests.support.events import session_row
 
 REPO = Path(__file__).resolve().parents[3]
 MIGRATIONS = REPO / "pipeline" / "sinks" / "postgres" / "migrations"

@@ -1,4 +1,10 @@
-"""Small, valid events, envelopes and session rows for the OpenSearch tests (unit and integration)."""
+"""Small, valid events, envelopes and session rows, built by hand for tests of any layer.
+
+One builder: :func:`make_event` is a valid purchase, and keywords replace fields (the
+caller keeps the contract's rules, or breaks them on purpose). :func:`event_of_type`
+fills the fields the contract ties to an event type (``TYPE_RULES``: non-null for the
+types that need them, null for the others), so a page view or a click is one call.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +13,27 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from pipeline.contract.event import Event
+from pipeline.contract.event import TYPE_RULES, Event
 from pipeline.sinks.batch import Envelope, SessionRow
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 11, 30, 9, 41, 7, 123000, tzinfo=UTC)
+"""When the default event happened: a fixed time, so tests never read the clock."""
+HOST = "https://shop.example.com"
+
+TYPE_FIELD_DEFAULTS: dict[str, Any] = {
+    "element_id": "add-to-cart-button",
+    "search_query": "red shoes",
+    "product_id": "p-42",
+    "price": Decimal("49.90"),
+    "order_id": "o-1",
+    "revenue": Decimal("99.80"),
+}
+"""The value of each type-bound field where the event's type requires one."""
 
 
 def make_event(**overrides: Any) -> Event:
-    """A valid purchase event; ``overrides`` replace fields (the caller keeps the contract's type rules)."""
+    """A valid purchase with a fresh event id; ``overrides`` replace fields as given."""
     fields: dict[str, Any] = {
         "event_id": str(uuid.uuid4()),
         "schema_version": 1,
@@ -23,7 +41,7 @@ def make_event(**overrides: Any) -> Event:
         "occurred_at": T0,
         "user_id": "u-1",
         "session_id": "s-1",
-        "page_url": "https://shop.example.com/checkout/done?order=o-1#thanks",
+        "page_url": f"{HOST}/checkout/done?order=o-1#thanks",
         "referrer": "https://www.google.com/",
         "utm_source": "google",
         "utm_medium": "cpc",
@@ -32,42 +50,25 @@ def make_event(**overrides: Any) -> Event:
         "browser": "Chrome",
         "os": "Android",
         "country": "DE",
-        "element_id": None,
-        "search_query": None,
-        "product_id": "p-42",
-        "price": Decimal("49.90"),
-        "order_id": "o-1",
-        "revenue": Decimal("99.80"),
+        **{field: TYPE_FIELD_DEFAULTS[field] if "purchase" in types else None for field, types in TYPE_RULES.items()},
     }
     fields.update(overrides)
     return Event(**fields)
 
 
+def event_of_type(event_type: str, /, **overrides: Any) -> Event:
+    """A valid event of ``event_type``: the type-bound fields filled or nulled as the contract says
+    (``overrides`` win, ``event_type`` among them: an event that breaks the rules on purpose)."""
+    bound = {field: TYPE_FIELD_DEFAULTS[field] if event_type in types else None for field, types in TYPE_RULES.items()}
+    return make_event(**{"event_type": event_type, **bound, **overrides})
+
+
 def make_page_view(**overrides: Any) -> Event:
-    base: dict[str, Any] = {
-        "event_type": "page_view",
-        "page_url": "https://shop.example.com/product/42",
-        "product_id": None,
-        "price": None,
-        "order_id": None,
-        "revenue": None,
-    }
-    base.update(overrides)
-    return make_event(**base)
+    return event_of_type("page_view", **{"page_url": f"{HOST}/product/42", **overrides})
 
 
 def make_search(query: str = "red shoes", **overrides: Any) -> Event:
-    base: dict[str, Any] = {
-        "event_type": "search",
-        "page_url": "https://shop.example.com/search?q=red+shoes",
-        "search_query": query,
-        "product_id": None,
-        "price": None,
-        "order_id": None,
-        "revenue": None,
-    }
-    base.update(overrides)
-    return make_event(**base)
+    return event_of_type("search", **{"page_url": f"{HOST}/search?q=red+shoes", "search_query": query, **overrides})
 
 
 def envelope(event: Event, partition: int = 3, offset: int = 1234, ingested_at: dt.datetime | None = None) -> Envelope:
