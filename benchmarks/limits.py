@@ -34,6 +34,7 @@ from typing import Any
 import msgspec
 import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from opensearchpy import OpenSearch
 from psycopg import sql
 
 from devstack.opensearch_access import settings_for_prefix
@@ -44,9 +45,11 @@ from pipeline.kafka.consumer import CONSUMER_DEFAULTS
 from pipeline.sinks.batch import Envelope
 from pipeline.sinks.opensearch.documents import bulk_body, bulk_items, chunks
 from pipeline.sinks.opensearch.index import BULK_FILTER_PATH, DEFAULT_MAX_BYTES, DEFAULT_MAX_DOCS
-from pipeline.sinks.opensearch.templates import create_index, delete_all, ensure_templates
+from pipeline.sinks.opensearch.templates import create_index
 from pipeline.sinks.opensearch_client import opensearch_client
 from pipeline.sinks.postgres.store import COLUMNS
+from tests.support.kafka_offsets import watermarks
+from tests.support.opensearch_prefix import private_prefix
 
 UTC = dt.UTC
 LIMIT_TABLE = "bench_copy_limit"
@@ -72,11 +75,6 @@ class Limit:
             "events_per_s": round(self.rate, 1),
             **self.notes,
         }
-
-
-def watermarks(consumer: Consumer, topic: str) -> dict[int, tuple[int, int]]:
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
 
 
 def kafka_consume_limit(
@@ -239,19 +237,23 @@ def decode_and_postgres_limits(settings: Settings, topic: str, *, chunk: int = 5
 
 def opensearch_limit(settings: Settings, topic: str, index_prefix: str, *, chunk: int = 50_000) -> Limit:
     """Bulk rate of the event documents (the sink's builders and request size) into a scratch prefix."""
-    names = IndexNames(index_prefix)
-    with settings_for_prefix(settings, names) as scoped:
-        return _opensearch_limit(scoped, topic, names, chunk)
-
-
-def _opensearch_limit(settings: Settings, topic: str, names: IndexNames, chunk: int) -> Limit:
     admin = opensearch_client(settings.opensearch, "admin", timeout=120)
+    try:
+        with (
+            private_prefix(admin, IndexNames(index_prefix), templates=settings) as names,
+            settings_for_prefix(settings, names) as scoped,
+        ):
+            return _opensearch_limit(scoped, admin, topic, names, chunk)
+    finally:
+        admin.close()
+
+
+def _opensearch_limit(settings: Settings, admin: OpenSearch, topic: str, names: IndexNames, chunk: int) -> Limit:
     client = opensearch_client(settings.opensearch, "app", timeout=120)
     decoder = EventDecoder()
     build_s = bulk_s = 0.0
     docs = requests = nbytes = 0
     try:
-        ensure_templates(settings, names.prefix, client=admin)
         ready: set[str] = set()
         for part in read_chunks(settings, topic, chunk):
             envelopes, _seconds, _bad = _decode(decoder, part)
@@ -281,11 +283,7 @@ def _opensearch_limit(settings: Settings, topic: str, names: IndexNames, chunk: 
         admin.indices.refresh(index=names.events_alias)
         indexed = int(admin.count(index=names.events_alias)["count"])
     finally:
-        try:
-            delete_all(admin, names)
-        finally:
-            client.close()
-            admin.close()
+        client.close()
     return Limit(
         "opensearch_bulk",
         docs,

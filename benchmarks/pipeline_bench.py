@@ -1,7 +1,7 @@
 """The whole pipeline's performance in one run on the local stack: limits, producer, drain, freshness, cost.
 
 One command measures, on the real services and through the real CLI, against a private
-topic, database and index prefix (``benchmarks/world.py``; nothing of production or of
+topic, database and index prefix (``tests/support/world.py``; nothing of production or of
 other users is touched, and everything created is removed, also on failure):
 
 1. Limits: raw Kafka consume, decode+validate, PostgreSQL binary COPY and OpenSearch bulk
@@ -53,7 +53,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from confluent_kafka import Consumer
 
 from benchmarks import chart
 from benchmarks.freshness import SINKS, FreshnessSampler
@@ -63,7 +62,6 @@ from benchmarks.limits import (
     decode_and_postgres_limits,
     kafka_consume_limit,
     opensearch_limit,
-    watermarks,
 )
 from benchmarks.procs import (
     Child,
@@ -78,7 +76,6 @@ from benchmarks.procs import (
     stop_all,
     wait_all,
 )
-from benchmarks.world import BenchWorld, SinkSet
 from pipeline.config.settings import Settings, find_local_outputs, read_outputs_file
 from pipeline.contract.names import IndexNames
 from pipeline.jobs.consume import STAGES, ConsumeOptions
@@ -86,6 +83,8 @@ from pipeline.kafka.producer import PRODUCER_DEFAULTS
 from pipeline.sinks.opensearch.index import DEFAULT_MAX_BYTES, DEFAULT_MAX_DOCS
 from pipeline.sinks.opensearch.templates import DEFAULT_REFRESH_INTERVAL
 from pipeline.sinks.opensearch_client import opensearch_client
+from tests.support.kafka_offsets import end_offsets
+from tests.support.world import IsolatedPipeline, IsolatedWorld
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("pipeline_bench")
@@ -245,7 +244,7 @@ def _git() -> dict[str, Any]:
 class Bench:
     """One run: holds the world, the options, the children it started and the report it fills."""
 
-    def __init__(self, args: argparse.Namespace, world: BenchWorld, logs: Path) -> None:
+    def __init__(self, args: argparse.Namespace, world: IsolatedWorld, logs: Path) -> None:
         self.args = args
         self.world = world
         self.logs = logs
@@ -268,11 +267,11 @@ class Bench:
         return usage
 
     # 2. producer (and the backlog for everything else)
-    def produce_backlog(self, sinks: SinkSet) -> None:
+    def produce_backlog(self, sinks: IsolatedPipeline) -> None:
         args = self.args
         log.info("producer: pipeline produce --events %d (the backlog)", args.events)
         before = Snapshot.take()
-        child = self.spawn("producer", sinks.cli("produce", "--events", str(args.events), "--seed", str(args.seed)))
+        child = self.spawn("producer", sinks.command("produce", "--events", str(args.events), "--seed", str(args.seed)))
         usage = wait_all([child], timeout=120 + args.events / 2_000)[0]
         phase = self.phase("producer", before)
         line = _produce_line(child)
@@ -295,8 +294,8 @@ class Bench:
         self.backlog = delivered
 
     # 1. limits
-    def limits(self, sinks: SinkSet) -> None:
-        settings, topic = sinks.settings, self.world.topic
+    def limits(self, sinks: IsolatedPipeline) -> None:
+        settings, topic = sinks.settings, self.world.topics.events
         log.info("limit: raw Kafka consume of %d messages", self.backlog)
         before = Snapshot.take()
         kafka = kafka_consume_limit(settings, topic, self.world.group("limit"))
@@ -321,7 +320,7 @@ class Bench:
                 self.report["notes"].append(f"limit {limit.name} processed {limit.items} of {self.backlog} messages")
 
     # 3. drain
-    def drain(self, sinks: SinkSet, consumers: int) -> dict[str, Any]:
+    def drain(self, sinks: IsolatedPipeline, consumers: int) -> dict[str, Any]:
         """Time ``pipeline consume --drain`` x ``consumers`` over the backlog, on empty sinks.
 
         Two clocks: until the group has committed the whole backlog (watched from outside
@@ -334,8 +333,10 @@ class Bench:
         session timeout (45 s), which is a shutdown matter, not drain throughput.
         """
         log.info("drain: %d consumer process(es), pipeline consume --drain", consumers)
-        ends = _end_offsets(sinks.settings, self.world.topic)
-        watcher = GroupWatcher(sinks.settings, self.world.topic, sinks.group, partitions=sorted(ends), ends=ends)
+        ends = end_offsets(sinks.settings, self.world.topics.events)
+        watcher = GroupWatcher(
+            sinks.settings, self.world.topics.events, sinks.group, partitions=sorted(ends), ends=ends
+        )
         before = Snapshot.take()
         # the database name is in the process title of its backends and autovacuum workers
         backends = ProcessCpuSampler("postgres", f" {sinks.database}")
@@ -348,7 +349,7 @@ class Bench:
             children.append(
                 self.spawn(
                     f"drain{consumers} consumer{i + 1}",
-                    sinks.cli("consume", "--drain", "--stats-json", str(stats_file), *sinks.consume_args()),
+                    sinks.command("consume", "--drain", "--stats-json", str(stats_file), "--group", sinks.group),
                 )
             )
         watcher.start()
@@ -458,7 +459,7 @@ class Bench:
         self.report["drain"][f"consumers_{consumers}"] = result
         return result
 
-    def _check_sinks(self, sinks: SinkSet) -> dict[str, Any]:
+    def _check_sinks(self, sinks: IsolatedPipeline) -> dict[str, Any]:
         """What the sinks hold after a drain (so a fast but empty run cannot pass unnoticed)."""
         with psycopg.connect(sinks.settings.postgres.conninfo("admin"), autocommit=True) as conn:
             row = conn.execute(
@@ -493,7 +494,7 @@ class Bench:
         }
 
     # 4. freshness
-    def freshness(self, sinks: SinkSet) -> None:
+    def freshness(self, sinks: IsolatedPipeline) -> None:
         """Live load through the real CLI while the sampler watches the sinks (see ``freshness.py``).
 
         The measured window is ``--freshness-seconds`` of load at the fixed rate, and it
@@ -525,13 +526,13 @@ class Bench:
         # A new group that starts at the topic's end: the drain group may still hold a member that
         # vanished mid-rebalance (see the drain), and joining it would wait for that member's timeout.
         sinks = dataclasses.replace(sinks, group=self.world.group_at_end("live"))
-        sampler = FreshnessSampler(sinks.settings, self.world.topic, sinks.index_prefix, sample_every=every)
+        sampler = FreshnessSampler(sinks.settings, self.world.topics.events, sinks.index_prefix, sample_every=every)
         lag = GroupWatcher(
-            sinks.settings, self.world.topic, sinks.group, partitions=sorted(sampler.start_offsets), poll_s=0.2
+            sinks.settings, self.world.topics.events, sinks.group, partitions=sorted(sampler.start_offsets), poll_s=0.2
         )
         stats_file = self.logs / "freshness-consumer.json"
         consumer = self.spawn(
-            "freshness consumer", sinks.cli("consume", "--stats-json", str(stats_file), *sinks.consume_args())
+            "freshness consumer", sinks.command("consume", "--stats-json", str(stats_file), "--group", sinks.group)
         )
         window: tuple[float, float] | None = None
         caught_up = False
@@ -546,7 +547,7 @@ class Bench:
             duration = max_warmup + seconds + 15  # headroom: the window, not the duration, should end the load
             producer = self.spawn(
                 "freshness producer",
-                sinks.cli(
+                sinks.command(
                     "produce", "--rate", f"{rate:g}", "--duration", f"{duration:g}", "--seed", str(args.seed + 1)
                 ),
             )
@@ -692,7 +693,7 @@ def _wait_drained(
     return [usages[i] for i in range(len(children))], terminated, killed
 
 
-def _search_seconds(sinks: SinkSet) -> float:
+def _search_seconds(sinks: IsolatedPipeline) -> float:
     """Query time OpenSearch has spent on the sink set's events indices so far (the sampler's searches)."""
     client = opensearch_client(sinks.settings.opensearch, "admin")
     try:
@@ -700,14 +701,6 @@ def _search_seconds(sinks: SinkSet) -> float:
         return float(stats["_all"]["total"]["search"]["query_time_in_millis"]) / 1000
     finally:
         client.close()
-
-
-def _end_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    consumer = Consumer({**settings.kafka.client_config("admin"), "group.id": "pipeline-bench-ends"})
-    try:
-        return {p: high for p, (_low, high) in watermarks(consumer, topic).items()}
-    finally:
-        consumer.close()
 
 
 def _produce_line(child: Child) -> re.Match[str]:
@@ -1121,7 +1114,7 @@ def main(argv: list[str] | None = None) -> int:
         "versions": versions(base),
     }
     log.info("load average before: %s", _load(report["machine"]["load_average_before"]))
-    world = BenchWorld(base_outputs, base)
+    world = IsolatedWorld(base_outputs, base, tag="b", partitions=None, strict=False)
     bench: Bench | None = None
     failure: BaseException | None = None
     try:
@@ -1135,8 +1128,8 @@ def main(argv: list[str] | None = None) -> int:
                 "freshness_warmup_s": args.freshness_warmup,
                 "freshness_max_warmup_s": args.freshness_max_warmup,
                 "freshness_samples_per_s": FRESHNESS_SAMPLES_PER_S,
-                "topic": world.topic,
-                "partitions": world.partitions,
+                "topic": world.topics.events,
+                "partitions": world.topics.partitions,
                 "consumer_batch_size": ConsumeOptions.batch_size,
                 "consumer_batch_wait_s": ConsumeOptions.batch_wait_s,
                 "producer_config": {k: v for k, v in PRODUCER_DEFAULTS.items() if k != "log_level"},
@@ -1146,12 +1139,12 @@ def main(argv: list[str] | None = None) -> int:
                 "stack_outputs": str(outputs_path),
             }
             try:
-                first = world.new_sinks("drain1")
+                first = world.new_pipeline("drain1")
                 bench.produce_backlog(first)
                 bench.limits(first)
                 bench.drain(first, consumers=1)
-                world.drop_sinks(first)
-                second = world.new_sinks("drain2")
+                world.drop_pipeline(first)
+                second = world.new_pipeline("drain2")
                 bench.drain(second, consumers=2)
                 bench.freshness(second)  # the same sinks, now holding the backlog: a realistic state
             finally:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
-from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.sink_contents import fetch
+from tests.support.world import IsolatedPipeline
 
 FAST_GROUP = {"consumer.session.timeout.ms": "6000", "consumer.heartbeat.interval.ms": "1000"}
 """A SIGKILLed member's partitions move after 6 s instead of 45 s. Under the consumer group protocol

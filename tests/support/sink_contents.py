@@ -11,8 +11,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from pipeline.events.dump import read_dump
-from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.truth import expected_buckets, expected_sessions, unique_events
+from tests.support.world import IsolatedPipeline
 
 VALID_KINDS = ("valid", "duplicate", "late")
 

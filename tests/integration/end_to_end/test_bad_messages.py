@@ -40,8 +40,8 @@ from confluent_kafka import Producer
 
 from pipeline.events import SimulationConfig, backfill
 from pipeline.kafka.dead_letters import PREFIX_BYTES, parse_headers
-from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.java_producer import produce_with_java
+from tests.support.kafka_offsets import caught_up
 from tests.support.kafka_topics import read_all
 from tests.support.process_control import count_events, wait_for
 from tests.support.sink_contents import (
@@ -51,6 +51,7 @@ from tests.support.sink_contents import (
     fetch,
 )
 from tests.support.truth import unique_events
+from tests.support.world import IsolatedPipeline
 
 PARTITIONS = 6
 STRICT_PG = "product_id IS NULL OR product_id NOT LIKE 'refuse-pg%%'"
@@ -352,24 +353,7 @@ def test_offending_messages_of_every_kind_never_stop_two_consumers_nor_split_the
 
 def _settled(world: IsolatedPipeline) -> bool:
     """The group has committed everything in the topic."""
-    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient(world.settings.kafka.client_config("admin"))
-    topic = world.topics.events
-    request = [ConsumerGroupTopicPartitions(world.topics.group, [TopicPartition(topic, p) for p in range(PARTITIONS)])]
-    committed = {
-        tp.partition: tp.offset
-        for tp in admin.list_consumer_group_offsets(request)[world.topics.group].result().topic_partitions
-    }
-    ends = admin.list_offsets({TopicPartition(topic, p): _latest() for p in range(PARTITIONS)})
-    return all(committed.get(tp.partition, -1) >= f.result().offset for tp, f in ends.items())
-
-
-def _latest() -> Any:
-    from confluent_kafka.admin import OffsetSpec
-
-    return OffsetSpec.latest()
+    return caught_up(world.settings, world.topics.group, world.topics.events)
 
 
 def _assert_money_as_written(world: IsolatedPipeline, tricky: list[Sent]) -> None:

@@ -20,7 +20,6 @@ from pipeline.events.faults import FaultConfig
 from pipeline.jobs.consume import FAULT_ENV
 from pipeline.jobs.produce import ProduceOptions, backfill_messages
 from pipeline.kafka.dead_letters import parse_headers
-from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.kafka_topics import read_all
 from tests.support.process_control import (
     count_events,
@@ -32,6 +31,7 @@ from tests.support.process_control import (
 )
 from tests.support.sink_contents import VALID_KINDS, assert_opensearch_matches, assert_postgres_matches, dumped
 from tests.support.truth import unique_events
+from tests.support.world import IsolatedPipeline
 
 FAULTY = ["--duplicate-rate", "0.03", "--late-rate", "0.03", "--max-lateness", "20", "--malformed-rate", "0.01"]
 KILLED = -signal.SIGKILL

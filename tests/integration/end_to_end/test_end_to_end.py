@@ -10,11 +10,12 @@ from pathlib import Path
 from confluent_kafka import ConsumerGroupType
 
 from pipeline.kafka.dead_letters import parse_headers
-from tests.support.isolated_pipeline import IsolatedPipeline
+from tests.support.kafka_offsets import end_offsets, set_group_offsets
 from tests.support.kafka_topics import read_all
 from tests.support.process_control import count_events, wait_for
 from tests.support.sink_contents import assert_opensearch_matches, assert_postgres_matches, dumped, fetch
 from tests.support.truth import unique_events
+from tests.support.world import IsolatedPipeline
 
 FAULTY = ["--duplicate-rate", "0.03", "--late-rate", "0.03", "--max-lateness", "20", "--malformed-rate", "0.01"]
 
@@ -102,13 +103,5 @@ def group_type(world: IsolatedPipeline) -> ConsumerGroupType:
 
 
 def reset_group_to_beginning(world: IsolatedPipeline) -> None:
-    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient(world.settings.kafka.client_config("admin"))
-    partitions = admin.list_topics(world.topics.events, timeout=10).topics[world.topics.events].partitions
-    request = ConsumerGroupTopicPartitions(
-        world.topics.group, [TopicPartition(world.topics.events, p, 0) for p in partitions]
-    )
-    for future in admin.alter_consumer_group_offsets([request]).values():
-        future.result()
+    offsets = dict.fromkeys(end_offsets(world.settings, world.topics.events), 0)
+    set_group_offsets(world.settings, world.topics.group, world.topics.events, offsets)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +16,7 @@ from pipeline.contract.names import IndexNames
 from pipeline.errors import ConfigError, IndexingError
 from pipeline.sinks.opensearch.documents import encode_event_document, session_document
 from pipeline.sinks.opensearch.index import OpenSearchIndex
-from pipeline.sinks.opensearch.templates import delete_all, ensure_templates, replicas_for
+from pipeline.sinks.opensearch.templates import ensure_templates, replicas_for
 from tests.support.events import (
     T0,
     UTC,
@@ -27,6 +26,7 @@ from tests.support.events import (
     make_search,
     session_row,
 )
+from tests.support.opensearch_prefix import private_prefix
 
 
 @pytest.fixture
@@ -36,12 +36,8 @@ def admin(opensearch_admin: OpenSearch) -> OpenSearch:
 
 @pytest.fixture
 def names(settings: Settings, admin: OpenSearch) -> Iterator[IndexNames]:
-    names = IndexNames(f"t{uuid.uuid4().hex[:10]}-clickstream")
-    try:
-        ensure_templates(settings, names.prefix, now=T0)
+    with private_prefix(admin, templates=settings, now=T0) as names:
         yield names
-    finally:
-        delete_all(admin, names)
 
 
 @pytest.fixture
@@ -216,15 +212,15 @@ def test_a_value_of_the_wrong_type_fails_naming_the_session(names: IndexNames, s
 
 
 def test_the_sink_refuses_indices_without_our_templates(settings: Settings, admin: OpenSearch) -> None:
-    bare = IndexNames(f"t{uuid.uuid4().hex[:10]}-clickstream")
-    try:
-        with settings_for_prefix(settings, bare) as scoped, OpenSearchIndex(scoped, index_prefix=bare.prefix) as s:
-            with pytest.raises(ConfigError, match="ensure_templates"):
-                s.write([envelope(make_event())], [])
-            with pytest.raises(ConfigError, match="does not exist"):
-                s.write([], [session_row()])
-    finally:
-        delete_all(admin, bare)
+    with (
+        private_prefix(admin) as bare,
+        settings_for_prefix(settings, bare) as scoped,
+        OpenSearchIndex(scoped, index_prefix=bare.prefix) as s,
+    ):
+        with pytest.raises(ConfigError, match="ensure_templates"):
+            s.write([envelope(make_event())], [])
+        with pytest.raises(ConfigError, match="does not exist"):
+            s.write([], [session_row()])
 
 
 def test_many_events_in_several_requests_all_arrive(admin: OpenSearch, names: IndexNames, scoped: Settings) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,11 +15,11 @@ from devstack.opensearch_access import settings_for_prefix
 from pipeline.config.settings import Settings
 from pipeline.contract.names import IndexNames
 from pipeline.sinks.opensearch.index import OpenSearchIndex
-from pipeline.sinks.opensearch.templates import delete_all, ensure_templates
 from pipeline.sinks.postgres.migrate import apply_migrations
 from pipeline.sinks.postgres.store import PostgresStore
 from pipeline.sinks.writer import BatchWriter
 from tests.integration.postgres.session_truth import T0
+from tests.support.opensearch_prefix import private_prefix
 from tests.support.postgres_db import temporary_database
 
 
@@ -62,16 +61,12 @@ class Sinks:
 
 @pytest.fixture
 def sinks(settings: Settings, opensearch_admin: OpenSearch) -> Iterator[Sinks]:
-    names = IndexNames(f"t{uuid.uuid4().hex[:10]}-clickstream")
     with temporary_database(settings) as db:
         apply_migrations(db)
-        try:
-            ensure_templates(settings, names.prefix, now=T0)
-            with (
-                settings_for_prefix(db, names) as scoped,
-                PostgresStore(scoped) as postgres,
-                OpenSearchIndex(scoped, index_prefix=names.prefix) as opensearch,
-            ):
-                yield Sinks(db, names, opensearch_admin, postgres, opensearch, BatchWriter(postgres, opensearch))
-        finally:
-            delete_all(opensearch_admin, names)
+        with (
+            private_prefix(opensearch_admin, templates=settings, now=T0) as names,
+            settings_for_prefix(db, names) as scoped,
+            PostgresStore(scoped) as postgres,
+            OpenSearchIndex(scoped, index_prefix=names.prefix) as opensearch,
+        ):
+            yield Sinks(db, names, opensearch_admin, postgres, opensearch, BatchWriter(postgres, opensearch))
