@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import signal
 import statistics
 import subprocess
@@ -29,22 +28,12 @@ from pathlib import Path
 
 from pipeline.config.settings import find_local_outputs, load_settings
 from tests.support.kafka_offsets import committed_offsets
-from tests.support.process_control import wait_for
+from tests.support.process_control import owned_partitions, wait_for
 from tests.support.world import IsolatedPipeline, IsolatedWorld
-
-_NOW = re.compile(r"assigned partitions .*\(now \[([0-9, ]*)\]\)")
-_GONE = re.compile(r"(?:revoked|lost) partitions \[([0-9, ]*)\]")
 
 
 def owned(log: Path) -> set[int]:
-    """The partitions a consumer owns, replayed from its assigned/revoked log lines."""
-    have: set[int] = set()
-    for line in log.read_text().splitlines():
-        if m := _NOW.search(line):
-            have = {int(p) for p in m.group(1).split(",") if p.strip()}
-        elif m := _GONE.search(line):
-            have -= {int(p) for p in m.group(1).split(",") if p.strip()}
-    return have
+    return owned_partitions(log.read_text())
 
 
 def committed(world: IsolatedWorld, group: str) -> dict[int, int]:

@@ -21,6 +21,7 @@ from tests.support.kafka_offsets import end_offsets
 from tests.support.kafka_topics import read_all
 from tests.support.process_control import wait_for
 from tests.support.sink_contents import dumped, fetch
+from tests.support.sink_readers import document_count
 from tests.support.truth import parse_event
 from tests.support.world import IsolatedPipeline
 
@@ -137,10 +138,8 @@ def _event(event_id: str) -> bytes:
 
 def _stored(world: IsolatedPipeline, event_id: str) -> tuple[int, int]:
     rows = fetch(world, f"SELECT count(*) AS n FROM events WHERE event_id = '{event_id}'")
-    client = world.opensearch()
-    client.indices.refresh(index=f"{world.index_prefix}-*")
-    indexed = client.count(index=f"{world.index_prefix}-events", body={"query": {"ids": {"values": [event_id]}}})
-    return int(rows[0]["n"]), int(indexed["count"])
+    indexed = document_count(world.opensearch(), f"{world.index_prefix}-events", {"ids": {"values": [event_id]}})
+    return int(rows[0]["n"]), indexed
 
 
 def test_dead_letters_are_listed_with_their_reasons_and_replayed_once(world: IsolatedPipeline, tmp_path: Path) -> None:

@@ -10,13 +10,26 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from pipeline.config.settings import Settings
 
 OFFSETS_READER_GROUP = "offsets-reader"
 """librdkafka wants a ``group.id`` even for reading watermarks; this one never joins or commits."""
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    """A Kafka admin client with the stack's admin certificate."""
+    config: dict[str, str | int | float | bool] = {**settings.kafka.client_config("admin")}
+    return AdminClient(config)
+
+
+def position(message: Message) -> tuple[int, int]:
+    """(partition, offset) of a message read from a topic (librdkafka leaves them unset only on other messages)."""
+    partition, offset = message.partition(), message.offset()
+    assert partition is not None and offset is not None, "a consumed message without a position"
+    return partition, offset
 
 
 def watermarks(consumer: Consumer, topic: str) -> dict[int, tuple[int, int]]:
@@ -44,13 +57,13 @@ def committed_offsets(admin: AdminClient, group: str, topic: str, partitions: It
 def caught_up(settings: Settings, group: str, topic: str) -> bool:
     """Has the group committed everything the topic holds now?"""
     ends = end_offsets(settings, topic)
-    committed = committed_offsets(AdminClient(settings.kafka.client_config("admin")), group, topic, ends)
+    committed = committed_offsets(admin_client(settings), group, topic, ends)
     return all(committed.get(p, -1) >= end for p, end in ends.items())
 
 
 def set_group_offsets(settings: Settings, group: str, topic: str, offsets: Mapping[int, int]) -> None:
     """Make ``offsets`` the group's committed offsets (the group must have no active member)."""
-    admin = AdminClient(settings.kafka.client_config("admin"))
+    admin = admin_client(settings)
     request = [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p, o) for p, o in offsets.items()])]
     for future in admin.alter_consumer_group_offsets(request, request_timeout=30).values():
         future.result()

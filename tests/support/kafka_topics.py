@@ -18,7 +18,7 @@ from confluent_kafka.admin import AclBinding, AclBindingFilter, AdminClient, New
 
 from devstack.kafka import acl_bindings, ensure_acls, wait_for_topics
 from pipeline.config.settings import Settings
-from tests.support.kafka_offsets import watermarks
+from tests.support.kafka_offsets import admin_client, position, watermarks
 
 DEFAULT_PARTITIONS = 6
 """The local stack's events topic has 6 partitions; a private one mirrors it unless told otherwise."""
@@ -31,10 +31,6 @@ class IsolatedTopics:
     group: str
     """The consumer group prefix the ACLs grant (and a test's one group)."""
     partitions: int = DEFAULT_PARTITIONS
-
-
-def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient(settings.kafka.client_config("admin"))
 
 
 def topic_names(settings: Settings, run_id: str, partitions: int = DEFAULT_PARTITIONS) -> IsolatedTopics:
@@ -125,8 +121,9 @@ def read_all(settings: Settings, topic: str, *, timeout: float = 60.0) -> list[M
                 if msg.error() is not None:
                     continue
                 out.append(msg)
-                if msg.offset() + 1 >= wanted[msg.partition()]:
-                    done.add(msg.partition())
+                partition, offset = position(msg)
+                if offset + 1 >= wanted[partition]:
+                    done.add(partition)
         return out
     finally:
         consumer.close()

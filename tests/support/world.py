@@ -43,11 +43,10 @@ from pipeline.sinks.opensearch_client import opensearch_client
 from pipeline.sinks.postgres.migrate import apply_migrations
 from tests.support.cleanup import Cleanup
 from tests.support.ids import private_id
-from tests.support.kafka_offsets import delete_groups, end_offsets, set_group_offsets
+from tests.support.kafka_offsets import admin_client, delete_groups, end_offsets, set_group_offsets
 from tests.support.kafka_topics import (
     DEFAULT_PARTITIONS,
     IsolatedTopics,
-    admin_client,
     isolated_topics,
     production_partitions,
 )
@@ -115,7 +114,7 @@ class IsolatedWorld:
 
     def __init__(
         self,
-        base_outputs: Mapping[str, str],
+        base_outputs: Mapping[str, object],
         base: Settings,
         *,
         tag: str,
@@ -148,7 +147,7 @@ class IsolatedWorld:
                 self.cleanup.undo("private directory", lambda: shutil.rmtree(self.private_dir, ignore_errors=True))
             else:
                 self.private_dir = self._directory
-            self.cleanup.undo("OpenSearch admin client", lambda: self._opensearch and self._opensearch.close())
+            self.cleanup.undo("OpenSearch admin client", self._close_opensearch)
             self.cleanup.undo("Kafka consumer groups", lambda: delete_groups(self.admin, self._groups))
             partitions = self._partitions or production_partitions(self.base)
             self.topics = self.cleanup.enter(
@@ -161,6 +160,10 @@ class IsolatedWorld:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.cleanup.__exit__(kind, exc, tb)
+
+    def _close_opensearch(self) -> None:
+        if self._opensearch is not None:
+            self._opensearch.close()
 
     @property
     def cleanup_errors(self) -> list[str]:

@@ -26,7 +26,6 @@ import datetime as dt
 import json
 import random
 import re
-import signal
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ from pipeline.kafka.dead_letters import PREFIX_BYTES, parse_headers
 from tests.support.java_producer import produce_with_java
 from tests.support.kafka_offsets import caught_up
 from tests.support.kafka_topics import read_all
-from tests.support.process_control import count_events, wait_for
+from tests.support.process_control import count_events, terminate, wait_for, wait_until_assigned
 from tests.support.sink_contents import (
     assert_documents_equal_rows,
     assert_opensearch_matches,
@@ -276,11 +275,7 @@ def test_offending_messages_of_every_kind_never_stop_two_consumers_nor_split_the
     logs = [tmp_path / f"consumer-{i}.log" for i in range(2)]
     procs = [world.spawn("consume", "--batch-size", "700", log=log) for log in logs]
     try:
-        wait_for(
-            lambda: all("assigned partitions" in log.read_text() for log in logs),
-            what="both consumers owning partitions",
-            timeout=90,
-        )
+        wait_until_assigned(logs, timeout=90)
         prod = producer(world)
         mixed: list[Sent] = []
         offenders = iter([*bad, *tricky, *same_partition, *cross])
@@ -319,10 +314,7 @@ def test_offending_messages_of_every_kind_never_stop_two_consumers_nor_split_the
         )
         assert all(p.poll() is None for p in procs), "a consumer exited"
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        codes = [p.wait(timeout=60) for p in procs]
+        codes = terminate(procs)
     assert codes == [0, 0], [log.read_text()[-3000:] for log in logs]
 
     # which copy of the cross-partition event was stored first decides its dead letter

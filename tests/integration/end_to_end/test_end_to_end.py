@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 from collections import Counter
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from confluent_kafka import ConsumerGroupType
 from pipeline.kafka.dead_letters import parse_headers
 from tests.support.kafka_offsets import end_offsets, set_group_offsets
 from tests.support.kafka_topics import read_all
-from tests.support.process_control import count_events, wait_for
+from tests.support.process_control import count_events, terminate, wait_for, wait_until_assigned
 from tests.support.sink_contents import assert_opensearch_matches, assert_postgres_matches, dumped, fetch
 from tests.support.truth import unique_events
 from tests.support.world import IsolatedPipeline
@@ -74,11 +73,7 @@ def test_two_consumers_in_one_group_stay_exact(world: IsolatedPipeline, tmp_path
     logs = [tmp_path / f"c{i}.log" for i in range(2)]
     procs = [world.spawn("consume", "--batch-size", "500", log=log) for log in logs]
     try:
-        wait_for(
-            lambda: all("assigned partitions" in log.read_text() for log in logs),
-            what="both consumers owning partitions",
-            timeout=60,
-        )
+        wait_until_assigned(logs, timeout=60)
         dump = tmp_path / "sent.jsonl"
         _produce(world, dump, 12_000, seed=13)
         event_values, _ = dumped(dump)
@@ -86,9 +81,7 @@ def test_two_consumers_in_one_group_stay_exact(world: IsolatedPipeline, tmp_path
         wait_for(lambda: count_events(world) == len(expected_ids), what="every event stored", timeout=240)
         assert group_type(world) == ConsumerGroupType.CONSUMER, "the local Kafka 4 group should use KIP-848"
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        codes = [p.wait(timeout=60) for p in procs]
+        codes = terminate(procs)
     assert codes == [0, 0], [log.read_text()[-2000:] for log in logs]
     sessions = assert_postgres_matches(world, event_values)
     assert_opensearch_matches(world, expected_ids, sessions)

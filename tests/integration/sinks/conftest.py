@@ -9,7 +9,6 @@ from typing import Any
 import psycopg
 import pytest
 from opensearchpy import OpenSearch
-from psycopg.rows import dict_row
 
 from devstack.opensearch_access import settings_for_prefix
 from pipeline.config.settings import Settings
@@ -21,6 +20,7 @@ from pipeline.sinks.writer import BatchWriter
 from tests.integration.postgres.session_truth import T0
 from tests.support.opensearch_prefix import private_prefix
 from tests.support.postgres_db import temporary_database
+from tests.support.sink_readers import documents, rows
 
 
 @dataclass
@@ -33,8 +33,7 @@ class Sinks:
     writer: BatchWriter
 
     def rows(self, query: str, *params: object) -> list[dict[str, Any]]:
-        with psycopg.connect(self.settings.postgres.conninfo("admin"), row_factory=dict_row) as conn:
-            return conn.execute(query, params or None).fetchall()  # type: ignore[arg-type]
+        return rows(self.settings, query, *params)
 
     def admin_sql(self, statement: str) -> None:
         with psycopg.connect(self.settings.postgres.conninfo("admin"), autocommit=True) as conn:
@@ -42,11 +41,10 @@ class Sinks:
 
     def documents(self, alias: str) -> dict[str, dict[str, Any]]:
         """Every document under ``alias``: id -> {"_source", "_version", "_seq_no"}."""
-        self.admin.indices.refresh(index=alias)
-        hits = self.admin.search(
-            index=alias, body={"query": {"match_all": {}}, "size": 10_000, "version": True, "seq_no_primary_term": True}
-        )["hits"]["hits"]
-        return {h["_id"]: {"_source": h["_source"], "_version": h["_version"], "_seq_no": h["_seq_no"]} for h in hits}
+        hits = documents(self.admin, alias)
+        return {
+            i: {"_source": h["_source"], "_version": h["_version"], "_seq_no": h["_seq_no"]} for i, h in hits.items()
+        }
 
     def stricter_opensearch(self, properties: dict[str, Any]) -> None:
         """Re-shape the events template so OpenSearch refuses what our mapping accepts (a sink stricter
