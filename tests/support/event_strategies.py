@@ -41,7 +41,7 @@ _HOST = "".join(c for c in _PRINTABLE if c not in "/?#@")
 def _text(max_size: int) -> st.SearchStrategy[str]:
     """Any text but NUL (surrogates are never generated: they are not text)."""
     return st.text(
-        st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), min_size=1, max_size=max_size
+        st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"]), min_size=1, max_size=max_size
     )
 
 
@@ -85,7 +85,7 @@ def events(draw: st.DrawFn, now: dt.datetime) -> Event:
         utm_source=draw(st.none() | _text(UTM_MAX)),
         utm_medium=draw(st.none() | _text(UTM_MAX)),
         utm_campaign=draw(st.none() | _text(UTM_MAX)),
-        device_type=draw(st.sampled_from(DEVICE_TYPES)),  # type: ignore[arg-type]
+        device_type=draw(st.sampled_from(DEVICE_TYPES)),
         browser=draw(_text(BROWSER_OS_MAX)),
         os=draw(_text(BROWSER_OS_MAX)),
         country=draw(st.from_regex(r"[A-Z]{2}", fullmatch=True)),
@@ -230,7 +230,7 @@ def corrupted(draw: st.DrawFn, now: dt.datetime, actions: tuple[str, ...] = ACTI
             if start >= 0:
                 start += len(field)
                 end = start
-                while end < len(raw) and raw[end : end + 1] not in (b",", b"}"):
+                while end < len(raw) and bytes(raw[end : end + 1]) not in (b",", b"}"):
                     end += 1
                 raw[start:end] = draw(st.sampled_from(MONEY_TEXTS))
         elif action == "member":

@@ -21,6 +21,19 @@ T0 = dt.datetime(2026, 11, 30, 9, 41, 7, 123000, tzinfo=UTC)
 """When the default event happened: a fixed time, so tests never read the clock."""
 HOST = "https://shop.example.com"
 
+ORIGIN: dict[str, Any] = {
+    "referrer": "https://www.google.com/",
+    "utm_source": "google",
+    "utm_medium": "cpc",
+    "utm_campaign": "black-friday",
+    "device_type": "mobile",
+    "browser": "Chrome",
+    "os": "Android",
+    "country": "DE",
+}
+"""Where the default visitor comes from and on what: the event's fields, and its session row's (a session
+takes them from its first event)."""
+
 TYPE_FIELD_DEFAULTS: dict[str, Any] = {
     "element_id": "add-to-cart-button",
     "search_query": "red shoes",
@@ -42,14 +55,7 @@ def make_event(**overrides: Any) -> Event:
         "user_id": "u-1",
         "session_id": "s-1",
         "page_url": f"{HOST}/checkout/done?order=o-1#thanks",
-        "referrer": "https://www.google.com/",
-        "utm_source": "google",
-        "utm_medium": "cpc",
-        "utm_campaign": "black-friday",
-        "device_type": "mobile",
-        "browser": "Chrome",
-        "os": "Android",
-        "country": "DE",
+        **ORIGIN,
         **{field: TYPE_FIELD_DEFAULTS[field] if "purchase" in types else None for field, types in TYPE_RULES.items()},
     }
     fields.update(overrides)
@@ -93,14 +99,7 @@ def session_row(session_id: str = "s-1", version: int = 1, **overrides: Any) -> 
         "revenue": Decimal("99.80"),
         "landing_page": "/",
         "exit_page": "/checkout/done",
-        "referrer": "https://www.google.com/",
-        "utm_source": "google",
-        "utm_medium": "cpc",
-        "utm_campaign": "black-friday",
-        "device_type": "mobile",
-        "browser": "Chrome",
-        "os": "Android",
-        "country": "DE",
+        **ORIGIN,
         "converted": True,
         "is_engaged": True,
         "is_bounce": False,
