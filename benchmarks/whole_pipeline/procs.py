@@ -1,7 +1,6 @@
 """Child processes with exact resource accounting, and CPU snapshots of the whole machine.
 
-How CPU and memory of a pipeline process are measured (the choice the issue asks to
-state), with no extra package (psutil):
+How CPU and memory of a pipeline process are measured, with no extra package (psutil):
 
 * CPU: the benchmark starts the real CLI with ``subprocess.Popen`` and reaps it with
   ``os.wait4``, which returns the kernel's ``rusage`` of that child at exit: user +
@@ -28,9 +27,11 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from benchmarks.whole_pipeline.records import PhaseUsage, ProcessUsage
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -49,8 +50,8 @@ class ChildUsage:
     def cpu_s(self) -> float:
         return self.user_s + self.system_s
 
-    def to_dict(self) -> dict[str, float | int]:
-        return {**asdict(self), "cpu_s": round(self.cpu_s, 3)}
+    def record(self) -> ProcessUsage:
+        return ProcessUsage(**asdict(self), cpu_s=round(self.cpu_s, 3))
 
 
 class ChildFailed(RuntimeError):
@@ -191,7 +192,7 @@ def machine_cpu() -> tuple[float, float]:
     return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
 
 
-SERVICES = {
+SERVICES: dict[str, Callable[[str, str], bool]] = {
     "kafka": lambda comm, cmd: "kafka.Kafka" in cmd,
     "opensearch": lambda comm, cmd: "org.opensearch.bootstrap.OpenSearch" in cmd,
     "postgresql": lambda comm, cmd: comm == "postgres",
@@ -246,20 +247,19 @@ class Snapshot:
         return cls(time.monotonic(), busy, total, service_cpu(), os.getloadavg())
 
 
-def phase_usage(before: Snapshot, after: Snapshot) -> dict[str, object]:
+def phase_usage(before: Snapshot, after: Snapshot) -> PhaseUsage:
     """Machine CPU use and per-service CPU seconds between two snapshots."""
-    cores = os.cpu_count() or 1
     wall = after.at - before.at
     total = after.total - before.total
-    return {
-        "wall_s": round(wall, 3),
-        "machine_busy_pct": round(100 * (after.busy - before.busy) / total, 1) if total > 0 else None,
-        "machine_busy_cores": round((after.busy - before.busy) / wall, 2) if wall > 0 else None,
-        "cores": cores,
-        "service_cpu_s": {k: round(after.services[k] - before.services.get(k, 0.0), 2) for k in after.services},
-        "load_average_before": list(before.load),
-        "load_average_after": list(after.load),
-    }
+    return PhaseUsage(
+        wall_s=round(wall, 3),
+        machine_busy_pct=round(100 * (after.busy - before.busy) / total, 1) if total > 0 else None,
+        machine_busy_cores=round((after.busy - before.busy) / wall, 2) if wall > 0 else None,
+        cores=os.cpu_count() or 1,
+        service_cpu_s={k: round(after.services[k] - before.services.get(k, 0.0), 2) for k in after.services},
+        load_average_before=list(before.load),
+        load_average_after=list(after.load),
+    )
 
 
 class ProcessCpuSampler(threading.Thread):

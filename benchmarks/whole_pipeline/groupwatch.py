@@ -14,10 +14,9 @@ import threading
 import time
 
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from pipeline.config.settings import Settings
-from tests.support.kafka_offsets import committed_offsets
+from tests.support.kafka_offsets import admin_client, committed_offsets
 
 
 class GroupWatcher(threading.Thread):
@@ -43,7 +42,7 @@ class GroupWatcher(threading.Thread):
         self.partitions = partitions
         self.ends = ends
         self.poll_s = poll_s
-        self.admin = AdminClient(settings.kafka.client_config("admin"))
+        self.admin = admin_client(settings)
         self._reader: Consumer | None = None
         if ends is None:
             self._reader = Consumer({**settings.kafka.client_config("admin"), "group.id": "pipeline-bench-ends"})
