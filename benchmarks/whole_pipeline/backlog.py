@@ -32,7 +32,7 @@ def produce_backlog(run: Run, sinks: IsolatedPipeline) -> Producer:
         events_per_s=line.events_per_s,
         wall_s=round(usage.wall_s, 3),
         wall_events_per_s=round(line.delivered / usage.wall_s, 1),
-        process=usage.record(),
+        process=usage,
         cpu_s_per_100k_events=per_100k(usage.cpu_s, line.delivered),
         machine_busy_cores=phase.machine_busy_cores,
         final_line=line.text,

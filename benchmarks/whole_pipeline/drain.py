@@ -8,8 +8,8 @@ import signal
 import time
 
 from benchmarks.whole_pipeline.groupwatch import GroupWatcher
-from benchmarks.whole_pipeline.procs import Child, ChildFailed, ChildUsage, ProcessCpuSampler, Snapshot, reap, stop_all
-from benchmarks.whole_pipeline.records import DrainProcess, DrainRun, SinksCheck
+from benchmarks.whole_pipeline.procs import Child, ChildFailed, ProcessCpuSampler, Snapshot, reap, stop_all
+from benchmarks.whole_pipeline.records import DrainProcess, DrainRun, ProcessUsage, SinksCheck
 from benchmarks.whole_pipeline.run import Run, per_100k, read_stats
 from pipeline.jobs.consume import STAGES, ConsumeStats
 from pipeline.sinks.opensearch_client import opensearch_client
@@ -121,7 +121,7 @@ def measure_drain(run: Run, sinks: IsolatedPipeline, consumers: int) -> DrainRun
     return result
 
 
-def _process(child: Child, usage: ChildUsage, stats: ConsumeStats, terminated: list[str]) -> DrainProcess:
+def _process(child: Child, usage: ProcessUsage, stats: ConsumeStats, terminated: list[str]) -> DrainProcess:
     n = stats.events
     return DrainProcess(
         name=child.name,
@@ -133,7 +133,7 @@ def _process(child: Child, usage: ChildUsage, stats: ConsumeStats, terminated: l
         retries=stats.retries,
         stage_seconds=stats.stage_seconds,
         stage_events_per_s={k: round(n / v, 1) for k, v in stats.stage_seconds.items() if v > 0},
-        process=usage.record(),
+        process=usage,
         cpu_s_per_100k_events=per_100k(usage.cpu_s, n),
         peak_rss_mib=round(usage.max_rss_mib, 1),
         terminated_after_drained=child.name in terminated,
@@ -145,10 +145,10 @@ def _wait_drained(
     watcher: GroupWatcher,
     *,
     deadline: float,
-) -> tuple[list[ChildUsage], list[str], list[str]]:
+) -> tuple[list[ProcessUsage], list[str], list[str]]:
     """Reap the drain processes; SIGTERM those still running ``EXIT_GRACE_S`` after the group
     committed everything, SIGKILL them 30 s later. Returns (usages, terminated, killed)."""
-    usages: dict[int, ChildUsage] = {}
+    usages: dict[int, ProcessUsage] = {}
     terminated: list[str] = []
     killed: list[str] = []
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import confluent_kafka
 
+from benchmarks.whole_pipeline.procs import pids
 from benchmarks.whole_pipeline.records import Git, Machine, Versions
 from devstack.layout import KAFKA_VERSION
 from pipeline.config.settings import Settings
@@ -61,9 +62,7 @@ def machine_info() -> Machine:
 
 def _kafka_version() -> str:
     """The running broker's version from its jar name (local stack), else the devstack pin."""
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+    for pid in pids():
         try:
             args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:

@@ -72,7 +72,8 @@ class Settings(Record, kw_only=True):
 
 
 class ProcessUsage(Record, kw_only=True):
-    """What one finished pipeline process cost (CPU from ``wait4``, peak RSS from ``VmHWM``)."""
+    """What one finished pipeline process cost: CPU seconds from ``wait4`` (``cpu_s`` = user + system,
+    to the millisecond), peak RSS from ``VmHWM`` (see ``procs.py``)."""
 
     returncode: int
     wall_s: float
