@@ -46,8 +46,9 @@ from pipeline.sinks.batch import Envelope, SessionRow
 from pipeline.sinks.opensearch.documents import bulk_body, bulk_items, event_document
 from pipeline.sinks.opensearch.index import OpenSearchIndex
 from pipeline.sinks.opensearch.mappings import DEFAULT_REFRESH_INTERVAL
-from pipeline.sinks.opensearch.templates import delete_all, ensure_templates
+from pipeline.sinks.opensearch.templates import ensure_templates
 from pipeline.sinks.opensearch_client import opensearch_client
+from tests.support.opensearch_prefix import private_names, private_prefix
 
 MIB = 1024 * 1024
 UTC = dt.UTC
@@ -172,8 +173,7 @@ class Result:
 def run_case(
     admin: OpenSearch, settings: Settings, case: Case, envelopes: Sequence[Envelope], batch: int, sessions: bool
 ) -> Result:
-    names = IndexNames(f"bench{uuid.uuid4().hex[:8]}-clickstream")
-    with settings_for_prefix(settings, names) as scoped:
+    with private_prefix(admin, private_names("b")) as names, settings_for_prefix(settings, names) as scoped:
         return _run_case(admin, scoped, names, case, envelopes, batch, sessions)
 
 
@@ -211,7 +211,6 @@ def _run_case(
         return Result(case, docs, seconds, client_cpu, server_cpu, sink.stats.requests)
     finally:
         sink.close()
-        delete_all(admin, names)
 
 
 def median(runs: Sequence[Result]) -> Result:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -36,8 +35,8 @@ from pipeline.contract.names import IndexNames
 from pipeline.sinks.batch import Envelope
 from pipeline.sinks.opensearch.documents import encode_event_document, index_action
 from pipeline.sinks.opensearch.index import OpenSearchIndex
-from pipeline.sinks.opensearch.templates import delete_all, ensure_templates
 from pipeline.sinks.opensearch_client import opensearch_client
+from tests.support.opensearch_prefix import private_names, private_prefix
 
 VERSION = 7
 ENCODER = msgspec.json.Encoder()
@@ -82,32 +81,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = load_settings(outputs_file=args.outputs or find_local_outputs())
     admin = opensearch_client(settings.opensearch, "admin", timeout=120)
     envelopes = synthetic_events(args.docs)
-    names = IndexNames(f"bench{uuid.uuid4().hex[:8]}-clickstream")
     modes = ["index", "create", "versioned", "nothing"]
     results: dict[str, list[tuple[float, float]]] = {m: [] for m in modes}
-    try:
-        ensure_templates(settings, names.prefix, client=admin)
-        with (
-            settings_for_prefix(settings, names) as scoped,
-            OpenSearchIndex(
-                client=opensearch_client(scoped.opensearch, "app", timeout=120), index_prefix=names.prefix
-            ) as sink,
-        ):
-            for part in batches(envelopes, 5000):
-                sink.write(part, [], version=VERSION)
-            admin.indices.refresh(index=names.events_alias)
-            measure: Callable[[str], tuple[float, float]]
+    with (
+        private_prefix(admin, private_names("b"), templates=settings) as names,
+        settings_for_prefix(settings, names) as scoped,
+        OpenSearchIndex(
+            client=opensearch_client(scoped.opensearch, "app", timeout=120), index_prefix=names.prefix
+        ) as sink,
+    ):
+        for part in batches(envelopes, 5000):
+            sink.write(part, [], version=VERSION)
+        admin.indices.refresh(index=names.events_alias)
+        measure: Callable[[str], tuple[float, float]]
 
-            def measure(mode: str) -> tuple[float, float]:
-                cpu0, t0 = node_cpu_ms(admin), time.perf_counter()
-                replay(sink, names, envelopes, mode)
-                return time.perf_counter() - t0, (node_cpu_ms(admin) - cpu0) / 1000
+        def measure(mode: str) -> tuple[float, float]:
+            cpu0, t0 = node_cpu_ms(admin), time.perf_counter()
+            replay(sink, names, envelopes, mode)
+            return time.perf_counter() - t0, (node_cpu_ms(admin) - cpu0) / 1000
 
-            for _ in range(args.repeat):
-                for mode in ("create", "versioned", "nothing", "index"):  # index last: it rewrites
-                    results[mode].append(measure(mode))
-    finally:
-        delete_all(admin, names)
+        for _ in range(args.repeat):
+            for mode in ("create", "versioned", "nothing", "index"):  # index last: it rewrites
+                results[mode].append(measure(mode))
     per_k = 1000 / args.docs
     print(f"replaying {args.docs:,} already indexed events, median of {args.repeat} round-robin runs")
     print(f"{'mode':<28} {'wall s per 1k':>14} {'OpenSearch cpu-s per 1k':>24}")

@@ -7,7 +7,7 @@ the middle of the rebalance that join began (``join-then-leave``, the case the c
 protocol handles worst). A live stream runs throughout. The figure is the time from the
 SIGTERM until every partition the leaving member owned has its committed offset move
 again, i.e. until another member has read, written and committed it. Measured from outside, with the admin
-API, on a private world of the local stack (``benchmarks/world.py``); broker defaults for
+API, on a private world of the local stack (``tests/support/world.py``); broker defaults for
 the session timeout and heartbeat interval (as on Aiven)::
 
     .venv/bin/python -m benchmarks.rebalance --repeat 3
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import signal
 import statistics
 import subprocess
@@ -27,76 +26,55 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-
-from benchmarks.world import BenchWorld, SinkSet
 from pipeline.config.settings import find_local_outputs, load_settings
-
-_NOW = re.compile(r"assigned partitions .*\(now \[([0-9, ]*)\]\)")
-_GONE = re.compile(r"(?:revoked|lost) partitions \[([0-9, ]*)\]")
+from tests.support.kafka_offsets import committed_offsets
+from tests.support.process_control import owned_partitions, wait_for
+from tests.support.world import IsolatedPipeline, IsolatedWorld
 
 
 def owned(log: Path) -> set[int]:
-    """The partitions a consumer owns, replayed from its assigned/revoked log lines."""
-    have: set[int] = set()
-    for line in log.read_text().splitlines():
-        if m := _NOW.search(line):
-            have = {int(p) for p in m.group(1).split(",") if p.strip()}
-        elif m := _GONE.search(line):
-            have -= {int(p) for p in m.group(1).split(",") if p.strip()}
-    return have
+    return owned_partitions(log.read_text())
 
 
-def committed(world: BenchWorld, group: str) -> dict[int, int]:
-    request = [ConsumerGroupTopicPartitions(group, [TopicPartition(world.topic, p) for p in range(world.partitions)])]
-    result = world.admin.list_consumer_group_offsets(request, request_timeout=10)[group].result()
-    return {tp.partition: tp.offset for tp in result.topic_partitions}
-
-
-def wait(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.05)
+def committed(world: IsolatedWorld, group: str) -> dict[int, int]:
+    return committed_offsets(world.admin, group, world.topics.events, range(world.topics.partitions))
 
 
 SCENARIOS = ("leave", "leave+join", "join-then-leave")
 
 
-def one_run(world: BenchWorld, sinks: SinkSet, protocol: str, scenario: str, label: str) -> float:
+def one_run(world: IsolatedWorld, sinks: IsolatedPipeline, protocol: str, scenario: str, label: str) -> float:
     group = world.group(f"{protocol}-{SCENARIOS.index(scenario)}-{label}")
-    args = ["consume", "--index-prefix", sinks.index_prefix, "--group", group, "--group-protocol", protocol]
+    every = set(range(world.topics.partitions))
+    args = ["consume", "--group", group, "--group-protocol", protocol]
     logs = [world.private_dir / f"{group}-{name}.log" for name in ("a", "b", "c")]
     procs: list[subprocess.Popen[bytes]] = []
 
     def spawn(log: Path) -> subprocess.Popen[bytes]:
         with open(log, "wb") as out:
-            proc = subprocess.Popen(sinks.cli(*args), stdout=out, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(sinks.command(*args), stdout=out, stderr=subprocess.STDOUT)
         procs.append(proc)
         return proc
 
     try:
         spawn(logs[0])
         leaving = spawn(logs[1])
-        wait(
-            lambda: (
-                owned(logs[0]) and owned(logs[1]) and owned(logs[0]) | owned(logs[1]) == set(range(world.partitions))
-            ),
-            120,
-            "both members owning partitions",
+        wait_for(
+            lambda: bool(owned(logs[0]) and owned(logs[1])) and owned(logs[0]) | owned(logs[1]) == every,
+            what="both members owning partitions",
+            timeout=120,
         )
         start = committed(world, group)
-        wait(
-            lambda: all(committed(world, group).get(p, -1) > start.get(p, -1) for p in range(world.partitions)),
-            60,
-            "every partition committed once (the group is working)",
+        wait_for(
+            lambda: all(committed(world, group).get(p, -1) > start.get(p, -1) for p in every),
+            what="every partition committed once (the group is working)",
+            timeout=60,
         )
         time.sleep(2.0)
         theirs = owned(logs[1])
         if scenario == "join-then-leave":
             spawn(logs[2])
-            wait(lambda: "joining group" in logs[2].read_text(), 60, "the third member joining")
+            wait_for(lambda: "joining group" in logs[2].read_text(), what="the third member joining", timeout=60)
             time.sleep(0.2)
         t0 = time.monotonic()
         leaving.send_signal(signal.SIGTERM)
@@ -134,11 +112,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     outputs_file = args.outputs or find_local_outputs()
     settings = load_settings(outputs_file=outputs_file)
     results: dict[tuple[str, str], list[float]] = {}
-    with BenchWorld(json.loads(Path(outputs_file).read_text()), settings) as world:
-        sinks = world.new_sinks("rebalance")
+    outputs = json.loads(Path(outputs_file).read_text())
+    with IsolatedWorld(outputs, settings, tag="b", partitions=None, strict=False) as world:
+        sinks = world.new_pipeline("rebalance")
         with open(world.private_dir / "producer.log", "wb") as out:
             producer = subprocess.Popen(
-                sinks.cli("produce", "--rate", str(args.rate), "--duration", "3600"),
+                sinks.command("produce", "--rate", str(args.rate), "--duration", "3600"),
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )

@@ -7,7 +7,6 @@ must mean the real services were exercised.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +16,10 @@ from opensearchpy import OpenSearch
 from devstack.layout import load_layout
 from pipeline.config.settings import Settings
 from pipeline.sinks.opensearch_client import opensearch_client
-from tests.support.isolated_pipeline import IsolatedPipeline, isolated_pipeline
-from tests.support.kafka_topics import IsolatedTopics, create_isolated_topics, delete_topics
+from tests.support.ids import private_id
+from tests.support.kafka_topics import IsolatedTopics
+from tests.support.kafka_topics import isolated_topics as private_topics
+from tests.support.world import IsolatedPipeline, isolated_pipeline
 
 
 @pytest.fixture(scope="session")
@@ -50,11 +51,8 @@ def opensearch_admin(settings: Settings) -> Iterator[OpenSearch]:
 @pytest.fixture
 def isolated_topics(settings: Settings) -> Iterator[IsolatedTopics]:
     """Fresh events and dead-letter topics with the product's ACLs, so tests never see each other's data."""
-    topics = create_isolated_topics(settings, suffix=uuid.uuid4().hex[:10])
-    try:
+    with private_topics(settings, private_id()) as topics:
         yield topics
-    finally:
-        delete_topics(settings, topics)
 
 
 @pytest.fixture

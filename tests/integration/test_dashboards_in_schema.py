@@ -17,7 +17,7 @@ from devstack.secrets_store import write_private
 from pipeline.contract.outputs import Output
 from pipeline.dashboards.saved_objects import build
 from tests.support.fake_dashboards import FakeDashboards, running, server_certificate
-from tests.support.isolated_pipeline import IsolatedPipeline
+from tests.support.world import IsolatedPipeline
 
 
 def test_schema_imports_the_dashboards_for_its_index_prefix_and_says_so(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import uuid
 
 from opensearchpy import OpenSearch
 
@@ -22,10 +21,11 @@ from devstack.opensearch_access import (
     revoke_prefix,
 )
 from pipeline.contract.names import IndexNames
+from tests.support.opensearch_prefix import private_names
 
 
 def names() -> IndexNames:
-    return IndexNames(f"t{uuid.uuid4().hex[:10]}-clickstream")
+    return private_names()
 
 
 def test_users_of_runs_that_are_gone_are_removed_and_live_ones_kept(opensearch_admin: OpenSearch) -> None:

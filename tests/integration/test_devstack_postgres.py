@@ -10,6 +10,7 @@ import pytest
 from psycopg import sql
 
 from pipeline.config.settings import Settings
+from tests.support.postgres_db import app_user
 
 
 def test_connection_is_tls_verified_full(settings: Settings) -> None:
@@ -36,15 +37,15 @@ def test_wrong_password_is_refused(settings: Settings) -> None:
 
 def test_admin_creates_a_table_the_app_role_writes_and_reads(settings: Settings) -> None:
     schema = f"it_{uuid.uuid4().hex[:10]}"
-    app_user = urlsplit(settings.postgres.app_uri.reveal()).username
+    app_role = app_user(settings)
     with psycopg.connect(settings.postgres.conninfo("admin"), autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         admin.execute(sql.SQL("CREATE TABLE {}.t (id int PRIMARY KEY, note text)").format(sql.Identifier(schema)))
         admin.execute(
-            sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), sql.Identifier(app_user))
+            sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), sql.Identifier(app_role))
         )
         admin.execute(
-            sql.SQL("GRANT SELECT, INSERT ON {}.t TO {}").format(sql.Identifier(schema), sql.Identifier(app_user))
+            sql.SQL("GRANT SELECT, INSERT ON {}.t TO {}").format(sql.Identifier(schema), sql.Identifier(app_role))
         )
     try:
         with psycopg.connect(settings.postgres.conninfo("app")) as app:

@@ -21,9 +21,9 @@ from devstack.opensearch_access import PIPELINE_USER, settings_for_prefix
 from infra.component import PIPELINE_INDEX_PATTERNS
 from pipeline.config.secret import Secret
 from pipeline.config.settings import Settings
-from pipeline.contract.names import IndexNames
 from pipeline.sinks.opensearch.templates import delete_all
 from pipeline.sinks.opensearch_client import connect_opensearch, opensearch_client
+from tests.support.opensearch_prefix import private_names
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ def test_the_pipeline_user_deletes_nothing_even_in_its_own_indices(settings: Set
     """Retention (dropping an old month) and deletions are admin decisions; the consumer only adds and updates.
 
     (Delete-by-query is not tried: the local distribution lacks the module that serves it.)"""
-    names = IndexNames(f"t{uuid.uuid4().hex[:10]}-clickstream")
+    names = private_names()
     index = f"{names.events_alias}-2001.01"
     try:
         with settings_for_prefix(settings, names) as scoped, closing(opensearch_client(scoped.opensearch)) as own:
@@ -127,7 +127,7 @@ def test_the_pipeline_user_deletes_nothing_even_in_its_own_indices(settings: Set
 
 
 def test_one_prefix_user_cannot_reach_another_prefix(settings: Settings, admin: OpenSearch) -> None:
-    first, second = (IndexNames(f"t{uuid.uuid4().hex[:10]}-clickstream") for _ in range(2))
+    first, second = (private_names() for _ in range(2))
     try:
         with (
             settings_for_prefix(settings, first) as one,

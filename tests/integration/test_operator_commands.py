@@ -13,25 +13,17 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-from confluent_kafka import Consumer as KafkaConsumer
-from confluent_kafka import Producer, TopicPartition
+from confluent_kafka import Producer
 
 from pipeline.contract.event import format_timestamp
 from pipeline.ops.status import read_status
-from tests.support.isolated_pipeline import IsolatedPipeline
+from tests.support.kafka_offsets import end_offsets
 from tests.support.kafka_topics import read_all
 from tests.support.process_control import wait_for
 from tests.support.sink_contents import dumped, fetch
+from tests.support.sink_readers import document_count
 from tests.support.truth import parse_event
-
-
-def end_offsets(world: IsolatedPipeline, topic: str) -> dict[int, int]:
-    consumer = KafkaConsumer(world.settings.kafka.client_config("admin") | {"group.id": "offsets-reader"})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
-    finally:
-        consumer.close()
+from tests.support.world import IsolatedPipeline
 
 
 def newest_event_time(event_values: list[str]) -> dt.datetime:
@@ -48,7 +40,7 @@ def test_status_shows_the_running_member_its_partitions_offsets_lag_and_the_stor
         dump = tmp_path / "sent.jsonl"
         world.cli("produce", "--events", "1500", "--malformed-rate", "0.02", "--dump", str(dump))
         events, malformed = dumped(dump)
-        ends = end_offsets(world, world.topics.events)
+        ends = end_offsets(world.settings, world.topics.events)
         assert sum(ends.values()) == 1500
 
         def caught_up() -> bool:
@@ -146,10 +138,8 @@ def _event(event_id: str) -> bytes:
 
 def _stored(world: IsolatedPipeline, event_id: str) -> tuple[int, int]:
     rows = fetch(world, f"SELECT count(*) AS n FROM events WHERE event_id = '{event_id}'")
-    client = world.opensearch()
-    client.indices.refresh(index=f"{world.index_prefix}-*")
-    indexed = client.count(index=f"{world.index_prefix}-events", body={"query": {"ids": {"values": [event_id]}}})
-    return int(rows[0]["n"]), int(indexed["count"])
+    indexed = document_count(world.opensearch(), f"{world.index_prefix}-events", {"ids": {"values": [event_id]}})
+    return int(rows[0]["n"]), indexed
 
 
 def test_dead_letters_are_listed_with_their_reasons_and_replayed_once(world: IsolatedPipeline, tmp_path: Path) -> None:
@@ -196,10 +186,10 @@ def test_dead_letters_are_listed_with_their_reasons_and_replayed_once(world: Iso
     # A truncated one (only a prefix kept) is refused with one line, and nothing is sent.
     _write_dead_letter(world, b'{"event_id": "cut', reason="too_large", truncated="true", original_size="2000000")
     (cut,) = json.loads(world.cli("dead-letters", "--json", "--reason", "too_large").stdout)
-    ends = end_offsets(world, world.topics.events)
+    ends = end_offsets(world.settings, world.topics.events)
     refusal = world.cli("dead-letters", "--replay", cut["id"], "--replay", refused["id"], check=False)
     assert refusal.returncode == 2
     (line,) = refusal.stderr.strip().splitlines()
     assert line.startswith(f"pipeline: error: dead letter {cut['id']} holds only the first bytes")
     assert "dlq.truncated=true" in line and "Nothing was replayed" in line
-    assert end_offsets(world, world.topics.events) == ends
+    assert end_offsets(world.settings, world.topics.events) == ends

@@ -11,9 +11,9 @@ import json
 import re
 from pathlib import Path
 
-from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.process_control import count_events
 from tests.support.terminal import on_terminal
+from tests.support.world import IsolatedPipeline
 
 
 def test_on_a_terminal_produce_and_consume_show_a_live_display(world: IsolatedPipeline) -> None:

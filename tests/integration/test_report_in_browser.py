@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipeline.analytics.html_report import CHART_IDS
 from tests.support.browser import draw_offline
-from tests.support.isolated_pipeline import IsolatedPipeline
+from tests.support.world import IsolatedPipeline
 
 
 def test_the_report_draws_every_chart_offline_with_the_summary_numbers(world: IsolatedPipeline, tmp_path: Path) -> None:

@@ -21,8 +21,8 @@ import pytest
 from psycopg import errors
 
 from pipeline.contract.outputs import SECRET_OUTPUTS
-from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.terminal import on_terminal
+from tests.support.world import IsolatedPipeline
 
 
 def secret_needles(values: dict[str, str]) -> dict[str, str]:

@@ -149,7 +149,8 @@ def _file_part(r: Received) -> tuple[str, str, bytes] | None:
     )
     for part in message.iter_parts():
         if part.get_param("name", header="content-disposition") == "file":
-            return part.get_filename() or "", part.get_content_type(), part.get_payload(decode=True) or b""
+            payload = part.get_payload(decode=True)
+            return part.get_filename() or "", part.get_content_type(), payload if isinstance(payload, bytes) else b""
     return None
 
 

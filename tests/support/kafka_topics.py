@@ -1,15 +1,27 @@
-"""Per-test Kafka topics that carry exactly the production ACLs, created with the admin certificate."""
+"""Private Kafka topics that carry exactly the production ACLs, and reading a topic back whole.
+
+The topics are made with the admin certificate; the producer and consumer certificates
+are used unchanged against them, so authorisation works (and costs) what it does in
+production. ACLs name the world's group as a prefix, so every group whose name starts
+with it (a test's one group, a benchmark's many) is allowed, and no other.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AclBinding, AclBindingFilter, AdminClient, NewTopic
 
 from devstack.kafka import acl_bindings, ensure_acls, wait_for_topics
 from pipeline.config.settings import Settings
+from tests.support.kafka_offsets import admin_client, position, watermarks
+
+DEFAULT_PARTITIONS = 6
+"""The local stack's events topic has 6 partitions; a private one mirrors it unless told otherwise."""
 
 
 @dataclass(frozen=True)
@@ -17,49 +29,73 @@ class IsolatedTopics:
     events: str
     dead_letter: str
     group: str
+    """The consumer group prefix the ACLs grant (and a test's one group)."""
+    partitions: int = DEFAULT_PARTITIONS
 
 
-def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient(settings.kafka.client_config("admin"))
-
-
-def create_isolated_topics(settings: Settings, *, suffix: str, partitions: int = 6) -> IsolatedTopics:
-    topics = IsolatedTopics(
-        events=f"{settings.kafka.events_topic}-t{suffix}",
-        dead_letter=f"{settings.kafka.dead_letter_topic}-t{suffix}",
-        group=f"{settings.kafka.consumer_group}-t{suffix}",
+def topic_names(settings: Settings, run_id: str, partitions: int = DEFAULT_PARTITIONS) -> IsolatedTopics:
+    """The stack's topic and group names with ``-<run_id>`` appended."""
+    return IsolatedTopics(
+        events=f"{settings.kafka.events_topic}-{run_id}",
+        dead_letter=f"{settings.kafka.dead_letter_topic}-{run_id}",
+        group=f"{settings.kafka.consumer_group}-{run_id}",
+        partitions=partitions,
     )
+
+
+def production_partitions(settings: Settings) -> int:
+    """Partitions of the stack's own events topic (6 when it cannot be read), so batch shapes are the real ones."""
+    topic = settings.kafka.events_topic
+    meta = admin_client(settings).list_topics(topic, timeout=10).topics.get(topic)
+    return len(meta.partitions) if meta is not None and meta.error is None and meta.partitions else DEFAULT_PARTITIONS
+
+
+@contextmanager
+def isolated_topics(
+    settings: Settings, run_id: str, *, partitions: int = DEFAULT_PARTITIONS
+) -> Iterator[IsolatedTopics]:
+    """Create the topics and their ACLs; on exit remove the ACLs, then the topics (even if that failed)."""
+    topics = topic_names(settings, run_id, partitions)
     admin = admin_client(settings)
     futures = admin.create_topics(
         [NewTopic(topics.events, partitions, 1), NewTopic(topics.dead_letter, 1, 1)], operation_timeout=30
     )
-    for future in futures.values():
+    try:
+        for future in futures.values():
+            future.result()
+    except BaseException:
+        _delete_topics(admin, [topics.events, topics.dead_letter], missing_ok=True)  # one may exist
+        raise
+    try:
+        wait_for_topics(admin, [topics.events, topics.dead_letter])
+        bindings = acl_bindings(topics.events, topics.dead_letter, topics.group)
+        try:
+            ensure_acls(admin, bindings)
+            yield topics
+        finally:
+            _delete_acls(admin, bindings)
+    finally:
+        _delete_topics(admin, [topics.events, topics.dead_letter])
+
+
+def _delete_topics(admin: AdminClient, names: list[str], *, missing_ok: bool = False) -> None:
+    for future in admin.delete_topics(names, operation_timeout=30).values():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if not (missing_ok and exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
+                raise
+
+
+def _delete_acls(admin: AdminClient, bindings: list[AclBinding]) -> None:
+    filters = [
+        AclBindingFilter(
+            b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation, b.permission_type
+        )
+        for b in bindings
+    ]
+    for future in admin.delete_acls(filters, request_timeout=30).values():
         future.result()
-    wait_for_topics(admin, [topics.events, topics.dead_letter])
-    ensure_acls(admin, acl_bindings(topics.events, topics.dead_letter, topics.group))
-    return topics
-
-
-def delete_topics(settings: Settings, topics: IsolatedTopics) -> None:
-    """Remove the topics and the ACLs that were made for them."""
-    admin = admin_client(settings)
-    for future in admin.delete_topics([topics.events, topics.dead_letter], operation_timeout=30).values():
-        future.result()
-    bindings = acl_bindings(topics.events, topics.dead_letter, topics.group)
-    for future in admin.delete_acls([_as_filter(b) for b in bindings], request_timeout=30).values():
-        future.result()
-
-
-def _as_filter(binding: AclBinding) -> AclBindingFilter:
-    return AclBindingFilter(
-        binding.restype,
-        binding.name,
-        binding.resource_pattern_type,
-        binding.principal,
-        binding.host,
-        binding.operation,
-        binding.permission_type,
-    )
 
 
 def read_all(settings: Settings, topic: str, *, timeout: float = 60.0) -> list[Message]:
@@ -73,9 +109,7 @@ def read_all(settings: Settings, topic: str, *, timeout: float = 60.0) -> list[M
         }
     )
     try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
-        wanted = {p: high for p, (low, high) in ends.items() if high > low}
+        wanted = {p: high for p, (low, high) in watermarks(consumer, topic).items() if high > low}
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in wanted])
         out: list[Message] = []
         deadline = time.monotonic() + timeout
@@ -87,8 +121,9 @@ def read_all(settings: Settings, topic: str, *, timeout: float = 60.0) -> list[M
                 if msg.error() is not None:
                     continue
                 out.append(msg)
-                if msg.offset() + 1 >= wanted[msg.partition()]:
-                    done.add(msg.partition())
+                partition, offset = position(msg)
+                if offset + 1 >= wanted[partition]:
+                    done.add(partition)
         return out
     finally:
         consumer.close()

@@ -1,4 +1,4 @@
-"""A private, throw-away PostgreSQL database per test, on the shared local server.
+"""A private, throw-away PostgreSQL database per test (or benchmark sink set), on the shared local server.
 
 Why a database and not a schema: the pipeline's SQL uses unqualified names in the public
 schema, exactly as in production, and several engineers' tests run against the same server
@@ -16,20 +16,17 @@ import dataclasses
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 import psycopg
 from psycopg import sql
 
+from infra.uris import with_database
 from pipeline.config.secret import Secret
 from pipeline.config.settings import Settings
 
-TEST_DATABASE_PREFIX = "clickstream_t"
-
-
-def with_database(uri: str, database: str) -> str:
-    """The same libpq URI pointing at another database (only the path changes)."""
-    return urlunsplit(urlsplit(uri)._replace(path="/" + database))
+DATABASE_PREFIX = "clickstream_"
+"""Private databases are ``clickstream_<world id>``: tests' ids start with ``t``, benchmarks' with ``b``."""
 
 
 def settings_for_database(settings: Settings, database: str) -> Settings:
@@ -43,15 +40,16 @@ def settings_for_database(settings: Settings, database: str) -> Settings:
 
 
 def app_user(settings: Settings) -> str:
+    """The user of the application URI, read here rather than from the pipeline, for tests that check its rights."""
     user = urlsplit(settings.postgres.app_uri.reveal()).username
     assert user, "the application URI has no user"
     return unquote(user)
 
 
 @contextmanager
-def temporary_database(settings: Settings) -> Iterator[Settings]:
-    """Create ``clickstream_t<random>``, yield settings for it, drop it (even if connections linger)."""
-    name = f"{TEST_DATABASE_PREFIX}{uuid.uuid4().hex[:16]}"
+def temporary_database(settings: Settings, name: str | None = None) -> Iterator[Settings]:
+    """Create ``name`` (default ``clickstream_t<random>``), yield settings for it, drop it (connections or not)."""
+    name = name or f"{DATABASE_PREFIX}t{uuid.uuid4().hex[:16]}"
     database = sql.Identifier(name)
     with psycopg.connect(settings.postgres.conninfo("admin"), autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(database))
@@ -62,5 +60,10 @@ def temporary_database(settings: Settings) -> Iterator[Settings]:
     try:
         yield settings_for_database(settings, name)
     finally:
-        with psycopg.connect(settings.postgres.conninfo("admin"), autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(database))
+        drop_database(settings, name)
+
+
+def drop_database(settings: Settings, name: str) -> None:
+    """Drop ``name`` if it exists, closing any connection still open to it."""
+    with psycopg.connect(settings.postgres.conninfo("admin"), autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -7,12 +7,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from psycopg.rows import dict_row
-
 from pipeline.simulation.dump import read_dump
-from tests.support.isolated_pipeline import IsolatedPipeline
+from tests.support.sink_readers import document_count, documents, rows
 from tests.support.truth import expected_buckets, expected_sessions, unique_events
+from tests.support.world import IsolatedPipeline
 
 VALID_KINDS = ("valid", "duplicate", "late")
 
@@ -31,8 +29,8 @@ def dumped(path: Path) -> tuple[list[str], list[bytes]]:
 
 
 def fetch(world: IsolatedPipeline, query: str) -> list[dict[str, Any]]:
-    with psycopg.connect(world.settings.postgres.conninfo("admin"), row_factory=dict_row) as conn:
-        return conn.execute(query).fetchall()  # type: ignore[arg-type]
+    """The rows of ``query`` in the world's database."""
+    return rows(world.settings, query)
 
 
 def assert_postgres_matches(world: IsolatedPipeline, event_values: list[str]) -> dict[str, dict[str, Any]]:
@@ -72,48 +70,32 @@ def assert_opensearch_matches(
     world: IsolatedPipeline, event_ids: set[str], sessions: dict[str, dict[str, Any]]
 ) -> None:
     client = world.opensearch()
-    client.indices.refresh(index=f"{world.index_prefix}-*")
     events_alias = f"{world.index_prefix}-events"
     sessions_index = f"{world.index_prefix}-sessions"
-    assert client.count(index=events_alias)["count"] == len(event_ids)
-    assert client.count(index=sessions_index)["count"] == len(sessions)
-    rows = {r["session_id"]: r for r in fetch(world, "SELECT * FROM sessions")}
+    assert document_count(client, events_alias) == len(event_ids)
+    assert document_count(client, sessions_index) == len(sessions)
+    stored = {r["session_id"]: r for r in fetch(world, "SELECT * FROM sessions")}
     seen = 0
-    for hit in _scan(client, sessions_index):
-        doc, row = hit["_source"], rows[hit["_id"]]
+    for hit in documents(client, sessions_index).values():
+        doc, row = hit["_source"], stored[hit["_id"]]
         assert hit["_version"] == row["version"], hit["_id"]
         for key in ("events", "page_views", "purchases", "landing_page", "exit_page", "is_bounce", "converted"):
             assert doc[key] == row[key], (hit["_id"], key)
         assert Decimal(str(doc["revenue"])) == row["revenue"]
         seen += 1
-    assert seen == len(rows)
-    found_ids = {hit["_id"] for hit in _scan(client, events_alias)}
+    assert seen == len(stored)
+    found_ids = set(documents(client, events_alias))
     assert found_ids == event_ids
-
-
-def _scan(client: Any, index: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    page = client.search(index=index, scroll="1m", size=5000, body={"query": {"match_all": {}}, "version": True})
-    scroll_id = page["_scroll_id"]
-    try:
-        while page["hits"]["hits"]:
-            out.extend(page["hits"]["hits"])
-            page = client.scroll(scroll_id=scroll_id, scroll="1m")
-            scroll_id = page["_scroll_id"]
-    finally:
-        client.clear_scroll(scroll_id=scroll_id)
-    return out
 
 
 def assert_documents_equal_rows(world: IsolatedPipeline) -> None:
     """Every event document holds exactly its PostgreSQL row: the same copy of the event, the same coordinates."""
-    rows = {str(r["event_id"]): r for r in fetch(world, "SELECT * FROM events")}
-    client = world.opensearch()
-    client.indices.refresh(index=f"{world.index_prefix}-*")
-    docs = {hit["_id"]: hit["_source"] for hit in _scan(client, f"{world.index_prefix}-events")}
-    assert set(docs) == set(rows), f"{len(set(docs) ^ set(rows))} events in one store only"
+    stored = {str(r["event_id"]): r for r in fetch(world, "SELECT * FROM events")}
+    found = documents(world.opensearch(), f"{world.index_prefix}-events")
+    docs = {event_id: hit["_source"] for event_id, hit in found.items()}
+    assert set(docs) == set(stored), f"{len(set(docs) ^ set(stored))} events in one store only"
     differ = []
-    for event_id, row in rows.items():
+    for event_id, row in stored.items():
         doc = docs[event_id]
         for column, value in row.items():
             if column in ("occurred_at", "ingested_at"):

@@ -26,7 +26,6 @@ import datetime as dt
 import json
 import random
 import re
-import signal
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -40,10 +39,10 @@ from confluent_kafka import Producer
 
 from pipeline.kafka.dead_letters import PREFIX_BYTES, parse_headers
 from pipeline.simulation import SimulationConfig, backfill
-from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.java_producer import produce_with_java
+from tests.support.kafka_offsets import caught_up
 from tests.support.kafka_topics import read_all
-from tests.support.process_control import count_events, wait_for
+from tests.support.process_control import count_events, terminate, wait_for, wait_until_assigned
 from tests.support.sink_contents import (
     assert_documents_equal_rows,
     assert_opensearch_matches,
@@ -51,6 +50,7 @@ from tests.support.sink_contents import (
     fetch,
 )
 from tests.support.truth import unique_events
+from tests.support.world import IsolatedPipeline
 
 PARTITIONS = 6
 STRICT_PG = "product_id IS NULL OR product_id NOT LIKE 'refuse-pg%%'"
@@ -275,11 +275,7 @@ def test_offending_messages_of_every_kind_never_stop_two_consumers_nor_split_the
     logs = [tmp_path / f"consumer-{i}.log" for i in range(2)]
     procs = [world.spawn("consume", "--batch-size", "700", log=log) for log in logs]
     try:
-        wait_for(
-            lambda: all("assigned partitions" in log.read_text() for log in logs),
-            what="both consumers owning partitions",
-            timeout=90,
-        )
+        wait_until_assigned(logs, timeout=90)
         prod = producer(world)
         mixed: list[Sent] = []
         offenders = iter([*bad, *tricky, *same_partition, *cross])
@@ -318,10 +314,7 @@ def test_offending_messages_of_every_kind_never_stop_two_consumers_nor_split_the
         )
         assert all(p.poll() is None for p in procs), "a consumer exited"
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        codes = [p.wait(timeout=60) for p in procs]
+        codes = terminate(procs)
     assert codes == [0, 0], [log.read_text()[-3000:] for log in logs]
 
     # which copy of the cross-partition event was stored first decides its dead letter
@@ -352,24 +345,7 @@ def test_offending_messages_of_every_kind_never_stop_two_consumers_nor_split_the
 
 def _settled(world: IsolatedPipeline) -> bool:
     """The group has committed everything in the topic."""
-    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient(world.settings.kafka.client_config("admin"))
-    topic = world.topics.events
-    request = [ConsumerGroupTopicPartitions(world.topics.group, [TopicPartition(topic, p) for p in range(PARTITIONS)])]
-    committed = {
-        tp.partition: tp.offset
-        for tp in admin.list_consumer_group_offsets(request)[world.topics.group].result().topic_partitions
-    }
-    ends = admin.list_offsets({TopicPartition(topic, p): _latest() for p in range(PARTITIONS)})
-    return all(committed.get(tp.partition, -1) >= f.result().offset for tp, f in ends.items())
-
-
-def _latest() -> Any:
-    from confluent_kafka.admin import OffsetSpec
-
-    return OffsetSpec.latest()
+    return caught_up(world.settings, world.topics.group, world.topics.events)
 
 
 def _assert_money_as_written(world: IsolatedPipeline, tricky: list[Sent]) -> None:

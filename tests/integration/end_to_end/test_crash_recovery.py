@@ -20,18 +20,20 @@ from pipeline.jobs.produce import ProduceOptions, backfill_messages
 from pipeline.kafka.dead_letters import parse_headers
 from pipeline.simulation.dump import parse_dump_line, read_dump
 from pipeline.simulation.faults import FaultConfig
-from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.kafka_topics import read_all
 from tests.support.process_control import (
     count_events,
     count_indexed_events,
     fast_takeover,
+    owned_partitions,
     sessions_behind,
     sigkill,
+    terminate,
     wait_for,
 )
 from tests.support.sink_contents import VALID_KINDS, assert_opensearch_matches, assert_postgres_matches, dumped
 from tests.support.truth import unique_events
+from tests.support.world import IsolatedPipeline
 
 FAULTY = ["--duplicate-rate", "0.03", "--late-rate", "0.03", "--max-lateness", "20", "--malformed-rate", "0.01"]
 KILLED = -signal.SIGKILL
@@ -152,33 +154,15 @@ def test_survivor_takes_over_the_partitions_of_a_killed_consumer(world: Isolated
         )
         wait_for(lambda: count_indexed_events(world) == len(expected_ids), what="every event indexed", timeout=60)
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        codes = [p.wait(timeout=60) for p in procs]
+        codes = terminate(procs)
     assert codes == [KILLED, 0], logs[1].read_text()[-2000:]
     sessions = assert_postgres_matches(world, event_values)
     assert_opensearch_matches(world, expected_ids, sessions)
     _assert_dead_letters_cover_exactly(world, malformed)
 
 
-def _owned(log_text: str) -> set[int]:
-    """The partitions a consumer owns now, replayed from its assigned/revoked log lines."""
-    owned: set[int] = set()
-    for line in log_text.splitlines():
-        if "assigned partitions" in line:
-            owned = set(_numbers(line.rsplit("(now ", 1)[1]))
-        elif "revoked partitions" in line or "lost partitions" in line:
-            owned -= set(_numbers(line.rsplit("partitions ", 1)[1]))
-    return owned
-
-
-def _numbers(text: str) -> list[int]:
-    return [int(n) for n in text.strip().strip("()[]").split(",") if n.strip()]
-
-
 def _split_between(logs: list[Path]) -> bool:
-    a, b = (_owned(log.read_text()) for log in logs)
+    a, b = (owned_partitions(log.read_text()) for log in logs)
     return bool(a) and bool(b) and not a & b and a | b == set(range(6))
 
 

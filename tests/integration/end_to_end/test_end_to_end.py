@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-import signal
 from collections import Counter
 from pathlib import Path
 
 from confluent_kafka import ConsumerGroupType
 
 from pipeline.kafka.dead_letters import parse_headers
-from tests.support.isolated_pipeline import IsolatedPipeline
+from tests.support.kafka_offsets import end_offsets, set_group_offsets
 from tests.support.kafka_topics import read_all
-from tests.support.process_control import count_events, wait_for
+from tests.support.process_control import count_events, terminate, wait_for, wait_until_assigned
 from tests.support.sink_contents import assert_opensearch_matches, assert_postgres_matches, dumped, fetch
 from tests.support.truth import unique_events
+from tests.support.world import IsolatedPipeline
 
 FAULTY = ["--duplicate-rate", "0.03", "--late-rate", "0.03", "--max-lateness", "20", "--malformed-rate", "0.01"]
 
@@ -73,11 +73,7 @@ def test_two_consumers_in_one_group_stay_exact(world: IsolatedPipeline, tmp_path
     logs = [tmp_path / f"c{i}.log" for i in range(2)]
     procs = [world.spawn("consume", "--batch-size", "500", log=log) for log in logs]
     try:
-        wait_for(
-            lambda: all("assigned partitions" in log.read_text() for log in logs),
-            what="both consumers owning partitions",
-            timeout=60,
-        )
+        wait_until_assigned(logs, timeout=60)
         dump = tmp_path / "sent.jsonl"
         _produce(world, dump, 12_000, seed=13)
         event_values, _ = dumped(dump)
@@ -85,9 +81,7 @@ def test_two_consumers_in_one_group_stay_exact(world: IsolatedPipeline, tmp_path
         wait_for(lambda: count_events(world) == len(expected_ids), what="every event stored", timeout=240)
         assert group_type(world) == ConsumerGroupType.CONSUMER, "the local Kafka 4 group should use KIP-848"
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        codes = [p.wait(timeout=60) for p in procs]
+        codes = terminate(procs)
     assert codes == [0, 0], [log.read_text()[-2000:] for log in logs]
     sessions = assert_postgres_matches(world, event_values)
     assert_opensearch_matches(world, expected_ids, sessions)
@@ -102,13 +96,5 @@ def group_type(world: IsolatedPipeline) -> ConsumerGroupType:
 
 
 def reset_group_to_beginning(world: IsolatedPipeline) -> None:
-    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient(world.settings.kafka.client_config("admin"))
-    partitions = admin.list_topics(world.topics.events, timeout=10).topics[world.topics.events].partitions
-    request = ConsumerGroupTopicPartitions(
-        world.topics.group, [TopicPartition(world.topics.events, p, 0) for p in partitions]
-    )
-    for future in admin.alter_consumer_group_offsets([request]).values():
-        future.result()
+    offsets = dict.fromkeys(end_offsets(world.settings, world.topics.events), 0)
+    set_group_offsets(world.settings, world.topics.group, world.topics.events, offsets)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.process_control import count_events, count_indexed_events, wait_for
 from tests.support.sink_contents import assert_opensearch_matches, assert_postgres_matches, dumped
 from tests.support.truth import unique_events
+from tests.support.world import IsolatedPipeline
 
 OUTAGE_S = 20.0
 DEVSTACK = [sys.executable, "-m", "devstack"]

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from pipeline.contract.outputs import Output
-from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.kafka_topics import read_all
+from tests.support.world import IsolatedPipeline
 
 
 def test_produced_messages_equal_the_dump_and_are_keyed_by_user(world: IsolatedPipeline, tmp_path: Path) -> None:

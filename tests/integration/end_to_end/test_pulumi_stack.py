@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from pipeline.contract.outputs import Output
-from tests.support.isolated_pipeline import IsolatedPipeline
 from tests.support.kafka_topics import read_all
 from tests.support.pulumi_cli import REPO_ROOT, Sandbox, create_outputs_stack, installed_plugins, sandbox
 from tests.support.sink_contents import assert_opensearch_matches, assert_postgres_matches, dumped
 from tests.support.truth import unique_events
+from tests.support.world import IsolatedPipeline
 
 FAULTY = ["--duplicate-rate", "0.03", "--late-rate", "0.03", "--max-lateness", "20", "--malformed-rate", "0.01"]
 

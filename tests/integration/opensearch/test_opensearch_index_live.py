@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,8 +17,8 @@ from pipeline.errors import ConfigError, IndexingError
 from pipeline.sinks.opensearch.documents import encode_event_document, session_document
 from pipeline.sinks.opensearch.index import OpenSearchIndex
 from pipeline.sinks.opensearch.mappings import replicas_for
-from pipeline.sinks.opensearch.templates import delete_all, ensure_templates
-from tests.unit.opensearch.samples import (
+from pipeline.sinks.opensearch.templates import ensure_templates
+from tests.support.events import (
     T0,
     UTC,
     envelope,
@@ -28,6 +27,8 @@ from tests.unit.opensearch.samples import (
     make_search,
     session_row,
 )
+from tests.support.opensearch_prefix import private_prefix
+from tests.support.sink_readers import document_count, documents
 
 
 @pytest.fixture
@@ -37,12 +38,8 @@ def admin(opensearch_admin: OpenSearch) -> OpenSearch:
 
 @pytest.fixture
 def names(settings: Settings, admin: OpenSearch) -> Iterator[IndexNames]:
-    names = IndexNames(f"t{uuid.uuid4().hex[:10]}-clickstream")
-    try:
-        ensure_templates(settings, names.prefix, now=T0)
+    with private_prefix(admin, templates=settings, now=T0) as names:
         yield names
-    finally:
-        delete_all(admin, names)
 
 
 @pytest.fixture
@@ -58,15 +55,8 @@ def sink(scoped: Settings, names: IndexNames) -> Iterator[OpenSearchIndex]:
         yield s
 
 
-def refresh_and_count(admin: OpenSearch, index: str) -> int:
-    admin.indices.refresh(index=index)
-    return int(admin.count(index=index)["count"])
-
-
 def sources(admin: OpenSearch, index: str, ids: list[str]) -> dict[str, dict[str, Any]]:
-    admin.indices.refresh(index=index)
-    hits = admin.search(index=index, body={"query": {"ids": {"values": ids}}, "size": len(ids) + 10})["hits"]["hits"]
-    return {hit["_id"]: hit["_source"] for hit in hits}
+    return {doc_id: hit["_source"] for doc_id, hit in documents(admin, index, ids).items()}
 
 
 def batch() -> list[Any]:
@@ -129,8 +119,8 @@ def test_written_events_and_sessions_are_found_by_id(
     found = sources(admin, names.events_alias, ids)
     assert found == {e.event.event_id: json.loads(encode_event_document(e)) for e in envelopes}
     assert found[ids[0]]["occurred_at"] == "2026-11-30T09:41:07.123Z"
-    assert refresh_and_count(admin, names.events_index(T0)) == 3
-    assert refresh_and_count(admin, names.events_alias) == 4
+    assert document_count(admin, names.events_index(T0)) == 3
+    assert document_count(admin, names.events_alias) == 4
 
     by_path = admin.search(index=names.events_alias, body={"query": {"term": {"page_path": "/product/42"}}})
     assert by_path["hits"]["total"]["value"] == 2
@@ -160,8 +150,8 @@ def test_writing_the_same_batch_again_changes_nothing(
     session_seq = seq_no(admin, names.sessions_alias, "s-1")
     sink.write(envelopes, rows)
     sink.write(envelopes, rows)
-    assert refresh_and_count(admin, names.events_alias) == len(envelopes)
-    assert refresh_and_count(admin, names.sessions_alias) == 1
+    assert document_count(admin, names.events_alias) == len(envelopes)
+    assert document_count(admin, names.sessions_alias) == 1
     assert sources(admin, names.events_alias, list(first)) == first
     # the same versions again are 409s: no document was written a second time
     assert {
@@ -184,7 +174,7 @@ def test_an_older_session_row_never_overwrites_a_newer_one(
     stored = sources(admin, names.sessions_alias, ["s-1"])["s-1"]
     assert (stored["version"], stored["events"]) == (7, 70)
     assert admin.get(index=names.sessions_alias, id="s-1")["_version"] == 7
-    assert refresh_and_count(admin, names.sessions_alias) == 1
+    assert document_count(admin, names.sessions_alias) == 1
 
 
 def test_a_closed_index_fails_the_write_naming_the_event(
@@ -207,7 +197,7 @@ def test_a_session_violating_the_strict_mapping_fails_and_the_rest_is_indexed(
         sink.write([good], [session_row("s-ok", 1), session_row("s-bad", 1, new_metric=3)])
     message = str(caught.value)
     assert "session s-bad" in message and "strict_dynamic_mapping_exception" in message
-    assert refresh_and_count(admin, names.events_alias) == 1
+    assert document_count(admin, names.events_alias) == 1
     assert list(sources(admin, names.sessions_alias, ["s-ok", "s-bad"])) == ["s-ok"]
 
 
@@ -217,15 +207,15 @@ def test_a_value_of_the_wrong_type_fails_naming_the_session(names: IndexNames, s
 
 
 def test_the_sink_refuses_indices_without_our_templates(settings: Settings, admin: OpenSearch) -> None:
-    bare = IndexNames(f"t{uuid.uuid4().hex[:10]}-clickstream")
-    try:
-        with settings_for_prefix(settings, bare) as scoped, OpenSearchIndex(scoped, index_prefix=bare.prefix) as s:
-            with pytest.raises(ConfigError, match="ensure_templates"):
-                s.write([envelope(make_event())], [])
-            with pytest.raises(ConfigError, match="does not exist"):
-                s.write([], [session_row()])
-    finally:
-        delete_all(admin, bare)
+    with (
+        private_prefix(admin) as bare,
+        settings_for_prefix(settings, bare) as scoped,
+        OpenSearchIndex(scoped, index_prefix=bare.prefix) as s,
+    ):
+        with pytest.raises(ConfigError, match="ensure_templates"):
+            s.write([envelope(make_event())], [])
+        with pytest.raises(ConfigError, match="does not exist"):
+            s.write([], [session_row()])
 
 
 def test_many_events_in_several_requests_all_arrive(admin: OpenSearch, names: IndexNames, scoped: Settings) -> None:
@@ -239,6 +229,6 @@ def test_many_events_in_several_requests_all_arrive(admin: OpenSearch, names: In
     with OpenSearchIndex(scoped, index_prefix=names.prefix, max_docs=400, max_bytes=150_000) as s:
         s.write(envelopes, [session_row(f"s-{i}", 1) for i in range(300)])
         assert s.stats.requests >= 8
-    assert refresh_and_count(admin, names.events_alias) == 2_500
-    assert refresh_and_count(admin, names.sessions_alias) == 300
+    assert document_count(admin, names.events_alias) == 2_500
+    assert document_count(admin, names.sessions_alias) == 300
     assert T0.tzinfo is UTC

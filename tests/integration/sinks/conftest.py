@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -10,18 +9,18 @@ from typing import Any
 import psycopg
 import pytest
 from opensearchpy import OpenSearch
-from psycopg.rows import dict_row
 
 from devstack.opensearch_access import settings_for_prefix
 from pipeline.config.settings import Settings
 from pipeline.contract.names import IndexNames
 from pipeline.sinks.opensearch.index import OpenSearchIndex
-from pipeline.sinks.opensearch.templates import delete_all, ensure_templates
 from pipeline.sinks.postgres.migrate import apply_migrations
 from pipeline.sinks.postgres.store import PostgresStore
 from pipeline.sinks.writer import BatchWriter
 from tests.integration.postgres.session_events import T0
+from tests.support.opensearch_prefix import private_prefix
 from tests.support.postgres_db import temporary_database
+from tests.support.sink_readers import documents, rows
 
 
 @dataclass
@@ -34,8 +33,7 @@ class Sinks:
     writer: BatchWriter
 
     def rows(self, query: str, *params: object) -> list[dict[str, Any]]:
-        with psycopg.connect(self.settings.postgres.conninfo("admin"), row_factory=dict_row) as conn:
-            return conn.execute(query, params or None).fetchall()  # type: ignore[arg-type]
+        return rows(self.settings, query, *params)
 
     def admin_sql(self, statement: str) -> None:
         with psycopg.connect(self.settings.postgres.conninfo("admin"), autocommit=True) as conn:
@@ -43,11 +41,10 @@ class Sinks:
 
     def documents(self, alias: str) -> dict[str, dict[str, Any]]:
         """Every document under ``alias``: id -> {"_source", "_version", "_seq_no"}."""
-        self.admin.indices.refresh(index=alias)
-        hits = self.admin.search(
-            index=alias, body={"query": {"match_all": {}}, "size": 10_000, "version": True, "seq_no_primary_term": True}
-        )["hits"]["hits"]
-        return {h["_id"]: {"_source": h["_source"], "_version": h["_version"], "_seq_no": h["_seq_no"]} for h in hits}
+        hits = documents(self.admin, alias)
+        return {
+            i: {"_source": h["_source"], "_version": h["_version"], "_seq_no": h["_seq_no"]} for i, h in hits.items()
+        }
 
     def stricter_opensearch(self, properties: dict[str, Any]) -> None:
         """Re-shape the events template so OpenSearch refuses what our mapping accepts (a sink stricter
@@ -62,16 +59,12 @@ class Sinks:
 
 @pytest.fixture
 def sinks(settings: Settings, opensearch_admin: OpenSearch) -> Iterator[Sinks]:
-    names = IndexNames(f"t{uuid.uuid4().hex[:10]}-clickstream")
     with temporary_database(settings) as db:
         apply_migrations(db)
-        try:
-            ensure_templates(settings, names.prefix, now=T0)
-            with (
-                settings_for_prefix(db, names) as scoped,
-                PostgresStore(scoped) as postgres,
-                OpenSearchIndex(scoped, index_prefix=names.prefix) as opensearch,
-            ):
-                yield Sinks(db, names, opensearch_admin, postgres, opensearch, BatchWriter(postgres, opensearch))
-        finally:
-            delete_all(opensearch_admin, names)
+        with (
+            private_prefix(opensearch_admin, templates=settings, now=T0) as names,
+            settings_for_prefix(db, names) as scoped,
+            PostgresStore(scoped) as postgres,
+            OpenSearchIndex(scoped, index_prefix=names.prefix) as opensearch,
+        ):
+            yield Sinks(db, names, opensearch_admin, postgres, opensearch, BatchWriter(postgres, opensearch))

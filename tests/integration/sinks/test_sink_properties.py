@@ -24,6 +24,7 @@ from pipeline.events import Event, EventDecoder, InvalidEvent, encode_event
 from pipeline.sinks.batch import Envelope
 from tests.integration.sinks.conftest import Sinks
 from tests.support.event_strategies import MONEY_TEXTS, base_message, corrupted, events, wire_forms
+from tests.support.sink_readers import documents
 
 NOW = dt.datetime.now(dt.UTC)
 _ids = itertools.count(1)
@@ -49,11 +50,8 @@ def messages(draw: st.DrawFn) -> bytes:
 
 def rows_and_documents(sinks: Sinks, ids: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     rows = {str(r["event_id"]): r for r in sinks.rows("SELECT * FROM events WHERE event_id = ANY(%s::uuid[])", ids)}
-    sinks.admin.indices.refresh(index=sinks.names.events_alias)
-    hits = sinks.admin.search(
-        index=sinks.names.events_alias, body={"query": {"ids": {"values": ids}}, "size": len(ids) + 5}
-    )["hits"]["hits"]
-    return rows, {h["_id"]: h["_source"] for h in hits}
+    hits = documents(sinks.admin, sinks.names.events_alias, ids)
+    return rows, {doc_id: hit["_source"] for doc_id, hit in hits.items()}
 
 
 @settings(

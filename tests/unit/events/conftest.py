@@ -8,36 +8,24 @@ from collections.abc import Callable
 import pytest
 
 from pipeline.events import Event
+from tests.support.events import event_of_type
 
 UTC = dt.UTC
 
 
+SEARCH: dict[str, object] = {
+    "event_id": "0f8e3c1a-5b7d-4e2f-9a6b-1c2d3e4f5a6b",
+    "user_id": "u-0123456789abcdef",
+    "session_id": "s-0123456789abcdef",
+    "page_url": "https://shop.example.com/",
+    "utm_campaign": "brand_search",
+    "search_query": "running shoes",
+}
+"""Where the event tests' default search differs from the kit's event: fixed ids, so encodings compare."""
+
+
 def _make_event(**overrides: object) -> Event:
-    fields: dict[str, object] = dict(
-        event_id="0f8e3c1a-5b7d-4e2f-9a6b-1c2d3e4f5a6b",
-        schema_version=1,
-        event_type="search",
-        occurred_at=dt.datetime(2026, 11, 30, 9, 41, 7, 123000, tzinfo=UTC),
-        user_id="u-0123456789abcdef",
-        session_id="s-0123456789abcdef",
-        page_url="https://shop.example.com/",
-        referrer="https://www.google.com/",
-        utm_source="google",
-        utm_medium="cpc",
-        utm_campaign="brand_search",
-        device_type="mobile",
-        browser="Chrome",
-        os="Android",
-        country="DE",
-        element_id=None,
-        search_query="running shoes",
-        product_id=None,
-        price=None,
-        order_id=None,
-        revenue=None,
-    )
-    fields.update(overrides)
-    return Event(**fields)  # type: ignore[arg-type]
+    return event_of_type("search", **{**SEARCH, **overrides})
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from pipeline.sinks.opensearch.documents import (
     session_item,
     session_value,
 )
-from tests.unit.opensearch.samples import (
+from tests.support.events import (
     T0,
     UTC,
     envelope,

@@ -22,7 +22,7 @@ from pipeline.sinks.opensearch.mappings import (
     sessions_template_body,
     settings_component_body,
 )
-from tests.unit.opensearch.samples import session_row
+from tests.support.events import session_row
 
 REPO = Path(__file__).resolve().parents[3]
 

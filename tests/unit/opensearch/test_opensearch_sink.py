@@ -25,7 +25,7 @@ from pipeline.sinks.opensearch.index import (
 )
 from pipeline.sinks.opensearch.mappings import MAPPING_VERSION
 from pipeline.sinks.opensearch_client import connect_opensearch
-from tests.unit.opensearch.samples import envelope, make_event, session_row
+from tests.support.events import envelope, make_event, session_row
 
 Action = tuple[dict[str, Any], dict[str, Any]]
 Handler = Callable[[list[Action]], dict[str, Any]]

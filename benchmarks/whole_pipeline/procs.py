@@ -1,7 +1,6 @@
 """Child processes with exact resource accounting, and CPU snapshots of the whole machine.
 
-How CPU and memory of a pipeline process are measured (the choice the issue asks to
-state), with no extra package (psutil):
+How CPU and memory of a pipeline process are measured, with no extra package (psutil):
 
 * CPU: the benchmark starts the real CLI with ``subprocess.Popen`` and reaps it with
   ``os.wait4``, which returns the kernel's ``rusage`` of that child at exit: user +
@@ -28,29 +27,13 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.whole_pipeline.records import PhaseUsage, ProcessUsage
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-@dataclass
-class ChildUsage:
-    """What one finished child process cost (CPU from ``wait4``, peak RSS from ``VmHWM``)."""
-
-    returncode: int
-    wall_s: float
-    user_s: float
-    system_s: float
-    max_rss_mib: float
-
-    @property
-    def cpu_s(self) -> float:
-        return self.user_s + self.system_s
-
-    def to_dict(self) -> dict[str, float | int]:
-        return {**asdict(self), "cpu_s": round(self.cpu_s, 3)}
 
 
 class ChildFailed(RuntimeError):
@@ -105,7 +88,7 @@ def spawn(name: str, command: Sequence[str], log: Path, *, cwd: Path | None = No
     return child
 
 
-def reap(child: Child, block: bool = False) -> ChildUsage | None:
+def reap(child: Child, block: bool = False) -> ProcessUsage | None:
     """The child's usage if it has exited (reaping it), else None; ``block`` waits for the exit."""
     pid, status, usage = os.wait4(child.proc.pid, 0 if block else os.WNOHANG)
     if pid == 0:
@@ -113,18 +96,19 @@ def reap(child: Child, block: bool = False) -> ChildUsage | None:
     code = os.waitstatus_to_exitcode(status)
     child.proc.returncode = code  # Popen must not wait for it again
     child.reaped = True
-    return ChildUsage(
+    return ProcessUsage(
         returncode=code,
         wall_s=time.monotonic() - child.started,
         user_s=usage.ru_utime,
         system_s=usage.ru_stime,
         max_rss_mib=child.peak_rss_kib / 1024,
+        cpu_s=round(usage.ru_utime + usage.ru_stime, 3),
     )
 
 
-def wait_all(children: Sequence[Child], timeout: float, *, check: bool = True) -> list[ChildUsage]:
+def wait_all(children: Sequence[Child], timeout: float, *, check: bool = True) -> list[ProcessUsage]:
     """Wait for every child (polling ``wait4`` every 20 ms); on timeout terminate them and fail."""
-    results: dict[int, ChildUsage] = {}
+    results: dict[int, ProcessUsage] = {}
     deadline = time.monotonic() + timeout
     while len(results) < len(children):
         for i, child in enumerate(children):
@@ -149,13 +133,9 @@ def wait_all(children: Sequence[Child], timeout: float, *, check: bool = True) -
     return ordered
 
 
-def stop(child: Child, timeout: float = 60.0) -> ChildUsage:
+def stop(child: Child, timeout: float = 60.0) -> ProcessUsage:
     """SIGTERM (the pipeline finishes its batch, commits and exits 0), then wait and reap."""
-    if child.proc.returncode is None:
-        try:
-            child.proc.send_signal(signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+    _signal(child, signal.SIGTERM)
     return wait_all([child], timeout)[0]
 
 
@@ -163,20 +143,28 @@ def stop_all(children: Sequence[Child], grace: float = 20.0) -> None:
     """Terminate children we started (by their pid, never by name), killing them after ``grace`` s."""
     alive = [c for c in children if c.proc.returncode is None]
     for child in alive:
-        try:
-            child.proc.send_signal(signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+        _signal(child, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while alive and time.monotonic() < deadline:
         alive = [c for c in alive if reap(c, block=False) is None]
         time.sleep(0.05)
     for child in alive:
+        _signal(child, signal.SIGKILL)
+        reap(child, block=True)
+
+
+def _signal(child: Child, signum: int) -> None:
+    """Signal a child that has not been reaped (its pid is still ours)."""
+    if child.proc.returncode is None:
         try:
-            child.proc.kill()
+            child.proc.send_signal(signum)
         except ProcessLookupError:
             pass
-        reap(child, block=True)
+
+
+def pids() -> Iterator[str]:
+    """The ids of the processes running now (``/proc`` entries)."""
+    return (entry for entry in os.listdir("/proc") if entry.isdigit())
 
 
 # --- the machine ---------------------------------------------------------------------------
@@ -191,7 +179,7 @@ def machine_cpu() -> tuple[float, float]:
     return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
 
 
-SERVICES = {
+SERVICES: dict[str, Callable[[str, str], bool]] = {
     "kafka": lambda comm, cmd: "kafka.Kafka" in cmd,
     "opensearch": lambda comm, cmd: "org.opensearch.bootstrap.OpenSearch" in cmd,
     "postgresql": lambda comm, cmd: comm == "postgres",
@@ -216,9 +204,7 @@ def _proc_cpu(pid: str) -> tuple[str, str, float] | None:
 def service_cpu() -> dict[str, float]:
     """CPU seconds consumed so far by each local service's processes (0 for a remote one)."""
     out = dict.fromkeys(SERVICES, 0.0)
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+    for pid in pids():
         info = _proc_cpu(pid)
         if info is None:
             continue
@@ -246,20 +232,19 @@ class Snapshot:
         return cls(time.monotonic(), busy, total, service_cpu(), os.getloadavg())
 
 
-def phase_usage(before: Snapshot, after: Snapshot) -> dict[str, object]:
+def phase_usage(before: Snapshot, after: Snapshot) -> PhaseUsage:
     """Machine CPU use and per-service CPU seconds between two snapshots."""
-    cores = os.cpu_count() or 1
     wall = after.at - before.at
     total = after.total - before.total
-    return {
-        "wall_s": round(wall, 3),
-        "machine_busy_pct": round(100 * (after.busy - before.busy) / total, 1) if total > 0 else None,
-        "machine_busy_cores": round((after.busy - before.busy) / wall, 2) if wall > 0 else None,
-        "cores": cores,
-        "service_cpu_s": {k: round(after.services[k] - before.services.get(k, 0.0), 2) for k in after.services},
-        "load_average_before": list(before.load),
-        "load_average_after": list(after.load),
-    }
+    return PhaseUsage(
+        wall_s=round(wall, 3),
+        machine_busy_pct=round(100 * (after.busy - before.busy) / total, 1) if total > 0 else None,
+        machine_busy_cores=round((after.busy - before.busy) / wall, 2) if wall > 0 else None,
+        cores=os.cpu_count() or 1,
+        service_cpu_s={k: round(after.services[k] - before.services.get(k, 0.0), 2) for k in after.services},
+        load_average_before=list(before.load),
+        load_average_after=list(after.load),
+    )
 
 
 class ProcessCpuSampler(threading.Thread):
@@ -283,9 +268,7 @@ class ProcessCpuSampler(threading.Thread):
         self._scans = 0
 
     def _scan(self) -> None:
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
+        for pid in pids():
             try:
                 if pid not in self.last:
                     with open(f"/proc/{pid}/comm") as f:

@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks.whole_pipeline.records import LIMIT_LABELS, FreshnessPlot, Report
+
 LIMIT_COLOR = "#8c8c8c"
 PIPELINE_COLOR = "#1f77b4"
 PRODUCER_COLOR = "#2ca02c"
@@ -24,18 +26,13 @@ SINK_COLORS = {"postgres_events": "#1f77b4", "postgres_sessions": "#ff7f0e", "op
 
 def render(
     path: Path,
-    bars: Sequence[tuple[str, float, str]],
+    report: Report,
+    plot: FreshnessPlot,
     targets: Mapping[str, float],
-    plot: Mapping[str, Any],
     freshness_target_s: float,
     title: str,
 ) -> str | None:
-    """Write the chart; returns None on success or the reason it was skipped.
-
-    ``plot`` is what ``FreshnessSampler.results`` returns for charts: sorted delays per
-    sink (``cdf``), (send time, delay) pairs per sink (``timeline``), the warm-up and the
-    send rate per 100 ms.
-    """
+    """Write the chart of ``report`` and the live run's ``plot``; returns None on success or why it was skipped."""
     try:
         import matplotlib
 
@@ -45,8 +42,8 @@ def render(
         return "matplotlib is not installed (pip install -e '.[bench]')"
 
     fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(11, 14), gridspec_kw={"height_ratios": [1.1, 1, 1]})
-    _throughput(top, bars, targets)
-    _cdf(middle, plot.get("cdf", {}), freshness_target_s)
+    _throughput(top, bars_from(report), targets)
+    _cdf(middle, plot.cdf, freshness_target_s)
     _timeline(bottom, plot, freshness_target_s)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -105,13 +102,13 @@ def _cdf(ax: Any, cdf: Mapping[str, Sequence[float]], target_s: float) -> None:
     ax.grid(alpha=0.3)
 
 
-def _timeline(ax: Any, plot: Mapping[str, Any], target_s: float) -> None:
-    for sink, points in plot.get("timeline", {}).items():
+def _timeline(ax: Any, plot: FreshnessPlot, target_s: float) -> None:
+    for sink, points in plot.timeline.items():
         if points:
             ax.scatter(
                 [p[0] for p in points], [p[1] for p in points], s=3, alpha=0.5, label=sink, color=SINK_COLORS.get(sink)
             )
-    window = plot.get("window")
+    window = plot.window
     if window:
         ax.axvspan(window[0], window[1], color="#e8f0fa", zorder=0, label="measured window")
     ax.axhline(target_s, linestyle="--", color="#d62728", linewidth=1)
@@ -119,26 +116,9 @@ def _timeline(ax: Any, plot: Mapping[str, Any], target_s: float) -> None:
     ax.set_ylabel("seconds to visible")
     ax.set_ylim(bottom=0)
     twin = ax.twinx()
-    rate = plot.get("send_rate") or []
-    if rate:
-        twin.plot(
-            [r[0] for r in rate],
-            [r[1] for r in rate],
-            color="#7f7f7f",
-            linewidth=0.8,
-            alpha=0.7,
-            label="send rate (messages/s, per 100 ms)",
-        )
-    lag = plot.get("lag") or []
-    if lag:
-        twin.plot(
-            [r[0] for r in lag],
-            [r[1] for r in lag],
-            color="#9467bd",
-            linewidth=0.8,
-            alpha=0.7,
-            label="consumer group lag (messages)",
-        )
+    rate, lag = plot.send_rate, plot.lag
+    _series(twin, rate, "#7f7f7f", "send rate (messages/s, per 100 ms)")
+    _series(twin, lag, "#9467bd", "consumer group lag (messages)")
     twin.set_ylabel("messages", color="#7f7f7f")
     # The producer's start-up burst would flatten everything else: scale to the steady part.
     rates = sorted(r[1] for r in rate)
@@ -153,29 +133,21 @@ def _timeline(ax: Any, plot: Mapping[str, Any], target_s: float) -> None:
     ax.grid(alpha=0.3)
 
 
-def bars_from(report: Mapping[str, Any]) -> list[tuple[str, float, str]]:
+def _series(ax: Any, points: Sequence[tuple[float, float]], color: str, label: str) -> None:
+    if points:
+        ax.plot([p[0] for p in points], [p[1] for p in points], color=color, linewidth=0.8, alpha=0.7, label=label)
+
+
+def bars_from(report: Report) -> list[tuple[str, float, str]]:
     """(label, events/s, kind) for every throughput figure of a report."""
     out: list[tuple[str, float, str]] = []
-    names = {
-        "kafka_consume": "limit: Kafka consume (raw)",
-        "decode": "limit: decode + validate",
-        "postgres_copy": "limit: PostgreSQL binary COPY",
-        "opensearch_bulk": "limit: OpenSearch bulk",
-    }
-    for key, label in names.items():
-        limit = report.get("limits", {}).get(key)
-        if limit:
-            out.append((label, float(limit["events_per_s"]), "limit"))
-    producer = report.get("producer", {})
-    if producer.get("events_per_s"):
-        out.append(("producer (pipeline produce)", float(producer["events_per_s"]), "producer"))
-    for run in report.get("drain", {}).values():
-        if run.get("events_per_s"):
-            out.append(
-                (
-                    f"drain, {run['consumers']} consumer{'s' if run['consumers'] > 1 else ''}",
-                    float(run["events_per_s"]),
-                    "pipeline",
-                )
-            )
+    if report.limits is not None:
+        for key, limit in report.limits.each().items():
+            out.append((f"limit: {LIMIT_LABELS[key]}", limit.events_per_s, "limit"))
+    if report.producer is not None and report.producer.events_per_s:
+        out.append(("producer (pipeline produce)", report.producer.events_per_s, "producer"))
+    for run in report.drain.values():
+        if run.events_per_s:
+            plural = "s" if run.consumers > 1 else ""
+            out.append((f"drain, {run.consumers} consumer{plural}", run.events_per_s, "pipeline"))
     return out

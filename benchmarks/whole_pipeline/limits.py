@@ -28,14 +28,15 @@ import datetime as dt
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 import psycopg
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from opensearchpy import OpenSearch
 from psycopg import sql
 
+from benchmarks.whole_pipeline.records import DecodeLimit, KafkaLimit, OpenSearchLimit, PostgresLimit
 from devstack.opensearch_access import settings_for_prefix
 from pipeline.config.settings import Settings
 from pipeline.contract.names import IndexNames
@@ -44,44 +45,19 @@ from pipeline.kafka.consumer import CONSUMER_DEFAULTS
 from pipeline.sinks.batch import Envelope
 from pipeline.sinks.opensearch.documents import bulk_body, bulk_items, chunks
 from pipeline.sinks.opensearch.index import BULK_FILTER_PATH, DEFAULT_MAX_BYTES, DEFAULT_MAX_DOCS
-from pipeline.sinks.opensearch.templates import create_index, delete_all, ensure_templates
+from pipeline.sinks.opensearch.templates import create_index
 from pipeline.sinks.opensearch_client import opensearch_client
 from pipeline.sinks.postgres.store import COLUMNS
+from tests.support.kafka_offsets import position, watermarks
+from tests.support.opensearch_prefix import private_prefix
 
 UTC = dt.UTC
 LIMIT_TABLE = "bench_copy_limit"
 
 
-@dataclass
-class Limit:
-    """One ceiling: items per second over ``seconds`` of timed work."""
-
-    name: str
-    items: int
-    seconds: float
-    notes: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def rate(self) -> float:
-        return self.items / self.seconds if self.seconds > 0 else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "items": self.items,
-            "seconds": round(self.seconds, 3),
-            "events_per_s": round(self.rate, 1),
-            **self.notes,
-        }
-
-
-def watermarks(consumer: Consumer, topic: str) -> dict[int, tuple[int, int]]:
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
-
-
 def kafka_consume_limit(
     settings: Settings, topic: str, group: str, *, batch: int = 5_000, timeout_s: float = 600.0
-) -> Limit:
+) -> KafkaLimit:
     """Raw consume rate: the consumer's certificate and fetch settings, counting messages only.
 
     Partitions are assigned (not subscribed) from the beginning, so no group join or commit
@@ -110,7 +86,7 @@ def kafka_consume_limit(
             if time.perf_counter() > deadline:
                 raise TimeoutError(f"raw Kafka read: {count} of {expected} messages in {timeout_s:.0f} s")
         seconds = time.perf_counter() - t0
-        return Limit("kafka_consume", count, seconds, {"batch": batch, "certificate": "consumer"})
+        return KafkaLimit.timed(count, seconds, batch=batch, certificate="consumer")
     finally:
         consumer.close()
 
@@ -135,7 +111,7 @@ def read_chunks(settings: Settings, topic: str, chunk: int) -> Iterator[list[tup
             for msg in consumer.consume(num_messages=5_000, timeout=1.0):
                 if msg.error() is not None:
                     continue
-                p, o = msg.partition(), msg.offset()
+                p, o = position(msg)
                 out.append((p, o, msg.value() or b""))
                 if p in remaining and o + 1 >= remaining[p]:
                     del remaining[p]
@@ -166,10 +142,12 @@ def _decode(decoder: EventDecoder, chunk: list[tuple[int, int, bytes]]) -> tuple
     return envelopes, seconds, invalid
 
 
-def decode_and_postgres_limits(settings: Settings, topic: str, *, chunk: int = 50_000) -> tuple[Limit, Limit]:
+def decode_and_postgres_limits(
+    settings: Settings, topic: str, *, chunk: int = 50_000
+) -> tuple[DecodeLimit, PostgresLimit]:
     """Decode rate, then binary COPY rate of the same events into a ``LIKE events`` table.
 
-    The table is created with the admin role in the sink set's database and dropped at
+    The table is created with the admin role in the run's database and dropped at
     the end (also on failure), followed by a CHECKPOINT so that the WAL it wrote is not
     flushed in the middle of the next measurement.
     """
@@ -221,37 +199,40 @@ def decode_and_postgres_limits(settings: Settings, topic: str, *, chunk: int = 5
             except psycopg.Error:
                 pass  # not allowed for this role: the next phase may then see a checkpoint
     mean = nbytes / decoded if decoded else 0.0
-    decode = Limit("decode", decoded, decode_s, {"invalid": invalid, "mean_message_bytes": round(mean, 1)})
-    postgres = Limit(
-        "postgres_copy",
+    decode = DecodeLimit.timed(decoded, decode_s, invalid=invalid, mean_message_bytes=round(mean, 1))
+    postgres = PostgresLimit.timed(
         copied,
         copy_s,
-        {
-            "rows_stored": int(stored[0]) if stored else None,
-            "copy_statements": copies,
-            "rows_per_copy": chunk,
-            "table": f"{LIMIT_TABLE} (LIKE events INCLUDING ALL)",
-            "format": "binary",
-        },
+        rows_stored=int(stored[0]) if stored else None,
+        copy_statements=copies,
+        rows_per_copy=chunk,
+        table=f"{LIMIT_TABLE} (LIKE events INCLUDING ALL)",
+        format="binary",
     )
     return decode, postgres
 
 
-def opensearch_limit(settings: Settings, topic: str, index_prefix: str, *, chunk: int = 50_000) -> Limit:
+def opensearch_limit(settings: Settings, topic: str, index_prefix: str, *, chunk: int = 50_000) -> OpenSearchLimit:
     """Bulk rate of the event documents (the sink's builders and request size) into a scratch prefix."""
-    names = IndexNames(index_prefix)
-    with settings_for_prefix(settings, names) as scoped:
-        return _opensearch_limit(scoped, topic, names, chunk)
-
-
-def _opensearch_limit(settings: Settings, topic: str, names: IndexNames, chunk: int) -> Limit:
     admin = opensearch_client(settings.opensearch, "admin", timeout=120)
+    try:
+        with (
+            private_prefix(admin, IndexNames(index_prefix), templates=settings) as names,
+            settings_for_prefix(settings, names) as scoped,
+        ):
+            return _opensearch_limit(scoped, admin, topic, names, chunk)
+    finally:
+        admin.close()
+
+
+def _opensearch_limit(
+    settings: Settings, admin: OpenSearch, topic: str, names: IndexNames, chunk: int
+) -> OpenSearchLimit:
     client = opensearch_client(settings.opensearch, "app", timeout=120)
     decoder = EventDecoder()
     build_s = bulk_s = 0.0
     docs = requests = nbytes = 0
     try:
-        ensure_templates(settings, names.prefix, client=admin)
         ready: set[str] = set()
         for part in read_chunks(settings, topic, chunk):
             envelopes, _seconds, _bad = _decode(decoder, part)
@@ -281,22 +262,16 @@ def _opensearch_limit(settings: Settings, topic: str, names: IndexNames, chunk: 
         admin.indices.refresh(index=names.events_alias)
         indexed = int(admin.count(index=names.events_alias)["count"])
     finally:
-        try:
-            delete_all(admin, names)
-        finally:
-            client.close()
-            admin.close()
-    return Limit(
-        "opensearch_bulk",
+        client.close()
+    return OpenSearchLimit.timed(
         docs,
         bulk_s,
-        {
-            "documents_indexed": indexed,
-            "requests": requests,
-            "mean_request_mib": round(nbytes / max(requests, 1) / 2**20, 2),
-            "build_seconds": round(build_s, 3),
-            "build_docs_per_s": round(docs / build_s, 1) if build_s > 0 else None,
-            "max_docs_per_request": DEFAULT_MAX_DOCS,
-            "concurrency": 1,
-        },
+        documents_indexed=indexed,
+        requests=requests,
+        mean_request_mib=round(nbytes / max(requests, 1) / 2**20, 2),
+        build_seconds=round(build_s, 3),
+        build_docs_per_s=round(docs / build_s, 1) if build_s > 0 else None,
+        max_docs_per_request=DEFAULT_MAX_DOCS,
+        concurrency=1,
+        scratch_prefix=names.prefix,
     )

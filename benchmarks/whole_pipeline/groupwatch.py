@@ -13,10 +13,10 @@ from __future__ import annotations
 import threading
 import time
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, TopicPartition
 
 from pipeline.config.settings import Settings
+from tests.support.kafka_offsets import admin_client, committed_offsets
 
 
 class GroupWatcher(threading.Thread):
@@ -42,8 +42,7 @@ class GroupWatcher(threading.Thread):
         self.partitions = partitions
         self.ends = ends
         self.poll_s = poll_s
-        self.admin = AdminClient(settings.kafka.client_config("admin"))
-        self._request = [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in partitions])]
+        self.admin = admin_client(settings)
         self._reader: Consumer | None = None
         if ends is None:
             self._reader = Consumer({**settings.kafka.client_config("admin"), "group.id": "pipeline-bench-ends"})
@@ -55,8 +54,7 @@ class GroupWatcher(threading.Thread):
         self._halt = threading.Event()
 
     def committed(self) -> dict[int, int]:
-        result = self.admin.list_consumer_group_offsets(self._request, request_timeout=10)[self.group].result()
-        return {tp.partition: tp.offset for tp in result.topic_partitions}
+        return committed_offsets(self.admin, self.group, self.topic, self.partitions)
 
     def end_offsets(self) -> dict[int, int]:
         if self.ends is not None:

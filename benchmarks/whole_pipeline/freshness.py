@@ -29,7 +29,7 @@ Method (why it is sound):
     PostgreSQL's figure plus up to 5 s. The polling itself keeps the shards out of
     OpenSearch's "search idle" state, so scheduled refreshes do happen every 5 s.
 * Only samples sent inside the measured window count (the caller starts it once the
-  consumer has caught up with the load, see ``pipeline_bench.Bench.freshness``); how
+  consumer has caught up with the load, see ``live.measure_freshness``); how
   many were left out before it, and the worst delay among them, are reported.
 * All clocks are this machine's wall clock (``time.time()`` here, librdkafka's in the
   producer), so there is no skew between send and visible times.
@@ -52,14 +52,15 @@ import msgspec
 import psycopg
 from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, TopicPartition
 
+from benchmarks.whole_pipeline.records import FreshnessPlot, FreshnessWindow, SinkFreshness
 from pipeline.config.settings import Settings
 from pipeline.contract.names import IndexNames
 from pipeline.sinks.opensearch_client import opensearch_client
+from tests.support.kafka_offsets import position
 
 log = logging.getLogger("pipeline_bench.freshness")
 
 SINKS = ("postgres_events", "postgres_sessions", "opensearch_events")
-QUANTILES = (0.5, 0.95, 0.99)
 
 
 class _Probe(msgspec.Struct):
@@ -295,7 +296,8 @@ class FreshnessSampler:
                     kind, ms = msg.timestamp()
                     bucket = ms // 100
                     buckets[bucket] = buckets.get(bucket, 0) + 1
-                    if msg.offset() % every:
+                    partition, offset = position(msg)
+                    if offset % every:
                         continue
                     self.timestamp_types.add(kind)
                     try:
@@ -303,9 +305,7 @@ class FreshnessSampler:
                         occurred = dt.datetime.fromisoformat(probe.occurred_at)
                     except (msgspec.DecodeError, ValueError):
                         continue  # a malformed message never becomes visible; not a freshness sample
-                    new.append(
-                        Sample(probe.event_id, probe.session_id, occurred, ms / 1000.0, msg.partition(), msg.offset())
-                    )
+                    new.append(Sample(probe.event_id, probe.session_id, occurred, ms / 1000.0, partition, offset))
                 if new:
                     self.samples.extend(new)
                     for poller in self.pollers:
@@ -359,7 +359,7 @@ class FreshnessSampler:
         buckets = self.sent_per_100ms
         return min(buckets) / 10 if buckets else None
 
-    def results(self, window_start: float, window_end: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    def results(self, window_start: float, window_end: float) -> tuple[FreshnessWindow, FreshnessPlot]:
         """Per-sink figures (seconds) over samples sent in [window_start, window_end), and chart data.
 
         Samples sent before the window (warm-up) are excluded; how many, and the worst delay
@@ -370,53 +370,49 @@ class FreshnessSampler:
         warm = [s for s in self.samples if s.sent < window_start]
         in_window = sum(n for b, n in self.sent_per_100ms.items() if window_start <= b / 10 < window_end)
         span = window_end - window_start
-        out: dict[str, Any] = {
-            "method": "Kafka CreateTime of sampled events -> start of the first poll that finds them",
-            "samples": len(measured),
-            "sample_every": self.sample_every,
-            "tick_s": self.tick_s,
-            "messages_tailed": self.messages_seen,
-            "warmup_samples_excluded": len(warm),
-            "sent_in_first_0_5_s": sum(n for b, n in self.sent_per_100ms.items() if b / 10 < first + 0.5),
-            "window_s": round(span, 2),
-            "window_messages": in_window,
-            "window_send_rate": round(in_window / span, 1) if span > 0 else None,
-            "timestamp_type": sorted(
-                {"CreateTime" if t == TIMESTAMP_CREATE_TIME else f"type {t}" for t in self.timestamp_types}
-            ),
-            "sinks": {},
-        }
-        cdf: dict[str, list[float]] = {}
-        timeline: dict[str, list[tuple[float, float]]] = {}
+        sinks: dict[str, SinkFreshness] = {}
+        plot = FreshnessPlot(
+            window=(window_start - first, window_end - first),
+            send_rate=sorted((b / 10 - first, n * 10) for b, n in self.sent_per_100ms.items()),
+        )
         for poller in self.pollers:
             sink = poller.sink
             values = sorted(s.seen[sink] - s.sent for s in measured if sink in s.seen)
             warm_values = [s.seen[sink] - s.sent for s in warm if sink in s.seen]
-            cdf[sink] = values
-            timeline[sink] = [(s.sent - first, s.seen[sink] - s.sent) for s in self.samples if sink in s.seen]
+            plot.cdf[sink] = values
+            plot.timeline[sink] = [(s.sent - first, s.seen[sink] - s.sent) for s in self.samples if sink in s.seen]
             thirds = [sorted(s.seen[sink] - s.sent for s in part if sink in s.seen) for part in _thirds(measured)]
-            figures: dict[str, Any] = {f"p{round(q * 100)}_s": _r(percentile(values, q)) for q in QUANTILES}
-            figures.update(
-                {
-                    "max_s": _r(values[-1] if values else None),
-                    "min_s": _r(values[0] if values else None),
-                    "mean_s": _r(sum(values) / len(values) if values else None),
-                    "seen": len(values),
-                    "never_seen": sum(1 for s in measured if sink not in s.seen),
-                    "p50_by_third_s": [_r(percentile(t, 0.5)) for t in thirds],
-                    "warmup_max_s": _r(max(warm_values) if warm_values else None),
-                    "polls": poller.queries,
-                    "mean_poll_ms": _r(1000 * poller.query_seconds / poller.queries if poller.queries else None),
-                    "quantiles_s": [_r(percentile(values, i / 100)) for i in range(1, 101)] if values else [],
-                }
+            sinks[sink] = SinkFreshness(
+                p50_s=_r(percentile(values, 0.5)),
+                p95_s=_r(percentile(values, 0.95)),
+                p99_s=_r(percentile(values, 0.99)),
+                max_s=_r(values[-1] if values else None),
+                min_s=_r(values[0] if values else None),
+                mean_s=_r(sum(values) / len(values) if values else None),
+                seen=len(values),
+                never_seen=sum(1 for s in measured if sink not in s.seen),
+                p50_by_third_s=[_r(percentile(t, 0.5)) for t in thirds],
+                warmup_max_s=_r(max(warm_values) if warm_values else None),
+                polls=poller.queries,
+                mean_poll_ms=_r(1000 * poller.query_seconds / poller.queries if poller.queries else None),
+                quantiles_s=[_r(percentile(values, i / 100)) for i in range(1, 101)] if values else [],
             )
-            out["sinks"][sink] = figures
-        return out, {
-            "cdf": cdf,
-            "timeline": timeline,
-            "window": (window_start - first, window_end - first),
-            "send_rate": sorted((b / 10 - first, n * 10) for b, n in self.sent_per_100ms.items()),
-        }
+        window = FreshnessWindow(
+            samples=len(measured),
+            sample_every=self.sample_every,
+            tick_s=self.tick_s,
+            messages_tailed=self.messages_seen,
+            warmup_samples_excluded=len(warm),
+            sent_in_first_0_5_s=sum(n for b, n in self.sent_per_100ms.items() if b / 10 < first + 0.5),
+            window_s=round(span, 2),
+            window_messages=in_window,
+            window_send_rate=round(in_window / span, 1) if span > 0 else None,
+            timestamp_type=sorted(
+                {"CreateTime" if t == TIMESTAMP_CREATE_TIME else f"type {t}" for t in self.timestamp_types}
+            ),
+            sinks=sinks,
+        )
+        return window, plot
 
 
 def _thirds(samples: list[Sample]) -> list[list[Sample]]:

@@ -1,0 +1,69 @@
+"""The benchmark report's records: the JSON they encode to, and the verdicts of the judge."""
+
+from __future__ import annotations
+
+import json
+
+import msgspec
+
+from benchmarks.whole_pipeline.judge import _target
+from benchmarks.whole_pipeline.records import (
+    Files,
+    Freshness,
+    FreshnessWindow,
+    Git,
+    KafkaLimit,
+    Machine,
+    Report,
+    Versions,
+)
+
+
+def report() -> Report:
+    machine = Machine(cores=2, memory_gib=24.0, cpu_model=None, kernel="6.1", hostname="h", load_average_before=[1.0])
+    versions = Versions(
+        python="CPython 3.11",
+        kafka="4.3.1",
+        librdkafka="2.16.0",
+        postgresql="15",
+        opensearch="opensearch 2.19.4",
+        packages={"msgspec": "0.23.0"},
+        git=Git(commit=None, uncommitted_changes=None),
+    )
+    return Report(mode="ci", started_at="2026-11-30T00:00:00+00:00", command=["x"], machine=machine, versions=versions)
+
+
+def test_the_json_has_the_fields_as_keys_in_order_and_no_error_unless_one_happened() -> None:
+    r = report()
+    keys = list(json.loads(r.to_json()))
+    assert keys == [f for f in Report.__struct_fields__ if f != "error"]
+    r.error = "RuntimeError: boom"
+    assert list(json.loads(r.to_json()))[-1] == "error"
+
+
+def test_a_skipped_chart_says_why_and_a_drawn_one_has_no_such_key() -> None:
+    assert msgspec.json.decode(msgspec.json.encode(Files(json="a.json", chart="a.png"))) == {
+        "json": "a.json",
+        "chart": "a.png",
+    }
+    skipped = Files(json="a.json", chart=None, chart_skipped="no matplotlib")
+    assert msgspec.json.decode(msgspec.json.encode(skipped))["chart_skipped"] == "no matplotlib"
+
+
+def test_the_freshness_section_opens_with_the_sampler_figures() -> None:
+    fields = Freshness.__struct_fields__
+    assert fields[: len(FreshnessWindow.__struct_fields__)] == FreshnessWindow.__struct_fields__
+
+
+def test_a_limit_is_rounded_as_reported_and_survives_zero_seconds() -> None:
+    limit = KafkaLimit.timed(1_000, 0.12345, batch=5_000, certificate="consumer")
+    assert (limit.seconds, limit.events_per_s) == (0.123, 8100.4)
+    assert KafkaLimit.timed(0, 0.0, batch=1, certificate="consumer").events_per_s == 0.0
+
+
+def test_targets_are_compared_never_assumed() -> None:
+    assert _target("rate", 10.0, ">=", 10.0, "events/s").result == "PASS"
+    assert _target("rate", 9.9, ">=", 10.0, "events/s").result == "MISS"
+    assert _target("delay", 2.1, "<=", 2.0, "s", " slow ").result == "MISS"
+    missing = _target("delay", None, "<=", 2.0, "s")
+    assert (missing.result, missing.note) == ("n/a", "")
