@@ -24,7 +24,7 @@ read_event: Final = msgspec.json.Decoder(Event).decode
 
 
 class SimulatedMessage(msgspec.Struct, frozen=True, gc=False):
-    """One Kafka message as the producer should send it, plus what it is (for tests/dumps).
+    """One Kafka message as the producer should send it, plus what it is (for tests and ``--dump`` files).
 
     ``key`` and ``value`` are the exact bytes to produce. ``kind`` is ``valid``,
     ``duplicate``, ``late`` or ``malformed:<kind>``. ``expected`` is, for a malformed
