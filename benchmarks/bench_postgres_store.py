@@ -15,11 +15,11 @@ in flight at once, each ``--session-events`` long on average, interleaved at ran
 a busy shop: a 5,000-event batch then touches thousands of sessions that each have
 history.
 
-In every run the session merge is the largest step (40-50% of the wall time), but it
-does not grow with a session's history: its cost is rewriting each touched session's row
-(about 10 us a row on this machine, HOT updates included), so larger batches, which touch
-fewer sessions per event, are cheaper per event. (How the incremental merge compared with
-the recompute it replaced is in ``docs/decisions.md``.)
+The session merge is the largest step, but it does not grow with a session's history:
+its cost is rewriting each touched session's row (HOT updates included), so larger
+batches, which touch fewer sessions per event, are cheaper per event. (The figures, and
+how the incremental merge compared with the recompute it replaced, are in
+``docs/decisions.md``.)
 
 Each (format, batch size) run gets a fresh database of its own (created and dropped with
 the admin role, migrated, written with the application role), so runs do not disturb

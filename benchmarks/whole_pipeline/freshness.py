@@ -25,7 +25,8 @@ Method (why it is sound):
   - ``opensearch_events``: an ``ids`` query on the events alias (a search, not a GET: a
     GET by id is real-time and would say nothing about searchability). Documents become
     searchable only at the next refresh, and the templates set ``refresh_interval`` to
-    5 s by design (measured there to save 13-25% OpenSearch CPU against 1 s), so expect
+    5 s by design (it saves OpenSearch CPU against 1 s: ``DEFAULT_REFRESH_INTERVAL`` in
+    ``pipeline/sinks/opensearch/mappings.py`` says why), so expect
     PostgreSQL's figure plus up to 5 s. The polling itself keeps the shards out of
     OpenSearch's "search idle" state, so scheduled refreshes do happen every 5 s.
 * Only samples sent inside the measured window count (the caller starts it once the

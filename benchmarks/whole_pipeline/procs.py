@@ -10,8 +10,7 @@ How CPU and memory of a pipeline process are measured, with no extra package (ps
   read every 100 ms while the process runs; the last reading is taken at most 100 ms
   before it exits. Not ``ru_maxrss``: the kernel carries the parent's high-water mark
   over into a forked (or vforked) child until ``exec``, so ``ru_maxrss`` reported the
-  benchmark's own RSS for every child (measured: 511 MiB for a ``python -c pass``
-  started from a 500 MiB parent, whose ``VmHWM`` was 11 MiB).
+  benchmark's own RSS for every child (the measurement is in docs/decisions.md).
 
 The shared services (Kafka, PostgreSQL, OpenSearch) are not our children: their CPU is
 read from ``/proc/<pid>/stat`` before and after a phase (for PostgreSQL including the

@@ -39,7 +39,7 @@ _SPLIT_TITLES: Final = {
 
 @functools.lru_cache(maxsize=1)
 def plotly_bundle() -> str:
-    """plotly.js, minified, from the installed Plotly wheel (about 4.8 MB)."""
+    """plotly.js, minified, from the installed Plotly wheel."""
     from plotly.offline import get_plotlyjs
 
     return str(get_plotlyjs())

@@ -4,7 +4,8 @@ librdkafka retries transient failures itself (the idempotent producer keeps orde
 avoids duplicates while it does); whatever still fails after ``delivery.timeout.ms``
 comes back as an error delivery report, is counted and reported, never dropped
 silently. Only failures are reported (``delivery.report.only.error``): a Python
-callback per successful message would cost a fifth of the producer's time, and once
+callback per successful message would be a large share of the producer's time (see
+docs/decisions.md), and once
 ``flush_all`` has emptied the queue every message without an error report has been
 acknowledged by the broker, so ``delivered = sent - failed`` exactly.
 """

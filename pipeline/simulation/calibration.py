@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pipeline.simulation.config import SimulationConfig
 from pipeline.simulation.walk import Walker
 
-_VISITS = 10_000  # about 1% standard error on the mean; ~0.3 s once per process
+_VISITS = 10_000  # about 1% standard error on the mean, paid once per process
 _USERS = 1_000
 
 

@@ -276,7 +276,7 @@ class Walker:
         if r() < self.config.idle_rate:
             lo, hi = self._idle
             return lo + int(r() * (hi - lo))
-        # Inverse-CDF lookup with linear interpolation: 5x cheaper than lognormvariate.
+        # Inverse-CDF lookup with linear interpolation: far cheaper than lognormvariate.
         table = self._dwell_tables[page]
         x = r() * _TABLE_STEPS
         i = int(x)

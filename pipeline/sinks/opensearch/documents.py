@@ -7,10 +7,10 @@ answers.
 
 Why bytes built by hand with msgspec instead of dicts handed to ``opensearchpy.helpers``:
 the helpers serialise with the standard ``json`` module, one action at a time, and this
-is the consumer's hottest loop after decoding (``benchmarks/bench_opensearch_index.py``
-measures it). msgspec writes a document in a few microseconds and ``Decimal`` as an
-exact JSON number: the benchmark's first line shows building the NDJSON this way 2-3x
-faster than dicts through the client's own JSON serializer (e.g. 118k vs 61k docs/s).
+is the consumer's hottest loop after decoding. msgspec writes ``Decimal`` as an exact
+JSON number, and building the NDJSON this way is faster than dicts through the client's
+own JSON serializer: the first line ``benchmarks/bench_opensearch_index.py`` prints
+compares the two (figures in docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ _ENCODER: Final = msgspec.json.Encoder(decimal_format="number")
 
 # The event document as a Struct built from the contract's field list at import time, so
 # a field added to ``Event`` appears in the document (and, through the strict mapping,
-# fails loudly until the template knows it). Encoding the Struct took 3.7-4.7 us per
-# document against 5.2-5.7 us for the same values zipped into a dict.
+# fails loudly until the template knows it). A Struct rather than a dict because it
+# encodes faster (see docs/decisions.md).
 _EventDocument: Final[type[msgspec.Struct]] = msgspec.defstruct(
     "_EventDocument",
     [(name, object) for name in EVENT_DOCUMENT_FIELDS],
@@ -65,8 +65,8 @@ def iso_millis(value: dt.datetime) -> str:
     """``2026-11-30T09:41:07.123Z``: UTC, millisecond precision, the contract's timestamp form.
 
     Same result as :func:`pipeline.contract.event.format_timestamp` (a unit test holds
-    them equal) with a fast path for values already in UTC, which decoded events are:
-    twice as fast, and this runs twice per event.
+    them equal) with a faster path for values already in UTC, which decoded events are,
+    because this runs twice per event.
     """
     if value.tzinfo is _UTC:
         return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (

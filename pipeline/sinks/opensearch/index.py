@@ -63,19 +63,19 @@ from pipeline.sinks.opensearch_client import opensearch_client
 
 DEFAULT_MAX_DOCS: Final = 10_000
 """Actions per bulk request; with :data:`DEFAULT_MAX_BYTES` this means "one request per
-consumer batch" (5,000 events + their sessions is ~4 MiB). Chosen by measurement:
-``benchmarks/bench_opensearch_index.py`` finds throughput and OpenSearch CPU per document
-flat within noise from 500 to 10,000 documents per request (OpenSearch's per-document
-CPU, not per-request overhead, is the limit), and in the whole consumer (``pipeline
-consume --drain`` over 160k events, two runs each) the OpenSearch stage took 9.5/8.9 s
-with one request per batch against 10.7/9.9 s with 2,000-document requests: every
-request costs a translog fsync and a round trip the consumer waits for."""
+consumer batch" (5,000 events + their sessions is ~4 MiB). Chosen by measurement
+(figures in docs/decisions.md): ``benchmarks/bench_opensearch_index.py`` finds throughput
+and OpenSearch CPU per document flat within noise from 500 to 10,000 documents per
+request (OpenSearch's per-document CPU, not per-request overhead, is the limit), and in
+the whole consumer one request per batch beat 2,000-document requests: every request
+costs a translog fsync and a round trip the consumer waits for."""
 DEFAULT_MAX_BYTES: Final = 5 * 1024 * 1024
 """Bytes per bulk request: a cap for unusually large documents (long URLs and queries), half
 the ~10 MiB beyond which bulk requests stop paying off and start straining the heap."""
 BULK_FILTER_PATH: Final = "errors,items.*.status,items.*.error"
-"""Ask only for what :func:`classify` reads: a 5,000-item response shrinks ~8x, and parsing
-it is on the consumer's hot path. ``status`` keeps one entry per item, in request order."""
+"""Ask only for what :func:`classify` reads: a bulk response shrinks to a fraction of its
+size (see docs/decisions.md), and parsing it is on the consumer's hot path. ``status``
+keeps one entry per item, in request order."""
 REASON_MAX: Final = 300
 
 

@@ -30,12 +30,11 @@ Mapping choices worth a sentence:
   ranges. A double holds every cent value exactly up to 2^53 cents (the contract caps
   revenue at 10^9) and ``_source`` keeps the exact digits (``49.90``); sums over many
   documents may be off in the last cent, so exact money figures come from PostgreSQL.
-* ``page_url`` is ``keyword`` only: a ``text`` subfield cost ~15% more OpenSearch CPU
-  per event when measured (median of 3 runs, 0.055 -> 0.063 CPU-seconds per 1,000
-  events), the scarcest resource on the 2-core target, for a full-text search over
-  URLs nobody asked for. ``page_path`` (keyword) is what pages are grouped by, and
-  prefix/wildcard queries work on keywords. ``search_query`` is free text, so ``text``
-  with a ``keyword`` subfield.
+* ``page_url`` is ``keyword`` only: a ``text`` subfield costs OpenSearch CPU on every
+  event (measured: see docs/decisions.md), the scarcest resource on the 2-core target,
+  for a full-text search over URLs that nothing here runs. ``page_path`` (keyword) is
+  what pages are grouped by, and prefix/wildcard queries work on keywords.
+  ``search_query`` is free text, so ``text`` with a ``keyword`` subfield.
 * sessions are ``dynamic: strict`` too, with one property per column of the session row
   the PostgreSQL sink returns (the document is that row), generated from the table of
   session columns (``pipeline.sessions.columns``), which gives each its OpenSearch type.
@@ -58,10 +57,10 @@ not shard-bound; one shard per month is also ample for one shop's volume (a shar
 tens of GiB) and keeps a single node's shard count low."""
 DEFAULT_SESSION_SHARDS: Final = 1
 DEFAULT_REFRESH_INTERVAL: Final = "5s"
-"""How soon a write becomes searchable. 5 s instead of OpenSearch's 1 s default: measured
-with the benchmark (``--refresh 1s,5s,30s``, three round-robin runs), 1 s cost 13-25% more
-OpenSearch CPU per event than 5 s (more, smaller segments to build and merge), and 30 s
-saved nothing measurable beyond that. CPU is what the 2-core target lacks, and a
+"""How soon a write becomes searchable. 5 s instead of OpenSearch's 1 s default: 1 s costs
+clearly more OpenSearch CPU per event (more, smaller segments to build and merge), and 30 s
+saves nothing measurable beyond 5 s (``bench_opensearch_index.py --refresh 1s,5s,30s``;
+figures in docs/decisions.md). CPU is what the 2-core target lacks, and a
 dashboard 5 s behind is still live. Configurable per call of ``templates.ensure_templates``;
 tests refresh explicitly."""
 TEMPLATE_PRIORITY: Final = 200

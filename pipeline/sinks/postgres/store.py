@@ -5,9 +5,9 @@
 calls in this order:
 
 1. :meth:`~EventTransaction.insert`: COPY the events into a per-connection temporary
-   staging table (one round trip per batch; binary COPY costs this process about 40% less
-   CPU than text COPY and the server about 10% less, see
-   ``benchmarks/bench_postgres_store.py``), then ``INSERT INTO events SELECT ... FROM
+   staging table (one round trip per batch; binary rather than text COPY because it costs
+   less CPU on both sides, as ``benchmarks/bench_postgres_store.py`` measures: figures in
+   docs/decisions.md), then ``INSERT INTO events SELECT ... FROM
    staging ON CONFLICT DO NOTHING RETURNING ...`` into a second temporary table,
    ``events_new``: exactly the events that were really stored now. A duplicate, whether
    of an event stored long ago or of one another writer stored first, costs nothing,
