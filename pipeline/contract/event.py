@@ -42,8 +42,8 @@ BROWSER_OS_MAX: Final = 64
 PRICE_MAX: Final = Decimal("1000000")
 """Upper bound of ``price`` (inclusive); with 2 decimals a price fits NUMERIC(9,2)."""
 REVENUE_MAX: Final = Decimal("1000000000")
-"""Upper bound of ``revenue`` (inclusive), not in the issue text: added so an absurd
-value is rejected at the door instead of overflowing a NUMERIC(12,2) column later."""
+"""Upper bound of ``revenue`` (inclusive), so that an absurd value is rejected at the door
+instead of overflowing a numeric column later; with 2 decimals it fits NUMERIC(12,2)."""
 MONEY_DECIMALS: Final = 2
 MONEY_TEXT_MAX: Final = 32
 """Longest JSON number text accepted for ``price`` or ``revenue``. A money value is
