@@ -3,7 +3,7 @@
 Why derive instead of hand-writing: the Struct is the one definition of the event; the
 shipped ``clickstream-event.v1.schema.json`` is this module's output, and a unit test
 fails if the file differs from a fresh derivation. To change the contract, edit
-``contract.py`` and run::
+``pipeline/contract/event.py`` and run::
 
     python -m pipeline.contract.schema --write
 

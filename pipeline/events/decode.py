@@ -139,7 +139,7 @@ def _from_decode_error(err: msgspec.DecodeError) -> InvalidEvent:
     return InvalidEvent(None, Reason.NOT_JSON, text)
 
 
-# --- format checks equivalent to the patterns in contract.py -------------------------
+# --- format checks equivalent to the patterns in pipeline/contract/event.py ----------
 # UUID and timestamp use the contract's own pattern; URL and country use cheaper forms
 # whose equivalence with PAGE_URL_PATTERN / REFERRER_PATTERN / COUNTRY_PATTERN is tested.
 _UUID_RE: Final = re.compile(UUID_PATTERN)

@@ -366,7 +366,7 @@ def test_fast_checks_agree_with_published_patterns(
     """The decoder's hand-written checks accept exactly what the schema's patterns accept.
 
     Python's ``re.search`` stands in for an ECMA-262 engine: the patterns avoid the
-    constructs where the two differ (see contract.py).
+    constructs where the two differ (see pipeline/contract/event.py).
     """
     compiled = re.compile(pattern)
     rng = random.Random(pattern)
