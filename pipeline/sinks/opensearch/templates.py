@@ -23,6 +23,7 @@ from pipeline.sinks.opensearch.mappings import (
     DEFAULT_SESSION_SHARDS,
     MAPPING_VERSION,
     OWNER,
+    WRITABLE_MAPPING_VERSIONS,
     events_component_body,
     events_template_body,
     replicas_for,
@@ -75,7 +76,8 @@ def check_index(client: OpenSearch, name: str, kind: str) -> None:
         raise service_error(exc, f"reading the mapping of {name}") from None
     for index, body in mappings.items():
         meta = body.get("mappings", {}).get("_meta", {})
-        if meta.get("owner") != OWNER or meta.get("kind") != kind or meta.get("mapping_version") != MAPPING_VERSION:
+        writable = WRITABLE_MAPPING_VERSIONS.get(kind, frozenset({MAPPING_VERSION}))
+        if meta.get("owner") != OWNER or meta.get("kind") != kind or meta.get("mapping_version") not in writable:
             raise ConfigError(
                 f"OpenSearch index {index} was not created from the {kind} template "
                 f"(mapping version {MAPPING_VERSION}); run the template setup (ensure_templates) "
