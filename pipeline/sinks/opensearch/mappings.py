@@ -66,13 +66,12 @@ requests) gained nothing measurable on the 2-core machine, where OpenSearch is C
 not shard-bound; one shard per month is also ample for one shop's volume (a shard holds
 tens of GiB) and keeps a single node's shard count low."""
 DEFAULT_SESSION_SHARDS: Final = 1
-DEFAULT_REFRESH_INTERVAL: Final = "5s"
-"""How soon a write becomes searchable. 5 s instead of OpenSearch's 1 s default: measured
-with the benchmark (``--refresh 1s,5s,30s``, three round-robin runs), 1 s cost 13-25% more
-OpenSearch CPU per event than 5 s (more, smaller segments to build and merge), and 30 s
-saved nothing measurable beyond that. CPU is what the 2-core target lacks, and a
-dashboard 5 s behind is still live. Configurable per call of ``templates.ensure_templates``;
-tests refresh explicitly."""
+DEFAULT_REFRESH_INTERVAL: Final = "1s"
+"""How soon a write becomes searchable: the freshness a dashboard sees is this plus the
+consumer's batch time. 1 s (OpenSearch's own default) keeps the newest events visible
+within about 2 s; a longer interval builds fewer, larger segments and costs OpenSearch less
+CPU per document (measured in ``docs/decisions.md``), so ``pipeline schema
+--refresh-interval`` trades freshness for that saving. Tests refresh explicitly."""
 TEMPLATE_PRIORITY: Final = 200
 """Above the priority of built-in templates (100), so ours win on our patterns."""
 

@@ -98,8 +98,9 @@ def ensure_templates(
 ) -> IndexNames:
     """Put the component and index templates, then create the sessions index and this month's events index.
 
-    Idempotent: templates are PUT (same body, same result) and existing indices are left
-    as they are, so every consumer may call it at start-up. Uses the admin URI because
+    Idempotent: templates are PUT (same body, same result) and existing indices keep their
+    mappings (only their refresh interval follows ``refresh_interval``), so every consumer
+    may call it at start-up. Uses the admin URI because
     templates are cluster-level objects. ``replicas`` defaults to what the cluster can
     hold (:func:`replicas_for`). ``client`` replaces the admin connection (tests, benchmarks).
     """
@@ -153,6 +154,13 @@ def _put_and_create(
     month = names.events_index(now or dt.datetime.now(_UTC))
     create_index(client, month)
     check_index(client, month, "events")
+    # Templates shape only indices created after them; the interval is a dynamic setting,
+    # so the indices that exist already follow the one chosen now.
+    existing = f"{names.events_pattern},{names.sessions_pattern}"
+    try:
+        client.indices.put_settings(index=existing, body={"index": {"refresh_interval": refresh_interval}})
+    except TransportError as exc:
+        raise service_error(exc, f"setting the refresh interval of {existing}") from None
 
 
 def delete_all(client: OpenSearch, names: IndexNames) -> None:
