@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import click
 
 from pipeline.config.settings import Settings, load_settings
 from pipeline.errors import ConfigError, PipelineError, ServiceError
+from pipeline.sinks.opensearch.mappings import DEFAULT_REFRESH_INTERVAL
 
 if TYPE_CHECKING:
     from pipeline.jobs.produce import ProduceOptions
@@ -133,16 +135,32 @@ def _index_prefix_option(fn: Callable[..., T]) -> Callable[..., T]:
     )(fn)
 
 
+_REFRESH_INTERVAL = re.compile(r"-1|[1-9][0-9]*(ms|s|m)")
+
+
+def _refresh_interval(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if not _REFRESH_INTERVAL.fullmatch(value):
+        raise click.BadParameter(f"{value!r} is not an interval such as 500ms, 1s, 30s or 1m (or -1: never)")
+    return value
+
+
 @main.command()
 @_index_prefix_option
+@click.option(
+    "--refresh-interval",
+    default=DEFAULT_REFRESH_INTERVAL,
+    show_default=True,
+    callback=_refresh_interval,
+    help="How soon OpenSearch makes writes searchable; longer costs it less CPU per document.",
+)
 @source_options
 @click.pass_obj
-def schema(ctx: Context, index_prefix: str) -> None:
+def schema(ctx: Context, index_prefix: str, refresh_interval: str) -> None:
     """Apply PostgreSQL migrations (admin role) and OpenSearch index templates. Re-running is a no-op."""
     from pipeline.jobs.setup import prepare_sinks
 
     def body() -> None:
-        report = prepare_sinks(ctx.settings(), index_prefix=index_prefix)
+        report = prepare_sinks(ctx.settings(), index_prefix=index_prefix, refresh_interval=refresh_interval)
         click.echo(report)
 
     guarded(ctx, body)

@@ -49,6 +49,8 @@ class KafkaSettings:
             "ssl.certificate.pem": cert,
             "ssl.key.pem": key.reveal(),
             "ssl.endpoint.identification.algorithm": "https",
+            # Names the process in the broker's logs and in the group's member list.
+            "client.id": f"clickstream-pipeline-{role}",
         }
 
 

@@ -52,11 +52,13 @@ RATE_FIELDS: Final[Mapping[str, str]] = {
 class FieldSpec:
     name: str
     mapping_type: str
+    indexed: bool = True
+    doc_values: bool = True
 
     @property
     def aggregatable(self) -> bool:
-        """Doc values exist for every mapped type here except ``text``."""
-        return self.mapping_type != "text"
+        """Doc values exist for every mapped type here except ``text``, unless the mapping turns them off."""
+        return self.mapping_type != "text" and self.doc_values
 
     def to_json(self) -> dict[str, Any]:
         kind = "number" if self.mapping_type in NUMBER_TYPES else _DASHBOARDS_TYPES[self.mapping_type]
@@ -66,7 +68,7 @@ class FieldSpec:
             "esTypes": [self.mapping_type],
             "count": 0,
             "scripted": False,
-            "searchable": True,
+            "searchable": self.indexed,
             "aggregatable": self.aggregatable,
             "readFromDocValues": self.aggregatable,
         }
@@ -75,13 +77,17 @@ class FieldSpec:
         return spec
 
 
+def _field_spec(name: str, spec: Mapping[str, Any]) -> FieldSpec:
+    return FieldSpec(name, spec["type"], spec.get("index", True), spec.get("doc_values", True))
+
+
 def field_specs(properties: Mapping[str, Mapping[str, Any]]) -> list[FieldSpec]:
     """Every field of a mapping, multi-fields (``search_query.keyword``) included."""
     out: list[FieldSpec] = []
     for name, spec in properties.items():
-        out.append(FieldSpec(name, spec["type"]))
+        out.append(_field_spec(name, spec))
         for sub, sub_spec in spec.get("fields", {}).items():
-            out.append(FieldSpec(f"{name}.{sub}", sub_spec["type"]))
+            out.append(_field_spec(f"{name}.{sub}", sub_spec))
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pipeline.config.settings import Settings
 from pipeline.dashboards.importer import ImportResult, import_saved_objects
 from pipeline.dashboards.saved_objects import build
+from pipeline.sinks.opensearch.mappings import DEFAULT_REFRESH_INTERVAL
 from pipeline.sinks.opensearch.templates import ensure_templates
 from pipeline.sinks.postgres.migrate import apply_migrations
 
@@ -18,11 +19,11 @@ def import_dashboards(settings: Settings, *, index_prefix: str) -> ImportResult:
     return import_saved_objects(settings.opensearch, build(index_prefix))
 
 
-def prepare_sinks(settings: Settings, *, index_prefix: str) -> str:
+def prepare_sinks(settings: Settings, *, index_prefix: str, refresh_interval: str = DEFAULT_REFRESH_INTERVAL) -> str:
     """Apply PostgreSQL migrations (admin role) and OpenSearch templates (admin URI), import the
     dashboards when the stack has OpenSearch Dashboards; say what was done."""
     applied = apply_migrations(settings)
-    names = ensure_templates(settings, index_prefix)
+    names = ensure_templates(settings, index_prefix, refresh_interval=refresh_interval)
     migrations = f"applied {', '.join(applied)}" if applied else "already up to date"
     dashboards = (
         import_dashboards(settings, index_prefix=index_prefix).line()
@@ -31,5 +32,6 @@ def prepare_sinks(settings: Settings, *, index_prefix: str) -> str:
     )
     return (
         f"schema: PostgreSQL migrations {migrations}; "
-        f"OpenSearch templates ready for {names.events_alias} and {names.sessions_alias}; {dashboards}"
+        f"OpenSearch templates ready for {names.events_alias} and {names.sessions_alias} "
+        f"(refresh interval {refresh_interval}); {dashboards}"
     )

@@ -1,7 +1,7 @@
 """The Kafka side of the consumer: group membership, batches, pausing while sinks recover, commits.
 
-Offsets are committed explicitly, synchronously, and only for data already written to
-every sink, and only for partitions this process still owns; after a rebalance the new
+Offsets are committed explicitly, and only for data already written to every sink, and
+only for partitions this process still owns; after a rebalance the new
 owner re-reads what was not committed and the idempotent sinks absorb the repeat. Which
 offsets those are is the :class:`~pipeline.kafka.ledger.OffsetLedger`'s to say, and how to
 wait out a sink outage the :class:`~pipeline.kafka.hold.HoldController`'s; this module
@@ -23,6 +23,7 @@ supported"; the consumer then starts again with the classic protocol and says so
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Final, Literal
 
@@ -55,6 +56,9 @@ CLASSIC_DEFAULTS: Mapping[str, object] = {
 """Client-side group settings that only the classic protocol has."""
 NEXT_GENERATION: Mapping[str, object] = {"group.protocol": "consumer"}
 CLASSIC_ONLY: Final = frozenset({"session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy"})
+COMMIT_RESEND_S: Final = 10.0
+"""A commit not answered within this long is sent again (commits of the same offsets are
+idempotent, and the broker refuses one from an outdated member)."""
 
 
 def unsupported_protocol(err: KafkaError) -> bool:
@@ -98,6 +102,7 @@ class GroupConsumer:
         overrides: Mapping[str, object] | None = None,
         protocol: GroupProtocol = "auto",
         client: Callable[[dict[str, object]], Consumer] = Consumer,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.topic = topic
         self.group = group
@@ -108,12 +113,16 @@ class GroupConsumer:
         self.ledger = OffsetLedger()
         self._client = client
         self._paused = False
+        self._clock = clock
+        self._unanswered: tuple[dict[int, int], float] | None = None
+        """The last commit sent and not answered yet, and when it was sent."""
         self._consumer = self._join()
 
     def _join(self) -> Consumer:
         log.info("joining group %s with the %s group protocol", self.group, self.protocol)
         config = group_config(self._kafka, self.group, self.protocol, self._overrides)
         config["error_cb"] = self._on_error
+        config["on_commit"] = self._on_commit
         consumer = self._client(config)
         consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
         return consumer
@@ -199,10 +208,14 @@ class GroupConsumer:
     def commit_batch(self, number: int) -> bool:
         """Batch ``number`` is written everywhere: commit what may be committed now; True when nothing is left.
 
-        A commit that fails (a rebalance in progress, the coordinator unreachable) stays
-        in the ledger and is retried by the next ``commit_batch`` or ``retry_pending``
-        call, or in the revoke callback, so written data of a partition this process keeps
-        is never left uncommitted (nobody would re-read it).
+        Commits are asynchronous: the answer arrives in a later ``poll_batch`` (librdkafka
+        serves the commit callback there), and only then does the ledger count the
+        offsets as committed. A synchronous commit waits inside the client, where nothing
+        can interrupt it; after a broker outage one was seen never to return. A commit
+        that fails (a rebalance in progress, the coordinator unreachable) or is not
+        answered within ``COMMIT_RESEND_S`` is sent again by the next ``commit_batch`` or
+        ``retry_pending``, or in the revoke callback, so written data of a partition this
+        process keeps is never left uncommitted (nobody would re-read it).
         """
         self.ledger.written(number)
         return self.retry_pending()
@@ -214,14 +227,30 @@ class GroupConsumer:
     def _commit(self, offsets: Mapping[int, int]) -> bool:
         if not offsets:
             return True
+        offsets = dict(offsets)
+        now = self._clock()
+        if self._unanswered is not None:
+            sent, at = self._unanswered
+            if sent == offsets and now - at < COMMIT_RESEND_S:
+                return False
         partitions = [TopicPartition(self.topic, p, o) for p, o in sorted(offsets.items())]
         try:
-            self._consumer.commit(offsets=partitions, asynchronous=False)
+            self._consumer.commit(offsets=partitions, asynchronous=True)
         except KafkaException as exc:
             log.warning("offset commit failed, will retry: %s", exc.args[0].str())
             return False
-        self.ledger.committed(offsets)
-        return True
+        self._unanswered = (offsets, now)
+        return False
+
+    def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        self._unanswered = None
+        if err is not None:
+            log.warning("offset commit failed, will retry: %s", err.str())
+            return
+        for tp in partitions:
+            if tp.error is not None:
+                log.warning("offset commit of partition %d failed, will retry: %s", tp.partition, tp.error.str())
+        self.ledger.committed({tp.partition: tp.offset for tp in partitions if tp.error is None})
 
     # --- progress -----------------------------------------------------------------------
     def group_lag(self, timeout: float = 10.0) -> int | None:
@@ -242,8 +271,20 @@ class GroupConsumer:
             log.debug("lag unknown: %s", exc)
             return None
 
-    def close(self) -> None:
-        """Leave the group cleanly so the partitions move to another member at once."""
+    def close(self, flush_s: float = 5.0) -> None:
+        """Commit what is written (waiting up to ``flush_s`` for the answer), then leave the group.
+
+        Leaving cleanly moves the partitions to another member at once; whatever is still
+        uncommitted after ``flush_s`` is read again by the next owner.
+        """
+        deadline = self._clock() + flush_s
+        try:
+            if self.ledger.pending:
+                self.pause_all()
+                while not self.retry_pending() and self._clock() < deadline:
+                    self._consumer.consume(num_messages=1, timeout=0.1)  # serves the commit callback
+        except KafkaException as exc:
+            log.warning("final offset commit failed: %s", exc.args[0].str())
         self._consumer.close()
 
 

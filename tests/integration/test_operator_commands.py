@@ -67,6 +67,7 @@ def test_status_shows_the_running_member_its_partitions_offsets_lag_and_the_stor
     assert group["group"] == world.topics.group and group["state"] == "STABLE"
     (member,) = group["members"]
     assert member["partitions"] == sorted(ends)
+    assert member["client_id"] == "clickstream-pipeline-consumer"
     assert {p["partition"]: (p["committed"], p["end"], p["lag"]) for p in group["partitions"]} == {
         p: (end, end, 0) for p, end in ends.items()
     }

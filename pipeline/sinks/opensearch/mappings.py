@@ -30,11 +30,15 @@ Mapping choices worth a sentence:
   ranges. A double holds every cent value exactly up to 2^53 cents (the contract caps
   revenue at 10^9) and ``_source`` keeps the exact digits (``49.90``); sums over many
   documents may be off in the last cent, so exact money figures come from PostgreSQL.
-* ``page_url`` is ``keyword`` only: a ``text`` subfield costs OpenSearch CPU on every
-  event (measured: see docs/decisions.md), the scarcest resource on the 2-core target,
-  for a full-text search over URLs that nothing here runs. ``page_path`` (keyword) is
-  what pages are grouped by, and prefix/wildcard queries work on keywords.
-  ``search_query`` is free text, so ``text`` with a ``keyword`` subfield.
+* an event field is indexed only if a dashboard, the status command or a plausible filter
+  uses it: ``page_url`` (every distinct query string a new term), ``event_id`` (the same
+  value as ``_id``), ``schema_version``, ``ingested_at`` and the Kafka coordinates are
+  kept in ``_source`` only, so they are shown with the document but cost no inverted index
+  or doc values; ``order_id`` is searchable without doc values (found, never grouped by).
+  ``page_path`` (keyword) is what pages are grouped by, and prefix/wildcard queries work
+  on keywords. ``search_query`` is free text, so ``text`` with a ``keyword`` subfield for
+  the top-searches chart. A ``text`` subfield on ``page_url`` was measured once too
+  (see ``docs/decisions.md``): CPU on every event for a search nobody runs.
 * sessions are ``dynamic: strict`` too, with one property per column of the session row
   the PostgreSQL sink returns (the document is that row), generated from the table of
   session columns (``pipeline.sessions.columns``), which gives each its OpenSearch type.
@@ -47,8 +51,15 @@ from typing import Any, Final
 from pipeline.contract.names import IndexNames
 from pipeline.sessions.columns import document_columns
 
-MAPPING_VERSION: Final = 1
+MAPPING_VERSION: Final = 2
 """Bumped with every mapping change; stored in each index's ``_meta`` and checked by the sink."""
+WRITABLE_MAPPING_VERSIONS: Final[dict[str, frozenset[int]]] = {
+    "events": frozenset({1, 2}),
+    "sessions": frozenset({1, 2}),
+}
+"""Index mappings the sink may write into. Version 1 indexed more event fields than 2 (which
+keeps the event's id, URL, version and Kafka coordinates in ``_source`` only): documents
+written now fit it, so a month created under version 1 is written on to its end."""
 
 DEFAULT_EVENT_SHARDS: Final = 1
 """``bench_opensearch_index.py --shards 1,2 --concurrency 1,2``: 2 shards (and 2 parallel
@@ -56,13 +67,12 @@ requests) gained nothing measurable on the 2-core machine, where OpenSearch is C
 not shard-bound; one shard per month is also ample for one shop's volume (a shard holds
 tens of GiB) and keeps a single node's shard count low."""
 DEFAULT_SESSION_SHARDS: Final = 1
-DEFAULT_REFRESH_INTERVAL: Final = "5s"
-"""How soon a write becomes searchable. 5 s instead of OpenSearch's 1 s default: 1 s costs
-clearly more OpenSearch CPU per event (more, smaller segments to build and merge), and 30 s
-saves nothing measurable beyond 5 s (``bench_opensearch_index.py --refresh 1s,5s,30s``;
-figures in docs/decisions.md). CPU is what the 2-core target lacks, and a
-dashboard 5 s behind is still live. Configurable per call of ``templates.ensure_templates``;
-tests refresh explicitly."""
+DEFAULT_REFRESH_INTERVAL: Final = "1s"
+"""How soon a write becomes searchable: the freshness a dashboard sees is this plus the
+consumer's batch time. 1 s (OpenSearch's own default) keeps the newest events visible
+within about 2 s; a longer interval builds fewer, larger segments and costs OpenSearch less
+CPU per document (measured in ``docs/decisions.md``), so ``pipeline schema
+--refresh-interval`` trades freshness for that saving. Tests refresh explicitly."""
 TEMPLATE_PRIORITY: Final = 200
 """Above the priority of built-in templates (100), so ours win on our patterns."""
 
@@ -72,19 +82,21 @@ OWNER: Final = "clickstream-pipeline"
 
 _KEYWORD: Final = {"type": "keyword"}
 _DATE: Final = {"type": "date"}
-_INTEGER: Final = {"type": "integer"}
-_LONG: Final = {"type": "long"}
 _DOUBLE: Final = {"type": "double"}
+
+_STORED_ONLY: Final = {"index": False, "doc_values": False}
+"""Kept in ``_source`` (shown with the document), neither searchable nor aggregatable: no
+inverted index and no doc values to build and merge for it."""
 
 EVENT_PROPERTIES: Final[dict[str, dict[str, Any]]] = {
     # every field of pipeline.contract.event.Event, in contract order
-    "event_id": _KEYWORD,
-    "schema_version": {"type": "short"},
+    "event_id": {"type": "keyword", **_STORED_ONLY},  # the document's _id: found as `_id:<uuid>`
+    "schema_version": {"type": "short", **_STORED_ONLY},
     "event_type": _KEYWORD,
     "occurred_at": _DATE,
     "user_id": _KEYWORD,
     "session_id": _KEYWORD,
-    "page_url": _KEYWORD,
+    "page_url": {"type": "keyword", **_STORED_ONLY},  # searched and grouped by as page_path
     "referrer": _KEYWORD,
     "utm_source": _KEYWORD,
     "utm_medium": _KEYWORD,
@@ -97,13 +109,13 @@ EVENT_PROPERTIES: Final[dict[str, dict[str, Any]]] = {
     "search_query": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 512}}},
     "product_id": _KEYWORD,
     "price": _DOUBLE,
-    "order_id": _KEYWORD,
+    "order_id": {"type": "keyword", "doc_values": False},  # looked up, never grouped by (one per purchase)
     "revenue": _DOUBLE,
-    # added by the sink
+    # added by the sink: where the event came from, for reading one document, not for queries
     "page_path": _KEYWORD,
-    "ingested_at": _DATE,
-    "kafka_partition": _INTEGER,
-    "kafka_offset": _LONG,
+    "ingested_at": {"type": "date", **_STORED_ONLY},
+    "kafka_partition": {"type": "integer", **_STORED_ONLY},
+    "kafka_offset": {"type": "long", **_STORED_ONLY},
 }
 
 SESSION_PROPERTIES: Final[dict[str, dict[str, Any]]] = {c.name: {"type": c.opensearch} for c in document_columns()}

@@ -23,6 +23,7 @@ from pipeline.sinks.opensearch.mappings import (
     DEFAULT_SESSION_SHARDS,
     MAPPING_VERSION,
     OWNER,
+    WRITABLE_MAPPING_VERSIONS,
     events_component_body,
     events_template_body,
     replicas_for,
@@ -75,7 +76,8 @@ def check_index(client: OpenSearch, name: str, kind: str) -> None:
         raise service_error(exc, f"reading the mapping of {name}") from None
     for index, body in mappings.items():
         meta = body.get("mappings", {}).get("_meta", {})
-        if meta.get("owner") != OWNER or meta.get("kind") != kind or meta.get("mapping_version") != MAPPING_VERSION:
+        writable = WRITABLE_MAPPING_VERSIONS.get(kind, frozenset({MAPPING_VERSION}))
+        if meta.get("owner") != OWNER or meta.get("kind") != kind or meta.get("mapping_version") not in writable:
             raise ConfigError(
                 f"OpenSearch index {index} was not created from the {kind} template "
                 f"(mapping version {MAPPING_VERSION}); run the template setup (ensure_templates) "
@@ -96,8 +98,9 @@ def ensure_templates(
 ) -> IndexNames:
     """Put the component and index templates, then create the sessions index and this month's events index.
 
-    Idempotent: templates are PUT (same body, same result) and existing indices are left
-    as they are, so every consumer may call it at start-up. Uses the admin URI because
+    Idempotent: templates are PUT (same body, same result) and existing indices keep their
+    mappings (only their refresh interval follows ``refresh_interval``), so every consumer
+    may call it at start-up. Uses the admin URI because
     templates are cluster-level objects. ``replicas`` defaults to what the cluster can
     hold (:func:`replicas_for`). ``client`` replaces the admin connection (tests, benchmarks).
     """
@@ -151,6 +154,13 @@ def _put_and_create(
     month = names.events_index(now or dt.datetime.now(_UTC))
     create_index(client, month)
     check_index(client, month, "events")
+    # Templates shape only indices created after them; the interval is a dynamic setting,
+    # so the indices that exist already follow the one chosen now.
+    existing = f"{names.events_pattern},{names.sessions_pattern}"
+    try:
+        client.indices.put_settings(index=existing, body={"index": {"refresh_interval": refresh_interval}})
+    except TransportError as exc:
+        raise service_error(exc, f"setting the refresh interval of {existing}") from None
 
 
 def delete_all(client: OpenSearch, names: IndexNames) -> None:

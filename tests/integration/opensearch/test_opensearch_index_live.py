@@ -16,7 +16,7 @@ from pipeline.contract.names import IndexNames
 from pipeline.errors import ConfigError, IndexingError
 from pipeline.sinks.opensearch.documents import encode_event_document, session_document
 from pipeline.sinks.opensearch.index import OpenSearchIndex
-from pipeline.sinks.opensearch.mappings import replicas_for
+from pipeline.sinks.opensearch.mappings import DEFAULT_REFRESH_INTERVAL, replicas_for
 from pipeline.sinks.opensearch.templates import ensure_templates
 from tests.support.events import (
     T0,
@@ -106,6 +106,19 @@ def test_ensure_templates_is_idempotent(admin: OpenSearch, names: IndexNames, se
     before = sorted(admin.indices.get_alias(index=f"{names.prefix}-*"))
     assert ensure_templates(settings, names.prefix, now=T0) == names
     assert sorted(admin.indices.get_alias(index=f"{names.prefix}-*")) == before
+
+
+def test_the_refresh_interval_chosen_last_applies_to_existing_indices_and_new_ones(
+    admin: OpenSearch, names: IndexNames, settings: Settings
+) -> None:
+    def intervals() -> dict[str, str]:
+        found = admin.indices.get_settings(index=f"{names.prefix}-*", name="index.refresh_interval")
+        return {index: body["settings"]["index"]["refresh_interval"] for index, body in found.items()}
+
+    assert set(intervals().values()) == {DEFAULT_REFRESH_INTERVAL}
+    ensure_templates(settings, names.prefix, now=T0, refresh_interval="7s")
+    ensure_templates(settings, names.prefix, now=T0 + dt.timedelta(days=40), refresh_interval="7s")
+    assert len(intervals()) == 3 and set(intervals().values()) == {"7s"}  # sessions and two months
 
 
 def test_written_events_and_sessions_are_found_by_id(

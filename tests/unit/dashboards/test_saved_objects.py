@@ -35,11 +35,23 @@ ACCEPTS = {
 }
 
 
-def template_fields(body: dict[str, Any]) -> dict[str, str]:
-    """name -> mapping type, multi-fields included, straight from a component template body."""
-    out: dict[str, str] = {}
+class Fields(dict[str, str]):
+    """name -> mapping type of one template, and which fields it keeps out of the index or doc values."""
+
+    not_searchable: set[str]
+    no_doc_values: set[str]
+
+
+def template_fields(body: dict[str, Any]) -> Fields:
+    """Straight from a component template body, multi-fields included."""
+    out = Fields()
+    out.not_searchable, out.no_doc_values = set(), set()
     for name, spec in body["template"]["mappings"]["properties"].items():
         out[name] = spec["type"]
+        if spec.get("index") is False:
+            out.not_searchable.add(name)
+        if spec.get("doc_values") is False:
+            out.no_doc_values.add(name)
         for sub, sub_spec in spec.get("fields", {}).items():
             out[f"{name}.{sub}"] = sub_spec["type"]
     return out
@@ -49,16 +61,24 @@ EVENTS = template_fields(events_component_body())
 SESSIONS = template_fields(sessions_component_body())
 
 
+def aggregatable(template: Fields) -> dict[str, str]:
+    return {n: kind for n, kind in template.items() if kind in WITH_DOC_VALUES and n not in template.no_doc_values}
+
+
+def searchable(template: Fields) -> set[str]:
+    return set(template) - template.not_searchable
+
+
 def _objects(prefix: str) -> list[SavedObject]:
     return loads(dumps(build(prefix)))
 
 
-def _template_for(pattern: SavedObject, prefix: str) -> dict[str, str]:
+def _template_for(pattern: SavedObject, prefix: str) -> Fields:
     names = IndexNames(prefix)
     return {names.events_alias: EVENTS, names.sessions_alias: SESSIONS}[pattern.attributes["title"]]
 
 
-def _scripted_types(pattern: SavedObject, template: dict[str, str]) -> dict[str, str]:
+def _scripted_types(pattern: SavedObject, template: Fields) -> dict[str, str]:
     """Scripted fields of a pattern as 'number', after checking each reads only aggregatable template fields."""
     out = {}
     for spec in json.loads(pattern.attributes["fields"]):
@@ -67,7 +87,7 @@ def _scripted_types(pattern: SavedObject, template: dict[str, str]) -> dict[str,
         read = re.findall(r"doc\['([^']+)'\]", spec["script"])
         assert read, f"scripted field {spec['name']} reads no field"
         for name in read:
-            assert template.get(name) in WITH_DOC_VALUES, f"scripted field {spec['name']} reads {name}"
+            assert name in aggregatable(template), f"scripted field {spec['name']} reads {name}"
         assert spec["name"] not in template, f"scripted field {spec['name']} shadows a mapped field"
         out[spec["name"]] = "double" if spec["type"] == "number" else spec["type"]
     return out
@@ -98,7 +118,8 @@ def test_index_patterns_are_the_aliases_with_the_template_fields_and_a_date_time
         assert set(mapped) == set(template)
         for name, spec in mapped.items():
             assert spec["esTypes"] == [template[name]]
-            assert spec["aggregatable"] == (template[name] in WITH_DOC_VALUES)
+            assert spec["aggregatable"] == (name in aggregatable(template))
+            assert spec["searchable"] == (name in searchable(template))
 
 
 @pytest.mark.parametrize("prefix", PREFIXES)
@@ -110,7 +131,7 @@ def test_every_visualization_aggregates_only_existing_aggregatable_fields(prefix
     for vis in visualizations:
         pattern = _index_pattern_of(vis, patterns)
         template = _template_for(pattern, prefix)
-        fields = {**template, **_scripted_types(pattern, template)}
+        fields = {**aggregatable(template), **_scripted_types(pattern, template)}
         state = json.loads(vis.attributes["visState"])
         assert state["title"] == vis.title and state["aggs"], vis.id
         for agg in state["aggs"]:
@@ -121,13 +142,13 @@ def test_every_visualization_aggregates_only_existing_aggregatable_fields(prefix
             if agg["type"] == "filters":
                 for f in agg["params"]["filters"]:
                     used = _kql_fields(f["input"]["query"])
-                    assert used and used <= set(template), f"{vis.id}: filter {f['input']['query']!r}"
+                    assert used and used <= searchable(template), f"{vis.id}: filter {f['input']['query']!r}"
                 continue
             assert field is not None, f"{vis.id}: {agg['type']} without a field"
             assert field in fields, f"{vis.id}: field {field} is not in the {pattern.attributes['title']} template"
             assert fields[field] in ACCEPTS[agg["type"]], f"{vis.id}: {agg['type']} on {field} ({fields[field]})"
         query = json.loads(vis.attributes["kibanaSavedObjectMeta"]["searchSourceJSON"])["query"]["query"]
-        assert _kql_fields(query) <= set(template), f"{vis.id}: query {query!r}"
+        assert _kql_fields(query) <= searchable(template), f"{vis.id}: query {query!r}"
 
 
 @pytest.mark.parametrize("prefix", PREFIXES)

@@ -4,7 +4,8 @@ Each ``consume`` call plays the next step of a script, the way librdkafka does: 
 callbacks first (inside the call), then the messages. Time is a counter that a ``consume``
 advances by its timeout, so waits are checked without sleeping. Commits are recorded as
 the group would store them, and refused for a partition this member does not own (as
-the broker refuses them from a member that lost it).
+the broker refuses them from a member that lost it); like librdkafka's asynchronous
+commits, their answers reach the commit callback during the next ``consume``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaError, Message, TopicPartition
 
 from pipeline.config.secret import Secret
 from pipeline.config.settings import KafkaSettings
@@ -78,6 +79,9 @@ class FakeConsumer:
         """The commits the group stored."""
         self.failing_commits = 0
         """Refuse the next N commits as a coordinator in the middle of a rebalance would."""
+        self.unanswered_commits = 0
+        """Never answer the next N commits (a request lost with the coordinator)."""
+        self._answers: list[tuple[KafkaError | None, list[TopicPartition]]] = []
         self.timeouts: list[float] = []
         self.closed = False
         self._callbacks: dict[str, Callable[[Any, list[TopicPartition]], None]] = {}
@@ -92,6 +96,9 @@ class FakeConsumer:
 
     def consume(self, num_messages: int, timeout: float) -> list[Message]:
         self.timeouts.append(timeout)
+        answers, self._answers = self._answers, []
+        for err, partitions in answers:
+            self.config["on_commit"](err, partitions)
         if not self.script:
             self.clock.now += timeout
             return []
@@ -124,17 +131,26 @@ class FakeConsumer:
         self.seeks.append((partition.partition, partition.offset))
 
     def commit(self, *, offsets: list[TopicPartition], asynchronous: bool) -> None:
-        assert not asynchronous
-        self.requests.append({tp.partition: tp.offset for tp in offsets})
+        """Store the commit as the group would; its answer reaches ``on_commit`` in the next ``consume``."""
+        assert asynchronous, "a synchronous commit can block inside the client for good"
+        asked = {tp.partition: tp.offset for tp in offsets}
+        self.requests.append(asked)
+        if self.unanswered_commits:
+            self.unanswered_commits -= 1
+            return
         if self.failing_commits:
             self.failing_commits -= 1
-            raise KafkaException(KafkaError(KafkaError.REBALANCE_IN_PROGRESS, "rebalance in progress"))
-        stray = {tp.partition for tp in offsets} - self.assigned
+            self._answers.append((KafkaError(KafkaError.REBALANCE_IN_PROGRESS, "rebalance in progress"), offsets))
+            return
+        stray = set(asked) - self.assigned
         if stray:
-            raise KafkaException(KafkaError(KafkaError.UNKNOWN_MEMBER_ID, f"not the owner of {sorted(stray)}"))
-        done = {tp.partition: tp.offset for tp in offsets}
-        self.commits.append(done)
-        self.group_offsets.update(done)
+            self._answers.append(
+                (KafkaError(KafkaError.UNKNOWN_MEMBER_ID, f"not the owner of {sorted(stray)}"), offsets)
+            )
+            return
+        self.commits.append(asked)
+        self.group_offsets.update(asked)
+        self._answers.append((None, [TopicPartition(TOPIC, p, o) for p, o in asked.items()]))
 
     def close(self) -> None:
         self.closed = True
@@ -149,4 +165,11 @@ def member(*fakes: FakeConsumer, protocol: GroupProtocol = "auto") -> GroupConsu
         client.config = config
         return client
 
-    return GroupConsumer(KAFKA, topic=TOPIC, group="g", protocol=protocol, client=connect)  # type: ignore[arg-type]
+    return GroupConsumer(
+        KAFKA,
+        topic=TOPIC,
+        group="g",
+        protocol=protocol,
+        client=connect,  # type: ignore[arg-type]
+        clock=clients[0].clock,
+    )

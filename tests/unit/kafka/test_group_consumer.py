@@ -7,7 +7,7 @@ import logging
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from pipeline.kafka.consumer import GroupConsumer
+from pipeline.kafka.consumer import COMMIT_RESEND_S, GroupConsumer
 from tests.unit.kafka.fake_consumer import FakeConsumer, Step, error, member, messages
 
 
@@ -27,15 +27,23 @@ def one_batch_read() -> tuple[FakeConsumer, GroupConsumer, int]:
     return fake, consumer, consumer.begin_batch(consumer.poll_batch(100, 0.1))
 
 
-def test_a_written_batch_is_committed_for_what_it_read() -> None:
+def settled(consumer: GroupConsumer) -> bool:
+    """Serve the commit answers (a poll) and say whether anything is left to commit."""
+    assert consumer.poll_batch(100, 0.1) == []
+    return consumer.retry_pending()
+
+
+def test_a_written_batch_is_committed_for_what_it_read_and_counts_once_answered() -> None:
     fake = FakeConsumer()
     consumer = member(fake)
     fake.play(Step(assign=[0, 1], deliver=messages(0, range(5)) + messages(1, range(3))))
     batch = consumer.poll_batch(100, 0.1)
     n = consumer.begin_batch(batch)
     assert fake.requests == []  # read is not written
-    assert consumer.commit_batch(n)
+    assert not consumer.commit_batch(n)  # sent, not answered yet
     assert fake.commits == [{0: 5, 1: 3}]
+    assert settled(consumer)
+    assert fake.requests == [{0: 5, 1: 3}]
 
 
 def test_a_failed_commit_is_kept_and_retried_until_it_succeeds() -> None:
@@ -45,10 +53,26 @@ def test_a_failed_commit_is_kept_and_retried_until_it_succeeds() -> None:
     n = consumer.begin_batch(consumer.poll_batch(100, 0.1))
     fake.failing_commits = 2
     assert not consumer.commit_batch(n)
-    assert not consumer.retry_pending()
-    assert consumer.retry_pending()
+    assert not settled(consumer)  # refused; sent again
+    assert not settled(consumer)  # accepted, answered at the next poll
+    assert settled(consumer)
     assert fake.requests == [{0: 4}] * 3 and fake.commits == [{0: 4}]
     assert consumer.retry_pending() and len(fake.requests) == 3  # nothing left to commit
+
+
+def test_an_unanswered_commit_is_sent_again_after_a_while_not_at_every_poll() -> None:
+    fake = FakeConsumer()
+    consumer = member(fake)
+    fake.play(Step(assign=[0], deliver=messages(0, range(4))))
+    n = consumer.begin_batch(consumer.poll_batch(100, 0.1))
+    fake.unanswered_commits = 1
+    assert not consumer.commit_batch(n)
+    polls = 0
+    while len(fake.requests) == 1:
+        assert not settled(consumer)
+        polls += 1
+    assert COMMIT_RESEND_S / 0.1 <= polls <= COMMIT_RESEND_S / 0.1 + 1  # each poll advances the clock 0.1 s
+    assert settled(consumer) and fake.commits == [{0: 4}]
 
 
 def test_a_revoke_commits_what_was_written_for_those_partitions_first() -> None:
@@ -56,10 +80,11 @@ def test_a_revoke_commits_what_was_written_for_those_partitions_first() -> None:
     fake.failing_commits = 1
     assert not consumer.commit_batch(n)
     fake.play(Step(revoke=[0]))
-    consumer.poll_batch(100, 0.1)
+    consumer.poll_batch(100, 0.1)  # the refusal arrives, then the revoke
     assert fake.commits == [{0: 4}]  # the last chance, inside the revoke callback
-    assert consumer.retry_pending()
+    assert not settled(consumer)
     assert fake.commits == [{0: 4}, {1: 2}]
+    assert settled(consumer)
 
 
 def test_a_partition_revoked_mid_batch_is_not_committed_and_nothing_stays_pending() -> None:
@@ -67,9 +92,9 @@ def test_a_partition_revoked_mid_batch_is_not_committed_and_nothing_stays_pendin
     fake.play(Step(revoke=[1]))
     consumer.poll_batch(100, 0.1)  # a rebalance served while the batch is being written
     assert fake.requests == []  # nothing of the batch was written when partition 1 left
-    assert consumer.commit_batch(n)
+    assert not consumer.commit_batch(n)
     assert fake.requests == [{0: 4}]
-    assert consumer.retry_pending()
+    assert settled(consumer)
 
 
 def test_lost_partitions_are_never_committed() -> None:
@@ -93,8 +118,8 @@ def test_a_partition_that_comes_back_starts_clean() -> None:
     after = consumer.begin_batch(consumer.poll_batch(100, 0.1))
     assert consumer.commit_batch(before)
     assert fake.requests == []  # offset 10 would move the group back from 30
-    assert consumer.commit_batch(after)
-    assert fake.commits == [{0: 35}]
+    assert not consumer.commit_batch(after)
+    assert settled(consumer) and fake.commits == [{0: 35}]
 
 
 def test_batches_in_flight_are_committed_in_reading_order() -> None:
@@ -105,8 +130,22 @@ def test_batches_in_flight_are_committed_in_reading_order() -> None:
     second = consumer.begin_batch(consumer.poll_batch(100, 0.1))
     assert consumer.commit_batch(second)
     assert fake.requests == []
-    assert consumer.commit_batch(first)
-    assert fake.commits == [{0: 7}]
+    assert not consumer.commit_batch(first)
+    assert settled(consumer) and fake.commits == [{0: 7}]
+
+
+def test_close_waits_a_bounded_time_for_the_last_commit_then_leaves() -> None:
+    fake, consumer, n = one_batch_read()
+    consumer.commit_batch(n)
+    consumer.close()
+    assert fake.closed and fake.commits == [{0: 4, 1: 2}] and not consumer.ledger.pending
+
+    fake, consumer, n = one_batch_read()
+    fake.unanswered_commits = 10**6
+    consumer.commit_batch(n)
+    start = fake.clock.now
+    consumer.close(flush_s=3.0)
+    assert fake.closed and consumer.ledger.pending and fake.clock.now - start == pytest.approx(3.0)
 
 
 def test_poll_batch_drops_partition_ends_raises_fatal_errors_and_logs_the_rest(
@@ -136,7 +175,7 @@ def test_auto_rejoins_with_the_classic_protocol_when_the_broker_has_no_kip_848()
     assert second.config["group.protocol"] == "classic"
     second.play(Step(assign=[0], deliver=messages(0, range(2))))
     n = consumer.begin_batch(consumer.poll_batch(100, 0.1))
-    assert consumer.commit_batch(n) and second.commits == [{0: 2}]
+    assert not consumer.commit_batch(n) and second.commits == [{0: 2}]
 
 
 def test_asking_for_kip_848_from_a_broker_without_it_is_a_fatal_error() -> None:

@@ -333,6 +333,22 @@ def test_an_index_not_shaped_by_our_template_is_refused() -> None:
     assert client.requests == []
 
 
+@pytest.mark.parametrize(("version", "accepted"), [(0, False), (1, True), (2, True), (3, False)])
+def test_an_events_index_of_an_older_compatible_mapping_is_written_on_a_newer_or_unknown_one_refused(
+    version: int, accepted: bool
+) -> None:
+    """Version 1 indexed a superset of version 2's event fields, so documents written now fit it."""
+    client = FakeClient(all_ok, meta={"owner": "clickstream-pipeline", "kind": "events", "mapping_version": version})
+    s, _ = sink(client)
+    if accepted:
+        s.write(events(1), [])
+        assert len(client.requests) == 1
+    else:
+        with pytest.raises(ConfigError, match="not created from the events template"):
+            s.write(events(1), [])
+        assert client.requests == []
+
+
 def test_a_real_client_on_a_closed_port_raises_the_transient_error() -> None:
     s = OpenSearchIndex(
         client=connect_opensearch(Secret("https://user:pw@127.0.0.1:9"), timeout=2), index_prefix="t-cs"
