@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from benchmarks.whole_pipeline.records import PhaseUsage, ProcessUsage
 
@@ -231,6 +232,11 @@ class Snapshot:
         return cls(time.monotonic(), busy, total, service_cpu(), os.getloadavg())
 
 
+NOISY_LOAD: Final = 1.5
+"""A phase that starts with a higher 1-minute load average is marked noisy: on the 2-core
+development machine that is more than half of it busy with something else."""
+
+
 def phase_usage(before: Snapshot, after: Snapshot) -> PhaseUsage:
     """Machine CPU use and per-service CPU seconds between two snapshots."""
     wall = after.at - before.at
@@ -243,6 +249,7 @@ def phase_usage(before: Snapshot, after: Snapshot) -> PhaseUsage:
         service_cpu_s={k: round(after.services[k] - before.services.get(k, 0.0), 2) for k in after.services},
         load_average_before=list(before.load),
         load_average_after=list(after.load),
+        noisy=before.load[0] > NOISY_LOAD,
     )
 
 

@@ -93,6 +93,9 @@ class PhaseUsage(Record, kw_only=True):
     service_cpu_s: dict[str, float]
     load_average_before: list[float]
     load_average_after: list[float]
+    noisy: bool = False
+    """The 1-minute load average before the phase was above ``procs.NOISY_LOAD``: other work
+    shared the cores, so its figures say little about the pipeline."""
 
 
 # --- limits -----------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import msgspec
 
-from benchmarks.whole_pipeline.procs import Child, ChildFailed, Snapshot, phase_usage, spawn
+from benchmarks.whole_pipeline.procs import NOISY_LOAD, Child, ChildFailed, Snapshot, phase_usage, spawn
 from benchmarks.whole_pipeline.records import FreshnessPlot, PhaseUsage, Report
 from pipeline.jobs.consume import ConsumeStats
 from tests.support.world import IsolatedWorld
@@ -59,6 +59,11 @@ class Run:
         """Record the machine's use since ``before`` as phase ``name``."""
         usage = phase_usage(before, Snapshot.take())
         self.report.phases[name] = usage
+        if usage.noisy:
+            self.note(
+                f"phase {name} is noisy: the 1-minute load average was {usage.load_average_before[0]:.2f} "
+                f"before it (above {NOISY_LOAD}); repeat it on a quieter machine before comparing its figures"
+            )
         return usage
 
     def note(self, text: str) -> None:

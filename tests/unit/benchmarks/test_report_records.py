@@ -7,6 +7,7 @@ import json
 import msgspec
 
 from benchmarks.whole_pipeline.judge import _target
+from benchmarks.whole_pipeline.procs import NOISY_LOAD, Snapshot, phase_usage
 from benchmarks.whole_pipeline.records import (
     Files,
     Freshness,
@@ -67,3 +68,13 @@ def test_targets_are_compared_never_assumed() -> None:
     assert _target("delay", 2.1, "<=", 2.0, "s", " slow ").result == "MISS"
     missing = _target("delay", None, "<=", 2.0, "s")
     assert (missing.result, missing.note) == ("n/a", "")
+
+
+def test_a_phase_is_noisy_exactly_when_the_load_before_it_was_above_the_threshold() -> None:
+    def snapshot(at: float, load: float) -> Snapshot:
+        return Snapshot(at=at, busy=at, total=2 * at, services={"kafka": at}, load=(load, 0.0, 0.0))
+
+    quiet = phase_usage(snapshot(1.0, NOISY_LOAD), snapshot(3.0, 9.0))
+    noisy = phase_usage(snapshot(1.0, NOISY_LOAD + 0.01), snapshot(3.0, 0.0))
+    assert not quiet.noisy and noisy.noisy
+    assert quiet.service_cpu_s == {"kafka": 2.0} and quiet.machine_busy_pct == 50.0
