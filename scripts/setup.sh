@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a Debian/Ubuntu machine, idempotently:
 # OS packages (PostgreSQL, a Java 17 JDK, Maven, openssl) when missing and the Python
-# virtualenv .venv with the project and its test extras. With SETUP_TEST_TOOLS=1 (what
-# `make test` sets) also the tools only the tests use: Go and the Pulumi CLI built from
-# the Go module proxy once per version (scripts/pulumi-cli.sh), and Debian's Chromium.
+# virtualenv .venv with exactly the packages of requirements.lock and the project. With
+# SETUP_TEST_TOOLS=1 (what `make test` sets) also the tools only the tests use: Go and the
+# Pulumi CLI built from the Go module proxy once per version (scripts/pulumi-cli.sh), and
+# Debian's Chromium.
 # Kafka and OpenSearch are fetched from Maven Central by `devstack up` and cached in ~/.m2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,11 +42,23 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   "$PYTHON" -m venv .venv
 fi
-stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
+# .venv holds exactly what requirements.lock names (`make lock` writes it), each package checked
+# against its hashes, and the project itself, editable; again whenever the lock or pyproject changes.
+lock=requirements.lock
+stamp=.venv/.installed-$(cat pyproject.toml "$lock" | sha1sum | cut -c1-12)
 if [ ! -f "$stamp" ]; then
-  echo "setup: installing Python dependencies into .venv"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[test,bench,lint]"
+  echo "setup: installing the locked Python dependencies into .venv"
+  # uv installs the lock; the venv's own pip brings uv in, at its locked version and hashes.
+  awk '/^uv==/ {on = 1} on {print} on && !/\\$/ {exit}' "$lock" > .venv/uv-requirement.txt
+  if [ ! -s .venv/uv-requirement.txt ]; then
+    echo "setup: error: $lock pins no uv; restore it from git or write it again with 'make lock'" >&2; exit 1
+  fi
+  .venv/bin/python -m pip install -q --disable-pip-version-check --require-hashes --only-binary :all: --no-deps \
+    -r .venv/uv-requirement.txt
+  # sync: what the lock does not name is removed, so an older lock leaves nothing behind.
+  .venv/bin/uv pip sync -q --python .venv/bin/python --require-hashes "$lock"
+  # The build backend is in the lock: building the editable project fetches nothing more.
+  .venv/bin/uv pip install -q --python .venv/bin/python --no-deps --no-build-isolation -e .
   rm -f .venv/.installed-* && touch "$stamp"
 fi
 if [ "$test_tools" = 1 ]; then ./scripts/pulumi-cli.sh >/dev/null; fi
