@@ -96,7 +96,7 @@ def _cdf(ax: Any, cdf: Mapping[str, Sequence[float]], target_s: float) -> None:
     ax.set_ylabel("fraction of sampled events")
     ax.set_ylim(0, 1.01)
     ax.set_xlim(left=0)
-    ax.set_title("freshness in the measured window: empirical CDF per sink (OpenSearch refresh_interval 5 s by design)")
+    ax.set_title("freshness in the measured window: empirical CDF per sink")
     if plotted:
         ax.legend(loc="lower right")
     ax.grid(alpha=0.3)

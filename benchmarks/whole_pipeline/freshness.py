@@ -24,11 +24,10 @@ Method (why it is sound):
     is measured anyway to show it.
   - ``opensearch_events``: an ``ids`` query on the events alias (a search, not a GET: a
     GET by id is real-time and would say nothing about searchability). Documents become
-    searchable only at the next refresh, and the templates set ``refresh_interval`` to
-    5 s by design (it saves OpenSearch CPU against 1 s: ``DEFAULT_REFRESH_INTERVAL`` in
-    ``pipeline/sinks/opensearch/mappings.py`` says why), so expect
-    PostgreSQL's figure plus up to 5 s. The polling itself keeps the shards out of
-    OpenSearch's "search idle" state, so scheduled refreshes do happen every 5 s.
+    searchable only at the next refresh (``refresh_interval``, ``DEFAULT_REFRESH_INTERVAL``
+    in ``pipeline/sinks/opensearch/mappings.py``), so expect PostgreSQL's figure plus up
+    to one interval. The polling itself keeps the shards out of OpenSearch's "search
+    idle" state, so scheduled refreshes do happen at every interval.
 * Only samples sent inside the measured window count (the caller starts it once the
   consumer has caught up with the load, see ``live.measure_freshness``); how
   many were left out before it, and the worst delay among them, are reported.

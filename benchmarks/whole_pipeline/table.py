@@ -142,7 +142,7 @@ def _freshness(fresh: Freshness, p: Callable[..., None]) -> None:
             + f" {f.never_seen:>11,}  {thirds:>28}"
         )
     p(
-        f"  (OpenSearch refresh_interval is {fresh.opensearch_refresh_interval} by design: documents become "
+        f"  (OpenSearch refresh_interval is {fresh.opensearch_refresh_interval}: documents become "
         "searchable only at the next refresh)"
     )
     c, o = fresh.consumer, fresh.measurement_overhead
