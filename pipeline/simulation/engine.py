@@ -16,7 +16,6 @@ never an ``Event`` object: that is what keeps it at a few microseconds per messa
 
 from __future__ import annotations
 
-import datetime as _dt
 import math
 import random
 from typing import Final
@@ -24,10 +23,9 @@ from typing import Final
 from pipeline.simulation.agenda import Agenda
 from pipeline.simulation.calibration import visit_stats
 from pipeline.simulation.config import SimulationConfig
-from pipeline.simulation.epoch import EPOCH
 from pipeline.simulation.tracker import SESSION_TIMEOUT_MS, SessionTracker, advance
 from pipeline.simulation.walk import Visit, Walker
-from pipeline.simulation.wire import ENCODE, event_id_head
+from pipeline.simulation.wire import ENCODE, MS_PER_MINUTE, event_id_head, minute_prefix, second_stamps
 
 # Traffic share by hour of day (UTC), mean 1.0: quiet nights, an evening peak.
 _DIURNAL: Final = (
@@ -110,8 +108,9 @@ class Simulation:
         self._next_arrival = start_ms - warmup_ms
         self._next_prune = self._next_arrival + self._prune_every
         self._advance_arrival()
-        self._sec = -1
-        self._sec_prefix = b""
+        self._minute = -1
+        self._minute_prefix = b""
+        self._stamps = second_stamps()
         # Fast forward through the warm-up: visits are simulated, events discarded.
         while True:
             t = self.peek_ms()
@@ -198,14 +197,14 @@ class Simulation:
         visit.emitted += 1
         out: tuple[int, bytes, bytes] | None = None
         if emit:
-            sec = at_ms // 1000
-            if sec != self._sec:
-                self._sec = sec
-                self._sec_prefix = (EPOCH + _dt.timedelta(seconds=sec)).isoformat()[:19].encode()
+            minute = at_ms // MS_PER_MINUTE
+            if minute != self._minute:
+                self._minute = minute
+                self._minute_prefix = minute_prefix(minute)
             self._id_counter += 1
-            value = b"%s%012x%s%s.%03dZ%s%s%s%s" % (
-                self._id_head, self._id_counter, type_seg, self._sec_prefix, at_ms - sec * 1000,
-                visit.head_seg, page_seg, visit.tail_seg, tail,
+            value = b"%s%012x%s%s%s%s%s%s%s" % (
+                self._id_head, self._id_counter, type_seg, self._minute_prefix,
+                self._stamps[at_ms - minute * MS_PER_MINUTE], visit.head_seg, page_seg, visit.tail_seg, tail,
             )  # fmt: skip
             out = (at_ms, visit.key, value)
         if at_ms >= self._next_prune:
