@@ -23,7 +23,15 @@ from pipeline.config.settings import KafkaSettings
 from pipeline.errors import DeliveryError
 from pipeline.jobs.progress import Progress
 from pipeline.kafka.producer import TrackedProducer
-from pipeline.simulation import NO_FAULTS, FaultConfig, LiveStream, SimulatedMessage, SimulationConfig, backfill
+from pipeline.simulation import (
+    NO_FAULTS,
+    FaultConfig,
+    LiveStream,
+    SimulatedMessage,
+    SimulationConfig,
+    backfill,
+    backfill_count,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +107,7 @@ def backfill_rate(options: ProduceOptions, end: dt.datetime, *, probe_share: flo
 
     How many messages a simulated day yields per unit of rate depends on visit shapes,
     returning users and the daily curve, so it is measured, not assumed: a probe run at a
-    tenth of the rate counts the window, and the rate is scaled from it. The stream is
+    quarter of the rate counts the window (simulated, not formatted), and the rate is scaled from it. The stream is
     then cut at ``events``, so it ends close to ``end`` (within a few percent of the window).
     """
     assert options.events is not None
@@ -107,7 +115,7 @@ def backfill_rate(options: ProduceOptions, end: dt.datetime, *, probe_share: flo
     diurnal = options.window >= dt.timedelta(hours=24)
     guess = max(1.0, options.events / seconds)
     probe = SimulationConfig(seed=options.seed, rate=guess * probe_share, diurnal=diurnal)
-    counted = sum(1 for _ in backfill(probe, end, window=options.window))
+    counted = backfill_count(probe, end, window=options.window)
     per_rate = max(counted, 1) / (guess * probe_share)
     return max(0.001, 1.05 * options.events / per_rate)
 

@@ -62,7 +62,7 @@ _WARMUP_MAX_EVENTS: Final = 500_000
 
 
 class Simulation:
-    """The engine: ``pop()`` returns the next (at_ms, key, value) in time order.
+    """The engine: ``take(n)`` returns the next events as (at_ms, key, value), in time order.
 
     ``start_ms``: events before it are simulated (so visits are already in flight at the
     start, and the rate is steady from the first second) but not returned.
@@ -164,25 +164,54 @@ class Simulation:
             self._start_visit(arrival)
             self._advance_arrival()
 
-    def pop(self, until_ms: int | None = None) -> tuple[int, bytes, bytes] | None:
-        """The next event as (time in ms, key, canonical wire bytes), or None.
+    def take(self, limit: int, until_ms: int | None = None) -> list[tuple[int, bytes, bytes]]:
+        """The next events, at most ``limit``, as (time in ms, key, canonical wire bytes).
 
-        None means the simulation has ended, or (with ``until_ms``) that the next event
-        is later than ``until_ms``. ``peek_ms`` inlined: this runs once per event.
+        Fewer (or none) when the simulation has ended, or (with ``until_ms``) when the
+        next event is later than ``until_ms``. A batch per call, so that a consumer of
+        the stream pays for its own loop once per batch, not once per event; ``peek_ms``
+        is inlined for the same reason.
         """
+        return self._run(limit, until_ms, True)  # type: ignore[return-value]
+
+    def count(self) -> int:
+        """Simulate to ``end_ms`` without building any bytes: how many events are left.
+
+        The same steps as ``take`` (the same random draws, so the same count), minus the
+        formatting: what a calibration run wants.
+        """
+        if self.end_ms is None:
+            raise ValueError("an endless simulation has no count")
+        total = 0
+        while chunk := self._run(65_536, None, False):
+            total += len(chunk)
+        return total
+
+    def _run(self, limit: int, until_ms: int | None, emit: bool) -> list[tuple[int, bytes, bytes] | None]:
+        out: list[tuple[int, bytes, bytes] | None] = []
+        append = out.append
+        step = self._step
         agenda = self._agenda
         end = self.end_ms
         if until_ms is not None and (end is None or until_ms < end):
             end = until_ms
-        while True:
+        left = limit
+        while left > 0:
             top = agenda.first
             arrival = self._next_arrival
             if top is not None and top < arrival:
-                return None if end is not None and top > end else self._step(True)
-            if end is not None and arrival > end:
-                return self._step(True) if top is not None and top <= end else None
-            self._start_visit(arrival)
-            self._advance_arrival()
+                if end is not None and top > end:
+                    break
+            elif end is not None and arrival > end:
+                if top is None or top > end:
+                    break
+            else:
+                self._start_visit(arrival)
+                self._advance_arrival()
+                continue
+            append(step(emit))
+            left -= 1
+        return out
 
     def _step(self, emit: bool) -> tuple[int, bytes, bytes] | None:
         at_ms, visit = self._agenda.pop()
