@@ -25,7 +25,16 @@ from pipeline.simulation.calibration import visit_stats
 from pipeline.simulation.config import SimulationConfig
 from pipeline.simulation.tracker import SESSION_TIMEOUT_MS, SessionTracker, advance
 from pipeline.simulation.walk import Visit, Walker
-from pipeline.simulation.wire import ENCODE, MS_PER_MINUTE, event_id_head, minute_prefix, second_stamps
+from pipeline.simulation.wire import (
+    COUNTER_LOW_MASK,
+    ENCODE,
+    MS_PER_MINUTE,
+    counter_lows,
+    event_id_head,
+    event_id_prefix,
+    minute_prefix,
+    second_stamps,
+)
 
 # Traffic share by hour of day (UTC), mean 1.0: quiet nights, an evening peak.
 _DIURNAL: Final = (
@@ -59,6 +68,7 @@ _DIURNAL_NORM: Final = tuple(x / _DIURNAL_MEAN for x in _DIURNAL)
 _DIURNAL_MAX: Final = max(_DIURNAL_NORM)
 
 _WARMUP_MAX_EVENTS: Final = 500_000
+_join: Final = b"".join
 
 
 class Simulation:
@@ -98,6 +108,8 @@ class Simulation:
         self.tracker = SessionTracker(self._session_id)
         self._id_head = event_id_head(self._getrandbits(80))
         self._id_counter = 0
+        self._id_prefix = event_id_prefix(self._id_head, 0)
+        self._id_lows = counter_lows()
         self._visit_rate_per_ms = config.rate / stats.mean_events / 1000.0
         self._peak = _DIURNAL_MAX if config.diurnal else 1.0
         self._prune_every = SESSION_TIMEOUT_MS // 6
@@ -230,11 +242,15 @@ class Simulation:
             if minute != self._minute:
                 self._minute = minute
                 self._minute_prefix = minute_prefix(minute)
-            self._id_counter += 1
-            value = b"%s%012x%s%s%s%s%s%s%s" % (
-                self._id_head, self._id_counter, type_seg, self._minute_prefix,
+            self._id_counter = n = self._id_counter + 1
+            low = n & COUNTER_LOW_MASK
+            if not low:
+                self._id_prefix = event_id_prefix(self._id_head, n)
+            # join, not %-formatting: twice as fast for nine pieces.
+            value = _join((
+                self._id_prefix, self._id_lows[low], type_seg, self._minute_prefix,
                 self._stamps[at_ms - minute * MS_PER_MINUTE], visit.head_seg, page_seg, visit.tail_seg, tail,
-            )  # fmt: skip
+            ))  # fmt: skip
             out = (at_ms, visit.key, value)
         if at_ms >= self._next_prune:
             self.tracker.prune(at_ms)

@@ -82,6 +82,21 @@ def second_stamps() -> tuple[bytes, ...]:
     return tuple(b"%02d.%03dZ" % (second, ms) for second in range(60) for ms in range(1000))
 
 
+COUNTER_LOW_MASK: Final = 0xFFF
+"""The counter's last three hex digits: an event id is ``event_id_prefix`` + ``counter_lows()[n & mask]``."""
+
+
+@functools.cache
+def counter_lows() -> tuple[bytes, ...]:
+    """The last three hex digits of an event id's counter, by value: a lookup, not a format, per event."""
+    return tuple(b"%03x" % low for low in range(COUNTER_LOW_MASK + 1))
+
+
+def event_id_prefix(head: bytes, counter: int) -> bytes:
+    """An event id up to the last three hex digits of its 48-bit counter (changes every 4096 events)."""
+    return head + b"%09x" % (counter >> 12)
+
+
 def event_id_head(bits: int) -> bytes:
     """The start of every event of a run, up to its 48-bit counter, from 80 random bits.
 

@@ -1,4 +1,4 @@
-"""The engine's timestamp pieces write exactly what a datetime would, for any millisecond."""
+"""The engine's pre-built pieces write exactly what formatting would: timestamps, event id counters."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.simulation.epoch import EPOCH
-from pipeline.simulation.wire import MS_PER_MINUTE, minute_prefix, second_stamps
+from pipeline.simulation.wire import (
+    COUNTER_LOW_MASK,
+    MS_PER_MINUTE,
+    counter_lows,
+    event_id_head,
+    event_id_prefix,
+    minute_prefix,
+    second_stamps,
+)
 
 # Every millisecond a datetime can hold: 0001-01-01 to 9999-12-31.
 FIRST_MS = (dt.datetime(1, 1, 1, tzinfo=dt.UTC) - EPOCH) // dt.timedelta(milliseconds=1)
@@ -31,3 +39,12 @@ def test_every_millisecond_of_a_minute_has_its_own_stamp() -> None:
     stamps = second_stamps()
     assert len(stamps) == MS_PER_MINUTE == len(set(stamps))
     assert (stamps[0], stamps[1], stamps[59_999]) == (b"00.000Z", b"00.001Z", b"59.999Z")
+
+
+@given(st.integers(0, 2**80 - 1), st.integers(0, 2**48 - 1))
+def test_an_event_id_is_its_run_head_and_its_counter_in_twelve_hex_digits(bits: int, counter: int) -> None:
+    head = event_id_head(bits)
+    written = event_id_prefix(head, counter) + counter_lows()[counter & COUNTER_LOW_MASK]
+    assert written == head + f"{counter:012x}".encode()
+    event_id = written.removeprefix(b'{"event_id":"').decode()
+    assert len(event_id) == 36 and [len(part) for part in event_id.split("-")] == [8, 4, 4, 4, 12]
