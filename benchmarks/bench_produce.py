@@ -17,8 +17,9 @@ Figures per run, reported as medians over the rounds:
   sends on threads of its own);
 * broker CPU-s per 100k events: ``/proc/<pid>/stat`` of this stack's Kafka broker before
   and after the job (anything else using that broker meanwhile is counted too);
-* wire bytes per event: librdkafka's own count of bytes sent to brokers (requests,
-  before TLS) per message sent, from its last statistics of the run.
+* wire bytes per event and events per request: librdkafka's own counts of bytes
+  (before TLS) and requests sent to brokers per message sent, from its last
+  statistics of the run. Bigger requests cost the broker less per event.
 
 Ratios to the first variant are taken within each round, then the median: they are what
 to trust on a busy machine, where absolute rates move with other people's work::
@@ -94,7 +95,7 @@ def _child(spec: Mapping[str, Any]) -> dict[str, Any]:
     result = produce(settings.kafka, options)
     cpu, main, wall = time.process_time() - cpu0, time.thread_time() - main0, time.perf_counter() - wall0
     broker1 = _process_cpu_s(broker_pids)
-    tx_bytes, tx_msgs = last_stats.get("tx_bytes", 0), last_stats.get("txmsgs", 0)
+    tx_bytes, tx_msgs, requests = (last_stats.get(k, 0) for k in ("tx_bytes", "txmsgs", "tx"))
     return {
         "delivered": result.delivered,
         "events_per_s": result.rate,
@@ -103,6 +104,7 @@ def _child(spec: Mapping[str, Any]) -> dict[str, Any]:
         "main_thread_cpu_s": main,
         "broker_cpu_s": None if broker0 is None or broker1 is None else broker1 - broker0,
         "wire_bytes_per_event": tx_bytes / tx_msgs if tx_msgs else None,
+        "events_per_request": tx_msgs / requests if requests else None,
     }
 
 
@@ -212,16 +214,20 @@ def report(variants: Sequence[Variant], runs: Mapping[str, list[dict[str, Any]]]
             "main": per_100k(run["main_thread_cpu_s"], events),
             "broker": per_100k(run["broker_cpu_s"], events),
             "bytes": run["wire_bytes_per_event"],
+            "per req": run.get("events_per_request"),
         }
 
-    print(f"\n{'variant':24} {'events/s':>9} {'producer':>9} {'main thr':>9} {'broker':>8} {'bytes/ev':>9}")
+    print(
+        f"\n{'variant':24} {'events/s':>9} {'producer':>9} {'main thr':>9} {'broker':>8} {'bytes/ev':>9} {'ev/req':>7}"
+    )
     print(f"{'':24} {'':>9} {'CPU-s/100k events':>28}")
     for v in variants:
         rows = [figures(r) for r in runs[v.label]]
         med = {k: _median([r[k] for r in rows]) for k in rows[0]}
         print(
             f"{v.label:24} {_fmt(med['events/s'], ',.0f'):>9} {_fmt(med['cpu'], '.3f'):>9} "
-            f"{_fmt(med['main'], '.3f'):>9} {_fmt(med['broker'], '.3f'):>8} {_fmt(med['bytes'], '.1f'):>9}"
+            f"{_fmt(med['main'], '.3f'):>9} {_fmt(med['broker'], '.3f'):>8} {_fmt(med['bytes'], '.1f'):>9} "
+            f"{_fmt(med['per req'], ',.0f'):>7}"
         )
     base = variants[0]
     print(f"\nratios to {base.label} (within each round, median):")
