@@ -41,14 +41,16 @@ def backfill_batches(
     """
     end_ms = to_ms(end_time)
     start_ms = end_ms - int(window.total_seconds() * 1000) + 1
-    take = Simulation(config, start_ms, end_ms).take
+    simulation = Simulation(config, start_ms, end_ms)
     if faults == NO_FAULTS:
-        while items := take(size):
-            yield [SimulatedMessage(key, value) for _, key, value in items]
+        take = simulation.take
+        while batch := take(size):
+            yield batch
         return
     injector = FaultInjector(faults, config.seed)
     push = injector.push
-    while items := take(size):
+    take_timed = simulation.take_timed
+    while items := take_timed(size):
         out: list[SimulatedMessage] = []
         for item in items:
             out += push(*item)
@@ -106,15 +108,14 @@ class LiveStream:
     def until(self, now: _dt.datetime) -> list[SimulatedMessage]:
         """All messages whose time is at or before ``now``, in emission order."""
         now_ms = to_ms(now)
-        take = self.simulation.take
-        out: list[SimulatedMessage] = []
         injector = self._injector
-        while items := take(BATCH, now_ms):
-            if injector is None:
-                out += [SimulatedMessage(key, value) for _, key, value in items]
-            else:
-                for item in items:
-                    out += injector.push(*item)
-        if injector is not None:
-            out += injector.release(now_ms)
+        out: list[SimulatedMessage] = []
+        if injector is None:
+            while batch := self.simulation.take(BATCH, now_ms):
+                out += batch
+            return out
+        while items := self.simulation.take_timed(BATCH, now_ms):
+            for item in items:
+                out += injector.push(*item)
+        out += injector.release(now_ms)
         return out
