@@ -21,9 +21,10 @@ from pipeline.simulation.epoch import from_ms, to_ms
 from pipeline.simulation.faults import NO_FAULTS, FaultConfig, FaultInjector
 from pipeline.simulation.record import SimulatedMessage
 
-BATCH: Final = 4096
-"""Messages per batch of a backfill: big enough that per-batch work vanishes, small
-enough that a consumer of the batches (progress, polling) still acts many times a second."""
+BATCH: Final = 512
+"""Messages per batch: big enough that per-batch work vanishes, small enough that the
+batch's values (most above pymalloc's 512-byte limit) are freed before the allocator's
+caches overflow: batches of 4096 cost 2.3% more instructions per event than 512."""
 
 
 def backfill_batches(
