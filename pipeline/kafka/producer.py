@@ -36,7 +36,7 @@ class _KeyValue(Protocol):
 PRODUCER_DEFAULTS: Mapping[str, object] = {
     "enable.idempotence": True,
     "acks": "all",
-    # lz4 vs zstd measured with benchmarks/bench_produce.py: see README "Benchmarks".
+    # lz4, zstd and none measured with benchmarks/bench_produce.py: docs/decisions.md, 2026-12-01.
     "compression.type": "lz4",
     "linger.ms": 20,
     "batch.size": 1_000_000,
@@ -102,9 +102,9 @@ class TrackedProducer:
     ) -> None:
         """The hot path of ``pipeline produce``: every message keyed, counted and optionally dumped.
 
-        Written for speed, because generation plus produce must reach 150,000 events/s in
-        one process: bound methods, positional arguments, and per batch rather than per
-        message the count, a ``poll`` and ``on_batch``. ``sent`` is exact after every
+        Written for speed, because generation and sending share one Python thread (the
+        target is 150,000 events/s): bound methods, positional arguments, and per batch
+        rather than per message the count, a ``poll`` and ``on_batch``. ``sent`` is exact after every
         batch, so progress is too, however slowly a live stream's batches come.
         """
         produce = self._producer.produce
