@@ -23,7 +23,15 @@ from pipeline.config.settings import KafkaSettings
 from pipeline.errors import DeliveryError
 from pipeline.jobs.progress import Progress
 from pipeline.kafka.producer import TrackedProducer
-from pipeline.simulation import NO_FAULTS, FaultConfig, LiveStream, SimulatedMessage, SimulationConfig, backfill
+from pipeline.simulation import (
+    NO_FAULTS,
+    FaultConfig,
+    LiveStream,
+    SimulatedMessage,
+    SimulationConfig,
+    backfill_batches,
+    backfill_count,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +77,13 @@ class ProduceResult:
 
 
 def backfill_messages(options: ProduceOptions) -> Iterator[SimulatedMessage]:
-    """Exactly ``options.events`` messages of a simulated window ending at ``end_time``.
+    """``batched_backfill``, one message at a time."""
+    for batch in batched_backfill(options):
+        yield from batch
+
+
+def batched_backfill(options: ProduceOptions) -> Iterator[list[SimulatedMessage]]:
+    """Exactly ``options.events`` messages of a simulated window ending at ``end_time``, in lists.
 
     The rate is calibrated so one simulation of the window holds about that many; if it
     falls short, another population (derived seed) fills the same window, so the count is
@@ -80,18 +94,19 @@ def backfill_messages(options: ProduceOptions) -> Iterator[SimulatedMessage]:
     return _backfill_rounds(options, end, backfill_rate(options, end))
 
 
-def _backfill_rounds(options: ProduceOptions, end: dt.datetime, rate: float) -> Iterator[SimulatedMessage]:
+def _backfill_rounds(options: ProduceOptions, end: dt.datetime, rate: float) -> Iterator[list[SimulatedMessage]]:
     assert options.events is not None
     remaining = options.events
     for round_ in itertools.count():
         config = SimulationConfig(
             seed=options.seed + round_ * 1_000_003, rate=rate, diurnal=options.window >= dt.timedelta(hours=24)
         )
-        for message in backfill(config, end, window=options.window, faults=options.faults):
-            yield message
-            remaining -= 1
-            if remaining == 0:
+        for batch in backfill_batches(config, end, window=options.window, faults=options.faults):
+            if len(batch) >= remaining:
+                yield batch[:remaining]
                 return
+            yield batch
+            remaining -= len(batch)
 
 
 def backfill_rate(options: ProduceOptions, end: dt.datetime, *, probe_share: float = 0.25) -> float:
@@ -99,21 +114,22 @@ def backfill_rate(options: ProduceOptions, end: dt.datetime, *, probe_share: flo
 
     How many messages a simulated day yields per unit of rate depends on visit shapes,
     returning users and the daily curve, so it is measured, not assumed: a probe run at a
-    tenth of the rate counts the window, and the rate is scaled from it. The stream is
-    then cut at ``events``, so it ends close to ``end`` (within a few percent of the window).
+    quarter of the rate counts the window (simulating its events without formatting
+    them), and the rate is scaled from it. The stream is then cut at ``events``, so it
+    ends close to ``end`` (within a few percent of the window).
     """
     assert options.events is not None
     seconds = options.window.total_seconds()
     diurnal = options.window >= dt.timedelta(hours=24)
     guess = max(1.0, options.events / seconds)
     probe = SimulationConfig(seed=options.seed, rate=guess * probe_share, diurnal=diurnal)
-    counted = sum(1 for _ in backfill(probe, end, window=options.window))
+    counted = backfill_count(probe, end, window=options.window)
     per_rate = max(counted, 1) / (guess * probe_share)
     return max(0.001, 1.05 * options.events / per_rate)
 
 
-def live_messages(options: ProduceOptions, stop: threading.Event) -> Iterator[SimulatedMessage]:
-    """Messages as they become due at ``--rate`` per second, event time = now."""
+def batched_live(options: ProduceOptions, stop: threading.Event) -> Iterator[list[SimulatedMessage]]:
+    """Messages as they become due at ``--rate`` per second, event time = now, in the lists they come due in."""
     assert options.rate is not None
     start = dt.datetime.now(dt.UTC)
     stream = LiveStream(
@@ -130,7 +146,8 @@ def live_messages(options: ProduceOptions, stop: threading.Event) -> Iterator[Si
         if remaining is not None:
             batch = batch[:remaining]
             remaining -= len(batch)
-        yield from batch
+        if batch:
+            yield batch
         if remaining == 0:
             return
         due = stream.next_due()
@@ -144,13 +161,12 @@ def produce(kafka: KafkaSettings, options: ProduceOptions, *, stop: threading.Ev
     """Send the stream; raise ``DeliveryError`` if any message was not delivered."""
     stop = stop or threading.Event()
     producer = TrackedProducer(kafka, "producer", options.producer_overrides)
-    messages: Iterable[SimulatedMessage] = (
-        live_messages(options, stop) if options.rate is not None else backfill_messages(options)
+    batches: Iterable[list[SimulatedMessage]] = (
+        batched_live(options, stop) if options.rate is not None else batched_backfill(options)
     )
-    if options.rate is None and options.duration_s is not None:
-        messages = _until(messages, time.monotonic() + options.duration_s, stop)
-    elif options.rate is None:
-        messages = _until(messages, None, stop)
+    if options.rate is None:
+        deadline = None if options.duration_s is None else time.monotonic() + options.duration_s
+        batches = _until(batches, deadline, stop)
 
     progress = Progress(
         "produce",
@@ -161,7 +177,7 @@ def produce(kafka: KafkaSettings, options: ProduceOptions, *, stop: threading.Ev
     started = time.monotonic()
     dump: IO[bytes] | None = open(options.dump, "wb") if options.dump else None
     try:
-        producer.send_all(options.topic, messages, dump=dump, on_chunk=progress.tick)
+        producer.send_all(options.topic, batches, dump=dump, on_batch=progress.tick)
         stats = producer.flush_all()
     finally:
         if dump is not None:
@@ -185,9 +201,9 @@ def produce(kafka: KafkaSettings, options: ProduceOptions, *, stop: threading.Ev
 
 
 def _until(
-    messages: Iterable[SimulatedMessage], deadline: float | None, stop: threading.Event
-) -> Iterator[SimulatedMessage]:
-    for i, msg in enumerate(messages):
-        if (i & 0x3FF) == 0 and (stop.is_set() or (deadline is not None and time.monotonic() >= deadline)):
+    batches: Iterable[list[SimulatedMessage]], deadline: float | None, stop: threading.Event
+) -> Iterator[list[SimulatedMessage]]:
+    for batch in batches:
+        if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
             return
-        yield msg
+        yield batch

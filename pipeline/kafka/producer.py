@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Protocol
 
@@ -37,7 +37,7 @@ class _KeyValue(Protocol):
 PRODUCER_DEFAULTS: Mapping[str, object] = {
     "enable.idempotence": True,
     "acks": "all",
-    # lz4 for its low CPU cost to compress and decompress; no benchmark here compares codecs yet.
+    # lz4, zstd and none measured with benchmarks/bench_produce.py: docs/decisions.md, 2026-12-01.
     "compression.type": "lz4",
     "linger.ms": 20,
     "batch.size": 1_000_000,
@@ -70,8 +70,11 @@ class TrackedProducer:
     def __init__(self, kafka: KafkaSettings, role: KafkaRole, overrides: Mapping[str, object] | None = None) -> None:
         config: dict[str, object] = {**kafka.client_config(role), **PRODUCER_DEFAULTS, **(overrides or {})}
         config["error_cb"] = self._on_error
-        self._producer = Producer(config)
         self.stats = DeliveryStats()
+        # The delivery callback of every message, set once: passing it to each produce()
+        # call as a keyword costs the hot path a keyword dict per message.
+        config["on_delivery"] = self.stats.on_delivery
+        self._producer = Producer(config)
         self.sent = 0
 
     def _on_error(self, err: KafkaError) -> None:
@@ -83,7 +86,7 @@ class TrackedProducer:
     ) -> None:
         while True:
             try:
-                self._producer.produce(topic, value, key, headers=headers, on_delivery=self.stats.on_delivery)
+                self._producer.produce(topic, value, key, headers=headers)
                 break
             except BufferError:
                 # The local queue is full: serve delivery reports until there is room.
@@ -93,42 +96,38 @@ class TrackedProducer:
     def send_all(
         self,
         topic: str,
-        messages: Iterable[_KeyValue],
+        batches: Iterable[Sequence[_KeyValue]],
         *,
         dump: IO[bytes] | None = None,
-        on_chunk: Callable[[], None] | None = None,
+        on_batch: Callable[[], None] | None = None,
     ) -> None:
         """The hot path of ``pipeline produce``: every message keyed, counted and optionally dumped.
 
-        Written for speed (bound methods, one ``poll`` per few thousand messages) because
-        generation plus produce must reach 100,000 events/s in one process.
+        Written for speed, because generation and sending share one Python thread (the
+        target is 150,000 events/s): bound methods, positional arguments, and per batch
+        rather than per message the count, a ``poll`` and ``on_batch``. ``sent`` is exact after every
+        batch, so progress is too, however slowly a live stream's batches come.
         """
         produce = self._producer.produce
         poll = self._producer.poll
-        on_delivery = self.stats.on_delivery
-        write = dump.write if dump is not None else None
-        sent = 0
-        for msg in messages:
-            key, value = msg.key, msg.value
-            try:
-                produce(topic, value, key, on_delivery=on_delivery)
-            except BufferError:
-                while True:
-                    poll(0.05)
-                    try:
-                        produce(topic, value, key, on_delivery=on_delivery)
-                        break
-                    except BufferError:
-                        continue
-            if write is not None:
-                write(format_dump_line(msg))  # type: ignore[arg-type]
-            sent += 1
-            if (sent & 0xFFF) == 0:
-                poll(0)
-                self.sent += 0x1000
-                if on_chunk is not None:
-                    on_chunk()
-        self.sent += sent & 0xFFF
+        for batch in batches:
+            for msg in batch:
+                try:
+                    produce(topic, msg.value, msg.key)
+                except BufferError:
+                    while True:
+                        poll(0.05)
+                        try:
+                            produce(topic, msg.value, msg.key)
+                            break
+                        except BufferError:
+                            continue
+            if dump is not None:
+                dump.write(b"".join([format_dump_line(msg) for msg in batch]))  # type: ignore[arg-type]
+            self.sent += len(batch)
+            poll(0)
+            if on_batch is not None:
+                on_batch()
 
     def poll(self, timeout: float = 0.0) -> int:
         return self._producer.poll(timeout)

@@ -14,7 +14,7 @@ from pipeline.simulation.epoch import from_ms, to_ms
 from pipeline.simulation.faults import NO_FAULTS, FaultConfig, FaultInjector
 from pipeline.simulation.malformed import MALFORMED_KINDS
 from pipeline.simulation.record import SimulatedMessage
-from pipeline.simulation.streams import LiveStream, backfill
+from pipeline.simulation.streams import LiveStream, backfill, backfill_batches, backfill_count
 from pipeline.simulation.tracker import SESSION_TIMEOUT, SESSION_TIMEOUT_MS, starts_new_session
 
 __all__ = [
@@ -30,6 +30,8 @@ __all__ = [
     "Simulation",
     "SimulationConfig",
     "backfill",
+    "backfill_batches",
+    "backfill_count",
     "format_dump_line",
     "from_ms",
     "parse_dump_line",

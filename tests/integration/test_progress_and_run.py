@@ -58,6 +58,19 @@ def test_off_a_terminal_progress_is_log_lines_json_with_json_logs_and_nothing_wi
     assert quiet.stderr == "" and count_events(world) == 8000
 
 
+def test_a_slow_live_producer_shows_progress_while_it_runs(world: IsolatedPipeline) -> None:
+    # At 40 events/s the periodic records (every 5 s) come long before a few thousand
+    # messages have been sent: they must count them, not wait for a round number.
+    produced = world.cli("--json-logs", "produce", "--rate", "40", "--duration", "12", timeout=120)
+    figures = [json.loads(line).get("progress") for line in produced.stderr.splitlines() if line.strip()]
+    done = [f["done"] for f in figures if f and f["task"] == "produce"]
+    final = re.search(r"produce: sent (\d+),", produced.stdout)
+    assert final is not None, produced.stdout
+    sent = int(final.group(1))
+    assert len(done) >= 2 and done[-1] == sent, produced.stderr[-2000:]
+    assert any(0 < d < sent for d in done[:-1]), done
+
+
 def test_run_prints_the_report_path_and_writes_it(world: IsolatedPipeline, tmp_path: Path) -> None:
     page = tmp_path / "out" / "report.html"
     result = world.cli("run", "--events", "2000", "--report", str(page))

@@ -18,6 +18,8 @@ from pipeline.simulation import (
     SimulatedMessage,
     SimulationConfig,
     backfill,
+    backfill_batches,
+    backfill_count,
     from_ms,
     to_ms,
 )
@@ -40,6 +42,21 @@ def test_a_different_seed_gives_a_different_stream() -> None:
     b = list(islice(backfill(SimulationConfig(seed=2, rate=5), END, window=TWO_HOURS), 2000))
     assert {m.key for m in a}.isdisjoint({m.key for m in b})  # other seed, other population
     assert {m.value for m in a}.isdisjoint({m.value for m in b})
+
+
+def test_batch_size_does_not_change_the_stream() -> None:
+    cfg = SimulationConfig(seed=9, rate=5)
+    one_by_one = [m for batch in backfill_batches(cfg, END, window=TWO_HOURS, size=1) for m in batch]
+    in_batches = list(backfill_batches(cfg, END, window=TWO_HOURS, size=1000))
+    assert all(0 < len(batch) <= 1000 for batch in in_batches)
+    assert len(in_batches) > 10
+    assert [m for batch in in_batches for m in batch] == one_by_one
+
+
+def test_the_count_of_a_window_is_the_number_of_messages_it_yields() -> None:
+    for cfg, window in ((SimulationConfig(seed=3, rate=5), TWO_HOURS), (SimulationConfig(seed=4, rate=0.2), None)):
+        span = window or dt.timedelta(hours=24)
+        assert backfill_count(cfg, END, window=span) == sum(1 for _ in backfill(cfg, END, window=span)) > 1000
 
 
 def test_another_window_never_reuses_event_or_session_ids() -> None:
