@@ -18,9 +18,14 @@ median of the same run. Two rates per round:
 * steady: events stored per second between the first and the last batch
   (``ingested_at`` in PostgreSQL), the first batch left out: the loop alone.
 
+``--in-flight 1,2`` runs every round-trip time with each of those ``pipeline consume
+--in-flight K`` (1: one batch at a time), interleaved too, and adds the ratio of each K
+to K = 1 at the same round-trip time.
+
 Usage::
 
     .venv/bin/python -m benchmarks.latency_drain --latency-ms 0,10,50 --events 100000 --repeat 3
+    .venv/bin/python -m benchmarks.latency_drain --latency-ms 0,10,50 --in-flight 1,2 --repeat 3
 
 The local broker must have the proxied listener (``devstack/kafka.py``): a stack started
 before it existed needs ``devstack stop kafka && devstack up``.
@@ -33,6 +38,7 @@ import datetime as dt
 import json
 import logging
 import os
+import signal
 import socket
 import statistics
 import sys
@@ -59,6 +65,7 @@ log = logging.getLogger("latency_drain")
 class Round:
     repeat: int
     rtt_ms: float
+    in_flight: int
     events: int
     drain_s: float
     drain_events_per_s: float
@@ -72,12 +79,14 @@ class Round:
 @dataclass
 class Summary:
     rtt_ms: float
+    in_flight: int
     drain_median: float
     drain_runs: list[float]
     drain_ratio_to_0ms: float
     steady_median: float | None
     steady_runs: list[float | None]
     steady_ratio_to_0ms: float | None
+    drain_ratio_to_1_in_flight: float | None
 
 
 @dataclass
@@ -87,6 +96,7 @@ class LatencyReport:
     events: int
     repeat: int
     latencies_ms: list[float]
+    in_flight: list[int]
     load_average_before: list[float]
     load_average_after: list[float] = field(default_factory=list)
     rounds: list[Round] = field(default_factory=list)
@@ -100,6 +110,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="0,10,50",
         help="added round-trip times in ms, comma-separated (half each way); 0 is always run (default 0,10,50)",
     )
+    parser.add_argument(
+        "--in-flight",
+        default="1",
+        help="pipeline consume --in-flight values to compare, comma-separated (default 1)",
+    )
     parser.add_argument("--events", type=int, default=100_000, help="backlog size (default 100,000)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds per round-trip time, interleaved (default 3)")
     parser.add_argument("--seed", type=int, default=20_261_201, help="producer seed (same seed = same events)")
@@ -112,15 +127,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.latencies = parse_latencies(args.latency_ms)
     except RouteError as exc:
         parser.error(str(exc))
+    try:
+        args.in_flights = sorted({int(k) for k in args.in_flight.split(",")})
+    except ValueError:
+        parser.error(f"--in-flight takes whole numbers separated by commas, not {args.in_flight!r}")
+    if min(args.in_flights) < 1:
+        parser.error("--in-flight values must be at least 1")
     if args.events < 1 or args.repeat < 1:
         parser.error("--events and --repeat must be at least 1")
     return args
 
 
-def round_order(latencies: list[float], repeat: int) -> list[tuple[int, float]]:
-    """Every latency once per repeat, the order rotated by one each repeat (drift spreads evenly)."""
-    n = len(latencies)
-    return [(r + 1, latencies[(r + i) % n]) for r in range(repeat) for i in range(n)]
+def round_order(latencies: list[float], in_flights: list[int], repeat: int) -> list[tuple[int, float, int]]:
+    """Every (latency, in-flight) pair once per repeat, the order rotated by one each repeat (drift spreads evenly)."""
+    pairs = [(rtt, k) for rtt in latencies for k in in_flights]
+    n = len(pairs)
+    return [(r + 1, *pairs[(r + i) % n]) for r in range(repeat) for i in range(n)]
 
 
 def _check_proxied_listener(host: str, port: int) -> None:
@@ -134,10 +156,10 @@ def _check_proxied_listener(host: str, port: int) -> None:
 
 
 def drain_round(
-    world: IsolatedWorld, base_outputs: dict[str, object], repeat: int, rtt_ms: float, backlog: int
+    world: IsolatedWorld, base_outputs: dict[str, object], repeat: int, rtt_ms: float, in_flight: int, backlog: int
 ) -> Round:
     layout = load_layout()
-    sinks = world.new_pipeline(f"r{repeat}-{rtt_ms:g}ms")
+    sinks = world.new_pipeline(f"r{repeat}-{rtt_ms:g}ms-k{in_flight}")
     try:
         values = json.loads(sinks.outputs_file.read_text())
         proxy_routes = routes(
@@ -163,6 +185,8 @@ def drain_round(
                 sinks.group,
                 "--stats-json",
                 str(stats_file),
+                "--in-flight",
+                str(in_flight),
             ]
             watcher = GroupWatcher(sinks.settings, topic, sinks.group, partitions=sorted(ends), ends=ends)
             child = spawn(f"consumer {sinks.label}", command, world.private_dir / f"{sinks.label}.log", cwd=REPO_ROOT)
@@ -184,6 +208,7 @@ def drain_round(
         return Round(
             repeat=repeat,
             rtt_ms=rtt_ms,
+            in_flight=in_flight,
             events=backlog,
             drain_s=round(drain_s, 3),
             drain_events_per_s=round(backlog / drain_s, 1),
@@ -224,29 +249,39 @@ def _check_sinks(sinks: IsolatedPipeline, backlog: int, child: Child) -> None:
         )
 
 
-def summarize(rounds: list[Round], latencies: list[float]) -> list[Summary]:
-    def median(values: list[float]) -> float:
-        return round(statistics.median(values), 1)
+def summarize(rounds: list[Round], latencies: list[float], in_flights: list[int]) -> list[Summary]:
+    """Per (round-trip time, in-flight): medians and runs; ratios to 0 ms with the same in-flight,
+    and to in-flight 1 at the same round-trip time (ratios of medians)."""
 
-    by_rtt = {rtt: [r for r in rounds if r.rtt_ms == rtt] for rtt in latencies}
-    base = median([r.drain_events_per_s for r in by_rtt[0.0]])
-    base_steady_runs = [r.steady_events_per_s for r in by_rtt[0.0] if r.steady_events_per_s is not None]
-    base_steady = median(base_steady_runs) if base_steady_runs else None
+    def median(values: list[float]) -> float | None:
+        return round(statistics.median(values), 1) if values else None
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return round(a / b, 3) if a and b else None
+
+    groups = {
+        (rtt, k): [r for r in rounds if r.rtt_ms == rtt and r.in_flight == k] for rtt in latencies for k in in_flights
+    }
+    drains = {key: median([r.drain_events_per_s for r in rs]) for key, rs in groups.items()}
+    steadies = {
+        key: median([r.steady_events_per_s for r in rs if r.steady_events_per_s is not None])
+        for key, rs in groups.items()
+    }
     out = []
-    for rtt, rs in by_rtt.items():
-        drain = median([r.drain_events_per_s for r in rs])
-        steady_runs = [r.steady_events_per_s for r in rs]
-        known = [s for s in steady_runs if s is not None]
-        steady = median(known) if known else None
+    for (rtt, k), rs in groups.items():
+        drain = drains[(rtt, k)]
+        assert drain is not None
         out.append(
             Summary(
                 rtt_ms=rtt,
+                in_flight=k,
                 drain_median=drain,
                 drain_runs=[r.drain_events_per_s for r in rs],
-                drain_ratio_to_0ms=round(drain / base, 3),
-                steady_median=steady,
-                steady_runs=steady_runs,
-                steady_ratio_to_0ms=round(steady / base_steady, 3) if steady and base_steady else None,
+                drain_ratio_to_0ms=ratio(drain, drains[(0.0, k)]) or 0.0,
+                steady_median=steadies[(rtt, k)],
+                steady_runs=[r.steady_events_per_s for r in rs],
+                steady_ratio_to_0ms=ratio(steadies[(rtt, k)], steadies[(0.0, k)]),
+                drain_ratio_to_1_in_flight=ratio(drain, drains.get((rtt, 1))) if 1 in in_flights else None,
             )
         )
     return out
@@ -257,24 +292,37 @@ def print_summary(report: LatencyReport) -> None:
         f"\none consumer, {report.events:,} events, {report.repeat} interleaved repeats; "
         f"load average {_load(report.load_average_before)} -> {_load(report.load_average_after)}"
     )
-    print(f"{'RTT ms':>7} {'drain ev/s (runs)':>40} {'ratio':>6} {'steady ev/s (runs)':>40} {'ratio':>6}")
+    print(
+        f"{'RTT ms':>7} {'K':>2} {'drain ev/s (runs)':>32} {'/0ms':>5} {'/K=1':>5} "
+        f"{'steady ev/s (runs)':>32} {'/0ms':>5}"
+    )
     for s in report.summary:
         drain_runs = ", ".join(f"{x:,.0f}" for x in s.drain_runs)
         steady_runs = ", ".join("-" if x is None else f"{x:,.0f}" for x in s.steady_runs)
         steady = "-" if s.steady_median is None else f"{s.steady_median:,.0f}"
-        steady_ratio = "-" if s.steady_ratio_to_0ms is None else f"{s.steady_ratio_to_0ms:.2f}"
         print(
-            f"{s.rtt_ms:>7g} {f'{s.drain_median:,.0f} ({drain_runs})':>40} {s.drain_ratio_to_0ms:>6.2f} "
-            f"{f'{steady} ({steady_runs})':>40} {steady_ratio:>6}"
+            f"{s.rtt_ms:>7g} {s.in_flight:>2} {f'{s.drain_median:,.0f} ({drain_runs})':>32} "
+            f"{s.drain_ratio_to_0ms:>5.2f} {_ratio(s.drain_ratio_to_1_in_flight):>5} "
+            f"{f'{steady} ({steady_runs})':>32} {_ratio(s.steady_ratio_to_0ms):>5}"
         )
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _load(values: list[float]) -> str:
     return "/".join(f"{v:.2f}" for v in values)
 
 
+def _raise_interrupt(signum: int, _frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not interrupt the cleanup
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # the world's topics, databases and users are removed
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("opensearch", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -290,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         events=args.events,
         repeat=args.repeat,
         latencies_ms=args.latencies,
+        in_flight=args.in_flights,
         load_average_before=[round(x, 2) for x in os.getloadavg()],
     )
     with IsolatedWorld(base_outputs, base, tag="b", partitions=None, strict=False) as world:
@@ -304,21 +353,22 @@ def main(argv: list[str] | None = None) -> int:
         wait_all([producer], timeout=120 + args.events / 2_000)
         backlog = produce_line(producer).delivered
         world.drop_pipeline(producer_sinks)
-        for repeat, rtt in round_order(args.latencies, args.repeat):
+        for repeat, rtt, in_flight in round_order(args.latencies, args.in_flights, args.repeat):
             t0 = time.monotonic()
-            result = drain_round(world, base_outputs, repeat, rtt, backlog)
+            result = drain_round(world, base_outputs, repeat, rtt, in_flight, backlog)
             report.rounds.append(result)
             log.info(
-                "repeat %d, RTT %g ms: %.0f events/s (steady %s), %.1f s round, load %s",
+                "repeat %d, RTT %g ms, in flight %d: %.0f events/s (steady %s), %.1f s round, load %s",
                 repeat,
                 rtt,
+                in_flight,
                 result.drain_events_per_s,
                 result.steady_events_per_s,
                 time.monotonic() - t0,
                 _load(result.load_average),
             )
     report.load_average_after = [round(x, 2) for x in os.getloadavg()]
-    report.summary = summarize(report.rounds, args.latencies)
+    report.summary = summarize(report.rounds, args.latencies, args.in_flights)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"latency-drain-{started:%Y%m%dT%H%M%SZ}.json"
     path.write_text(json.dumps(asdict(report), indent=2))

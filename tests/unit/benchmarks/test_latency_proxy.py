@@ -117,19 +117,21 @@ def test_bad_latencies_get_a_clear_error(text: str, words: str) -> None:
         parse_latencies(text)
 
 
-def test_rounds_are_interleaved_every_latency_once_per_repeat_in_rotated_order() -> None:
-    order = round_order([0.0, 10.0, 50.0], 3)
-    assert order == [
-        (1, 0.0),
-        (1, 10.0),
-        (1, 50.0),
-        (2, 10.0),
-        (2, 50.0),
-        (2, 0.0),
-        (3, 50.0),
-        (3, 0.0),
-        (3, 10.0),
+def test_rounds_are_interleaved_every_pair_once_per_repeat_in_rotated_order() -> None:
+    assert round_order([0.0, 10.0, 50.0], [1], 3) == [
+        (1, 0.0, 1),
+        (1, 10.0, 1),
+        (1, 50.0, 1),
+        (2, 10.0, 1),
+        (2, 50.0, 1),
+        (2, 0.0, 1),
+        (3, 50.0, 1),
+        (3, 0.0, 1),
+        (3, 10.0, 1),
     ]
+    two = round_order([0.0, 50.0], [1, 2], 2)
+    assert two[:4] == [(1, 0.0, 1), (1, 0.0, 2), (1, 50.0, 1), (1, 50.0, 2)]
+    assert two[4:] == [(2, 0.0, 2), (2, 50.0, 1), (2, 50.0, 2), (2, 0.0, 1)]
 
 
 # --- the outputs that route a process through the proxies -------------------------------------
