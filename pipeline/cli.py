@@ -228,7 +228,7 @@ def consume(
     in_flight: int,
     index_prefix: str,
 ) -> None:
-    """Consume events into PostgreSQL and OpenSearch until stopped (SIGINT/SIGTERM finish the batch)."""
+    """Consume events into PostgreSQL and OpenSearch until stopped (SIGINT/SIGTERM finish the batches in hand)."""
     import json
     import threading
 

@@ -395,7 +395,7 @@ def _write(slot: _Slot, turn: Turn, batch: _Batch) -> None:
 
 
 def install_signal_handlers(stop: threading.Event) -> None:
-    """SIGINT/SIGTERM finish the batch in hand, commit it, and leave the group."""
+    """SIGINT/SIGTERM finish the batches in hand, commit them, and leave the group."""
 
     def handler(signum: int, _frame: object) -> None:
         log.info("%s received: finishing the current batch", signal.Signals(signum).name)
