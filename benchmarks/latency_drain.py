@@ -18,6 +18,9 @@ median of the same run. Two rates per round:
 * steady: events stored per second between the first and the last batch
   (``ingested_at`` in PostgreSQL), the first batch left out: the loop alone.
 
+``--direct`` adds rounds without any proxy (the consumer talks to the services
+directly), interleaved like the others: what the relay itself costs at 0 ms.
+
 ``--in-flight 1,2`` runs every round-trip time with each of those ``pipeline consume
 --in-flight K`` (1: one batch at a time), interleaved too, and adds the ratio of each K
 to K = 1 at the same round-trip time.
@@ -34,6 +37,7 @@ before it existed needs ``devstack stop kafka && devstack up``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -43,6 +47,7 @@ import socket
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -64,7 +69,8 @@ log = logging.getLogger("latency_drain")
 @dataclass
 class Round:
     repeat: int
-    rtt_ms: float
+    rtt_ms: float | None
+    """Added round-trip time; None: no proxy at all (``--direct``)."""
     in_flight: int
     events: int
     drain_s: float
@@ -78,7 +84,7 @@ class Round:
 
 @dataclass
 class Summary:
-    rtt_ms: float
+    rtt_ms: float | None
     in_flight: int
     drain_median: float
     drain_runs: list[float]
@@ -95,7 +101,7 @@ class LatencyReport:
     command: list[str]
     events: int
     repeat: int
-    latencies_ms: list[float]
+    latencies_ms: list[float | None]
     in_flight: list[int]
     load_average_before: list[float]
     load_average_after: list[float] = field(default_factory=list)
@@ -114,6 +120,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--in-flight",
         default="1",
         help="pipeline consume --in-flight values to compare, comma-separated (default 1)",
+    )
+    parser.add_argument(
+        "--direct", action="store_true", help="also rounds without any proxy (what the relay costs at 0 ms)"
     )
     parser.add_argument("--events", type=int, default=100_000, help="backlog size (default 100,000)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds per round-trip time, interleaved (default 3)")
@@ -138,7 +147,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def round_order(latencies: list[float], in_flights: list[int], repeat: int) -> list[tuple[int, float, int]]:
+def round_order(
+    latencies: Sequence[float | None], in_flights: list[int], repeat: int
+) -> list[tuple[int, float | None, int]]:
     """Every (latency, in-flight) pair once per repeat, the order rotated by one each repeat (drift spreads evenly)."""
     pairs = [(rtt, k) for rtt in latencies for k in in_flights]
     n = len(pairs)
@@ -156,10 +167,15 @@ def _check_proxied_listener(host: str, port: int) -> None:
 
 
 def drain_round(
-    world: IsolatedWorld, base_outputs: dict[str, object], repeat: int, rtt_ms: float, in_flight: int, backlog: int
+    world: IsolatedWorld,
+    base_outputs: dict[str, object],
+    repeat: int,
+    rtt_ms: float | None,
+    in_flight: int,
+    backlog: int,
 ) -> Round:
     layout = load_layout()
-    sinks = world.new_pipeline(f"r{repeat}-{rtt_ms:g}ms-k{in_flight}")
+    sinks = world.new_pipeline(f"r{repeat}-{_label(rtt_ms)}-k{in_flight}")
     try:
         values = json.loads(sinks.outputs_file.read_text())
         proxy_routes = routes(
@@ -168,15 +184,20 @@ def drain_round(
         topic = world.topics.events
         ends = end_offsets(sinks.settings, topic)
         stats_file = world.private_dir / f"stats-{sinks.label}.json"
-        with ProxyThread(proxy_routes, one_way_s=rtt_ms / 2000) as proxies:
-            proxied = world.private_dir / f"stack-outputs-{sinks.label}-proxied.json"
-            write_private(proxied, json.dumps(proxied_outputs(values, proxies.ports)))
+        with contextlib.ExitStack() as stack:
+            if rtt_ms is None:
+                proxies = None
+                outputs_file = sinks.outputs_file
+            else:
+                proxies = stack.enter_context(ProxyThread(proxy_routes, one_way_s=rtt_ms / 2000))
+                outputs_file = world.private_dir / f"stack-outputs-{sinks.label}-proxied.json"
+                write_private(outputs_file, json.dumps(proxied_outputs(values, proxies.ports)))
             command = [
                 sys.executable,
                 "-m",
                 "pipeline",
                 "--outputs",
-                str(proxied),
+                str(outputs_file),
                 "consume",
                 "--drain",
                 "--index-prefix",
@@ -198,7 +219,7 @@ def drain_round(
                 raise
             finally:
                 watcher.stop()
-            connections = {p.route.name: p.connections for p in proxies.proxies}
+            connections = {p.route.name: p.connections for p in proxies.proxies} if proxies else {}
         if watcher.done_at is None:
             raise ChildFailed(f"{child.name} exited before the group committed the backlog:\n{child.log_tail()}")
         stats = read_stats(stats_file)
@@ -249,7 +270,7 @@ def _check_sinks(sinks: IsolatedPipeline, backlog: int, child: Child) -> None:
         )
 
 
-def summarize(rounds: list[Round], latencies: list[float], in_flights: list[int]) -> list[Summary]:
+def summarize(rounds: list[Round], latencies: Sequence[float | None], in_flights: list[int]) -> list[Summary]:
     """Per (round-trip time, in-flight): medians and runs; ratios to 0 ms with the same in-flight,
     and to in-flight 1 at the same round-trip time (ratios of medians)."""
 
@@ -293,7 +314,7 @@ def print_summary(report: LatencyReport) -> None:
         f"load average {_load(report.load_average_before)} -> {_load(report.load_average_after)}"
     )
     print(
-        f"{'RTT ms':>7} {'K':>2} {'drain ev/s (runs)':>32} {'/0ms':>5} {'/K=1':>5} "
+        f"{'RTT':>7} {'K':>2} {'drain ev/s (runs)':>32} {'/0ms':>5} {'/K=1':>5} "
         f"{'steady ev/s (runs)':>32} {'/0ms':>5}"
     )
     for s in report.summary:
@@ -301,10 +322,14 @@ def print_summary(report: LatencyReport) -> None:
         steady_runs = ", ".join("-" if x is None else f"{x:,.0f}" for x in s.steady_runs)
         steady = "-" if s.steady_median is None else f"{s.steady_median:,.0f}"
         print(
-            f"{s.rtt_ms:>7g} {s.in_flight:>2} {f'{s.drain_median:,.0f} ({drain_runs})':>32} "
+            f"{_label(s.rtt_ms):>7} {s.in_flight:>2} {f'{s.drain_median:,.0f} ({drain_runs})':>32} "
             f"{s.drain_ratio_to_0ms:>5.2f} {_ratio(s.drain_ratio_to_1_in_flight):>5} "
             f"{f'{steady} ({steady_runs})':>32} {_ratio(s.steady_ratio_to_0ms):>5}"
         )
+
+
+def _label(rtt_ms: float | None) -> str:
+    return "direct" if rtt_ms is None else f"{rtt_ms:g}ms"
 
 
 def _ratio(value: float | None) -> str:
@@ -332,12 +357,13 @@ def main(argv: list[str] | None = None) -> int:
     layout = load_layout()
     _check_proxied_listener("127.0.0.1", layout.kafka_proxied_port)
     started = dt.datetime.now(dt.UTC)
+    latencies: list[float | None] = [*([None] if args.direct else []), *args.latencies]
     report = LatencyReport(
         started_at=started.isoformat(timespec="seconds"),
         command=[sys.executable, "-m", "benchmarks.latency_drain", *(argv if argv is not None else sys.argv[1:])],
         events=args.events,
         repeat=args.repeat,
-        latencies_ms=args.latencies,
+        latencies_ms=latencies,
         in_flight=args.in_flights,
         load_average_before=[round(x, 2) for x in os.getloadavg()],
     )
@@ -353,14 +379,14 @@ def main(argv: list[str] | None = None) -> int:
         wait_all([producer], timeout=120 + args.events / 2_000)
         backlog = produce_line(producer).delivered
         world.drop_pipeline(producer_sinks)
-        for repeat, rtt, in_flight in round_order(args.latencies, args.in_flights, args.repeat):
+        for repeat, rtt, in_flight in round_order(latencies, args.in_flights, args.repeat):
             t0 = time.monotonic()
             result = drain_round(world, base_outputs, repeat, rtt, in_flight, backlog)
             report.rounds.append(result)
             log.info(
-                "repeat %d, RTT %g ms, in flight %d: %.0f events/s (steady %s), %.1f s round, load %s",
+                "repeat %d, RTT %s, in flight %d: %.0f events/s (steady %s), %.1f s round, load %s",
                 repeat,
-                rtt,
+                _label(rtt),
                 in_flight,
                 result.drain_events_per_s,
                 result.steady_events_per_s,
@@ -368,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
                 _load(result.load_average),
             )
     report.load_average_after = [round(x, 2) for x in os.getloadavg()]
-    report.summary = summarize(report.rounds, args.latencies, args.in_flights)
+    report.summary = summarize(report.rounds, latencies, args.in_flights)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"latency-drain-{started:%Y%m%dT%H%M%SZ}.json"
     path.write_text(json.dumps(asdict(report), indent=2))
