@@ -314,8 +314,7 @@ def print_summary(report: LatencyReport) -> None:
         f"load average {_load(report.load_average_before)} -> {_load(report.load_average_after)}"
     )
     print(
-        f"{'RTT':>7} {'K':>2} {'drain ev/s (runs)':>32} {'/0ms':>5} {'/K=1':>5} "
-        f"{'steady ev/s (runs)':>32} {'/0ms':>5}"
+        f"{'RTT':>7} {'K':>2} {'drain ev/s (runs)':>32} {'/0ms':>5} {'/K=1':>5} {'steady ev/s (runs)':>32} {'/0ms':>5}"
     )
     for s in report.summary:
         drain_runs = ", ".join(f"{x:,.0f}" for x in s.drain_runs)
