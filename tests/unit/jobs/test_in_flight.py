@@ -129,8 +129,7 @@ def test_with_one_writer_the_write_runs_on_the_calling_thread() -> None:
     window.close()
 
 
-@pytest.mark.parametrize("size", [1, 2])
-def test_a_failed_write_lands_with_its_error_and_does_not_hold_up_the_next_insert(size: int) -> None:
+def test_a_failed_write_lands_with_its_error_and_does_not_hold_up_the_next_insert() -> None:
     inserted: list[int] = []
 
     def write(writer: str, turn: Turn, number: int) -> None:
@@ -139,26 +138,18 @@ def test_a_failed_write_lands_with_its_error_and_does_not_hold_up_the_next_inser
         turn.wait()
         inserted.append(number)
 
-    window: Window[str, int] = Window([f"w{i}" for i in range(size)])
+    window: Window[str, int] = Window(["a", "b"])
+    first = window.launch(1, write)
+    second = window.launch(2, write)
     try:
-        window.launch(1, write)
-        if size == 1:
-            first = window.land(block=True)
-            assert first is not None
-            window.release(first)
-        else:
-            first = None
-        window.launch(2, write)
-        if first is None:
-            first = window.land(block=True)
-            assert first is not None
-            window.release(first)
-        assert isinstance(first.future.exception(), ConnectionError)
-        assert first.writer in {f"w{i}" for i in range(size)}
-        second = window.land(block=True)
-        assert second is not None and second.future.exception() is None
+        second.future.result(timeout=10)  # its insert did not wait forever for the failed batch's turn
         assert inserted == [2]
+        landed = window.land(block=True)
+        assert landed is first and isinstance(first.future.exception(), ConnectionError)
+        window.release(first)
+        assert window.land(block=True) is second
     finally:
+        first.turn.done()  # if the turn was never marked, let the stuck writer end so the pool can close
         window.close()
 
 
