@@ -35,6 +35,7 @@ HOST = "127.0.0.1"
 BROKER_PRINCIPAL = "kafka-broker"
 """The broker's own certificate CN (inter-broker and controller traffic); a super user."""
 DEAD_LETTER_PARTITIONS = 3
+PROXIED_LISTENER = "PROXIED"
 POM = REPO_ROOT / "devstack" / "maven" / "kafka-pom.xml"
 
 
@@ -119,9 +120,17 @@ def _write_config(layout: Layout, ca: certs.CertPair) -> Path:
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@{HOST}:{layout.kafka_controller_port}",
-        "listeners": f"SSL://{HOST}:{layout.kafka_port},CONTROLLER://{HOST}:{layout.kafka_controller_port}",
-        "advertised.listeners": f"SSL://{HOST}:{layout.kafka_port}",
-        "listener.security.protocol.map": "SSL:SSL,CONTROLLER:SSL",
+        # PROXIED is the same SSL listener again, advertising the port a benchmark's delay
+        # proxy listens on (benchmarks/latency/): a client must keep talking through the
+        # proxy after the metadata answer. Clients of the SSL listener never learn of it.
+        "listeners": (
+            f"SSL://{HOST}:{layout.kafka_port},{PROXIED_LISTENER}://{HOST}:{layout.kafka_proxied_port},"
+            f"CONTROLLER://{HOST}:{layout.kafka_controller_port}"
+        ),
+        "advertised.listeners": (
+            f"SSL://{HOST}:{layout.kafka_port},{PROXIED_LISTENER}://{HOST}:{layout.kafka_proxy_port}"
+        ),
+        "listener.security.protocol.map": f"SSL:SSL,{PROXIED_LISTENER}:SSL,CONTROLLER:SSL",
         "inter.broker.listener.name": "SSL",
         "controller.listener.names": "CONTROLLER",
         "ssl.keystore.type": "PEM",

@@ -44,6 +44,10 @@ class Layout:
     run_as: str | None
     kafka_port: int
     kafka_controller_port: int
+    kafka_proxied_port: int
+    """A second SSL listener for a proxy in front of the broker (benchmarks with added latency)."""
+    kafka_proxy_port: int
+    """What that listener advertises: where the proxy listens. Nothing does unless a benchmark runs one."""
     postgres_port: int
     opensearch_port: int
     opensearch_transport_port: int
@@ -89,13 +93,16 @@ def load_layout() -> Layout:
     else:
         runtime_dir = state_dir / "runtime"
         dist_dir = state_dir / "dist"
+    kafka_port = _int_env("DEVSTACK_KAFKA_PORT", 19092)
     return Layout(
         state_dir=state_dir,
         runtime_dir=runtime_dir,
         dist_dir=dist_dir,
         run_as=SERVICE_USER if is_root else None,
-        kafka_port=_int_env("DEVSTACK_KAFKA_PORT", 19092),
+        kafka_port=kafka_port,
         kafka_controller_port=_int_env("DEVSTACK_KAFKA_CONTROLLER_PORT", 19093),
+        kafka_proxied_port=_int_env("DEVSTACK_KAFKA_PROXIED_PORT", kafka_port + 2),
+        kafka_proxy_port=_int_env("DEVSTACK_KAFKA_PROXY_PORT", kafka_port + 3),
         postgres_port=_int_env("DEVSTACK_POSTGRES_PORT", 15432),
         opensearch_port=_int_env("DEVSTACK_OPENSEARCH_PORT", 19200),
         opensearch_transport_port=_int_env("DEVSTACK_OPENSEARCH_TRANSPORT_PORT", 19300),

@@ -222,6 +222,15 @@ def dashboards(ctx: Context, export_to: Path | None, index_prefix: str) -> None:
     help="Consumer group protocol: consumer (KIP-848), classic, or auto "
     "(KIP-848 where the broker offers it, else classic).",
 )
+@click.option(
+    "--in-flight",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 4),
+    metavar="K",
+    help="Batches written at once, each with its own PostgreSQL connection and OpenSearch client "
+    "(hides round trips when the services are far away); offsets are still committed in reading order.",
+)
 @_index_prefix_option
 @source_options
 @click.pass_obj
@@ -234,9 +243,10 @@ def consume(
     stats_json: Path | None,
     session_timeout_ms: int | None,
     group_protocol: str,
+    in_flight: int,
     index_prefix: str,
 ) -> None:
-    """Consume events into PostgreSQL and OpenSearch until stopped (SIGINT/SIGTERM finish the batch)."""
+    """Consume events into PostgreSQL and OpenSearch until stopped (SIGINT/SIGTERM finish the batches in hand)."""
     import json
     import threading
 
@@ -258,6 +268,7 @@ def consume(
             index_prefix=index_prefix,
             session_timeout_ms=session_timeout_ms,
             group_protocol=group_protocol,  # type: ignore[arg-type]
+            in_flight=in_flight,
         )
         stop = threading.Event()
         install_signal_handlers(stop)

@@ -7,6 +7,11 @@ every message that cannot be stored (invalid, refused by a sink, or a different 
 event already stored) to the dead-letter topic and wait for its delivery; only then commit
 the batch's offsets. A crash at any point leaves the batch uncommitted, and every write is
 idempotent, so the replay after a restart writes nothing twice and nothing is lost.
+
+``--in-flight K`` writes up to K batches at once, each with its own sinks, to hide the
+round trips of one behind the others' (see ``pipeline.jobs.in_flight``); the steps after
+the sinks (dead letters, the commit) still happen batch by batch in reading order, on the
+loop's own thread, which alone speaks to Kafka.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ from dataclasses import dataclass, field
 from confluent_kafka import Message
 
 from pipeline.config.settings import Settings
+from pipeline.errors import SinkUnavailable
 from pipeline.events.decode import EventDecoder, InvalidEvent
+from pipeline.jobs.in_flight import Flight, Turn, Window
 from pipeline.kafka.consumer import GroupConsumer, GroupProtocol
 from pipeline.kafka.dead_letters import DeadLetter, DeadLetterSender
 from pipeline.kafka.hold import Backoff, HoldController
@@ -112,6 +119,9 @@ class ConsumeOptions:
     member's partitions move. Under KIP-848 that is the group's ``consumer.session.timeout.ms``."""
     group_protocol: GroupProtocol = "auto"
     """``consumer`` (KIP-848), ``classic``, or ``auto``: KIP-848 where the broker offers it."""
+    in_flight: int = 1
+    """Batches written at once, each by its own PostgreSQL connection and OpenSearch client;
+    committed strictly in reading order all the same (see ``pipeline.jobs.in_flight``)."""
 
 
 class Sinks:
@@ -130,6 +140,31 @@ class Sinks:
         self.opensearch.close()
 
 
+class _Slot:
+    """One writer of the window: its own sinks, and the number of the batch it writes now (for the fault hook)."""
+
+    def __init__(self, settings: Settings, index_prefix: str) -> None:
+        self.number = 0
+        self.sinks = Sinks(settings, index_prefix, before_commit=self._before_commit)
+
+    def _before_commit(self) -> None:
+        _fault_point("after_opensearch_events", self.number)
+
+
+@dataclass(eq=False)
+class _Batch:
+    """A batch between reading and committing: what was read and decoded, and how far its write got."""
+
+    number: int
+    seq: int
+    messages: list[Message]
+    envelopes: list[Envelope]
+    dead: list[DeadLetter]
+    result: BatchResult | None = None
+    sessions_indexed: bool = False
+    seconds: dict[str, float] = field(default_factory=lambda: {"postgres": 0.0, "opensearch": 0.0})
+
+
 class ConsumeLoop:
     """One consumer process's loop. Several may run in one group, on one machine or many."""
 
@@ -138,10 +173,11 @@ class ConsumeLoop:
         settings: Settings,
         options: ConsumeOptions,
         *,
-        sinks: Sinks | None = None,
         stop: threading.Event | None = None,
         on_batch: Callable[[ConsumeStats], None] | None = None,
     ) -> None:
+        if options.in_flight < 1:
+            raise ValueError(f"in_flight must be at least 1, not {options.in_flight}")
         self.settings = settings
         self.options = options
         self.stop = stop or threading.Event()
@@ -153,7 +189,9 @@ class ConsumeLoop:
         self.stats = ConsumeStats()
         self._on_batch = on_batch
         self._decoder = EventDecoder()
-        self._sinks = sinks or Sinks(settings, options.index_prefix, before_commit=self._before_commit)
+        self._slots = [_Slot(settings, options.index_prefix) for _ in range(options.in_flight)]
+        self._window: Window[_Slot, _Batch] = Window(self._slots)
+        self._launched = 0
         overrides = {} if options.session_timeout_ms is None else {"session.timeout.ms": options.session_timeout_ms}
         self._kafka = GroupConsumer(
             settings.kafka,
@@ -170,6 +208,7 @@ class ConsumeLoop:
         started = last_progress = time.monotonic()
         last_message = started
         pending: list[Message] = []
+        window = self._window
         try:
             while not self.stop.is_set():
                 t0 = time.perf_counter()
@@ -179,16 +218,23 @@ class ConsumeLoop:
                 now = time.monotonic()
                 if batch:
                     last_message = now
-                    pending = self._process(batch)
-                elif self._kafka.retry_pending() and self._should_exit(now - last_message):
+                    self._launch(batch)
+                # Land what is written; wait for the oldest batch when no writer is free, or
+                # when nothing new was read (rather than poll in a tight loop).
+                pending = self._land(block=window.full or not batch)
+                if not batch and window.empty and self._kafka.retry_pending() and self._should_exit(now - last_message):
                     break
                 if now - last_progress >= self.options.progress_every_s:
                     last_progress = now
                     self._log_progress(now - started)
+            while not window.empty:  # stopping: finish every batch in hand (what was re-read waits for the restart)
+                self._land(block=True)
         finally:
+            window.close()
             self._kafka.close()
             self._dead_letters.close()
-            self._sinks.close()
+            for slot in self._slots:
+                slot.sinks.close()
         self._log_progress(time.monotonic() - started, final=True)
         return self.stats
 
@@ -205,53 +251,80 @@ class ConsumeLoop:
         return False
 
     # --- one batch ----------------------------------------------------------------------
-    def _process(self, batch: list[Message]) -> list[Message]:
-        """Write one batch everywhere and commit it; returns messages to re-read first (rare)."""
-        seq = self._kafka.begin_batch(batch)
+    def _launch(self, messages: list[Message]) -> None:
+        """Record the batch as read, decode it, and start writing it on a free writer."""
+        seq = self._kafka.begin_batch(messages)
         t0 = time.perf_counter()
-        envelopes, dead = self._decode(batch)
-        stages = self.stats.stage_seconds
-        stages["decode"] += time.perf_counter() - t0
-        number = self.stats.batches + 1
+        envelopes, dead = self._decode(messages)
+        self.stats.stage_seconds["decode"] += time.perf_counter() - t0
+        self._launched += 1
+        self._window.launch(_Batch(self._launched, seq, messages, envelopes, dead), _write)
 
+    def _land(self, *, block: bool) -> list[Message]:
+        """Finish every batch whose write has ended, oldest first (waiting for the oldest if ``block``);
+        returns messages to re-read first (rare: delivered while waiting out an outage)."""
         unread: list[Message] = []
-        result: BatchResult | None = None
-        if envelopes:
-            writer = self._sinks.writer
-            stored = self._hold.call("a sink", lambda: writer.store(envelopes))
-            result = stored.value
-            stages["postgres"] += result.seconds["postgres"]
-            stages["opensearch"] += result.seconds["opensearch"]
-            _fault_point("after_postgres", number)
-            sessions = result.sessions
-            indexed = self._hold.call("OpenSearch", lambda: writer.index_sessions(sessions))
-            stages["opensearch"] += indexed.value
-            _fault_point("after_opensearch", number)
-            unread = stored.reread + indexed.reread
-            self.stats.retries += stored.retries + indexed.retries
-            if result.refused:
-                dead.extend(_refused_letters(batch, result.refused))
+        while (flight := self._window.land(block=block)) is not None:
+            try:
+                unread += self._finish(flight)
+            finally:
+                self._window.release(flight)
+            block = False
+        return unread
+
+    def _finish(self, flight: Flight[_Slot, _Batch]) -> list[Message]:
+        """The rest of the batch after its write, on the loop's thread: dead letters, then the commit.
+
+        A write that found a sink down is retried here, holding the partitions as
+        :mod:`pipeline.kafka.hold` says, on the batch's own writer (idle now); any other
+        failure stops the consumer.
+        """
+        batch = flight.payload
+        failure = flight.future.exception()
+        unread: list[Message] = []
+        if failure is not None:
+            if not isinstance(failure, SinkUnavailable):
+                raise failure
+            unread = self._write_held(flight, failure)
+        stages = self.stats.stage_seconds
+        stages["postgres"] += batch.seconds["postgres"]
+        stages["opensearch"] += batch.seconds["opensearch"]
+        dead = batch.dead
+        if batch.result is not None and batch.result.refused:
+            dead = dead + _refused_letters(batch.messages, batch.result.refused)
         if dead:
             t0 = time.perf_counter()
             self._dead_letters.send(dead)
             stages["dead_letter"] += time.perf_counter() - t0
-            _fault_point("after_dead_letters", number)
+            _fault_point("after_dead_letters", batch.number)
 
         t0 = time.perf_counter()
-        self._kafka.commit_batch(seq)
+        self._kafka.commit_batch(batch.seq)
         stages["commit"] += time.perf_counter() - t0
 
-        self.stats.messages += len(batch)
-        self.stats.events += len(envelopes)
+        self.stats.messages += len(batch.messages)
+        self.stats.events += len(batch.envelopes)
         self.stats.dead_letters += len(dead)
-        self.stats.sessions_written += len(result.sessions) if result is not None else 0
+        self.stats.sessions_written += len(batch.result.sessions) if batch.result is not None else 0
         self.stats.batches += 1
         if self._on_batch is not None:
             self._on_batch(self.stats)
         return unread
 
-    def _before_commit(self) -> None:
-        _fault_point("after_opensearch_events", self.stats.batches + 1)
+    def _write_held(self, flight: Flight[_Slot, _Batch], failure: SinkUnavailable) -> list[Message]:
+        """Write the rest of a batch whose first attempt found a sink down, holding the partitions meanwhile."""
+        batch = flight.payload
+        first: list[SinkUnavailable] = [failure]
+
+        def attempt() -> None:
+            if first:  # the attempt that already failed counts as the first: wait before trying again
+                raise first.pop()
+            _write(flight.writer, flight.turn, batch)
+
+        service = "a sink" if batch.result is None else "OpenSearch"
+        held = self._hold.call(service, attempt)
+        self.stats.retries += held.retries
+        return held.reread
 
     def _decode(self, batch: Sequence[Message]) -> tuple[list[Envelope], list[DeadLetter]]:
         now = dt.datetime.now(dt.UTC)
@@ -300,8 +373,29 @@ def _refused_letters(batch: Sequence[Message], refused: Sequence[Refusal]) -> li
     return letters
 
 
+def _write(slot: _Slot, turn: Turn, batch: _Batch) -> None:
+    """Write the batch into both sinks with the slot's writer (on a writer thread when K > 1), or
+    whatever of it is still missing after a failed attempt: the events, then the session rows.
+    Touches neither Kafka nor the loop's statistics."""
+    slot.number = batch.number
+    if not batch.envelopes:
+        return  # nothing valid: only dead letters
+    writer = slot.sinks.writer
+    if batch.result is None:
+        turn.wait()
+        result = writer.store(batch.envelopes, inserted=turn.done)
+        batch.seconds["postgres"] += result.seconds["postgres"]
+        batch.seconds["opensearch"] += result.seconds["opensearch"]
+        batch.result = result
+        _fault_point("after_postgres", batch.number)
+    if not batch.sessions_indexed:
+        batch.seconds["opensearch"] += writer.index_sessions(batch.result.sessions)
+        batch.sessions_indexed = True
+        _fault_point("after_opensearch", batch.number)
+
+
 def install_signal_handlers(stop: threading.Event) -> None:
-    """SIGINT/SIGTERM finish the batch in hand, commit it, and leave the group."""
+    """SIGINT/SIGTERM finish the batches in hand, commit them, and leave the group."""
 
     def handler(signum: int, _frame: object) -> None:
         log.info("%s received: finishing the current batch", signal.Signals(signum).name)

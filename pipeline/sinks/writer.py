@@ -71,8 +71,13 @@ class BatchWriter:
         self.opensearch = opensearch
         self._before_commit = before_commit
 
-    def store(self, envelopes: Sequence[Envelope]) -> BatchResult:
-        """Steps 1 to 5 of the module docstring for one batch; safe to call again after a failure."""
+    def store(self, envelopes: Sequence[Envelope], *, inserted: Callable[[], None] | None = None) -> BatchResult:
+        """Steps 1 to 5 of the module docstring for one batch; safe to call again after a failure.
+
+        ``inserted`` is called once, right after the batch's first insert statement: from then
+        on, another transaction inserting one of these ``event_id`` waits for this one (the
+        consumer starts the next batch's inserts only then; see ``pipeline.jobs.in_flight``).
+        """
         started = time.perf_counter()
         opensearch_s = 0.0
         refused: list[Refusal] = []
@@ -81,6 +86,9 @@ class BatchWriter:
             while True:
                 unique, later = first_copies([e for e in envelopes if id(e) not in out])
                 stored = tx.insert(unique)
+                if inserted is not None:
+                    inserted()
+                    inserted = None
                 if stored.refused and _refuse(stored.refused, later, refused, out):
                     tx.undo()  # a later copy of a refused event is now a first copy: insert again
                     continue

@@ -9,7 +9,7 @@ from pathlib import Path
 from confluent_kafka import ConsumerGroupType
 
 from pipeline.kafka.dead_letters import parse_headers
-from tests.support.kafka_offsets import end_offsets, set_group_offsets
+from tests.support.kafka_offsets import caught_up, end_offsets, set_group_offsets
 from tests.support.kafka_topics import read_all
 from tests.support.process_control import count_events, terminate, wait_for, wait_until_assigned
 from tests.support.sink_contents import assert_opensearch_matches, assert_postgres_matches, dumped, fetch
@@ -85,6 +85,56 @@ def test_two_consumers_in_one_group_stay_exact(world: IsolatedPipeline, tmp_path
     assert codes == [0, 0], [log.read_text()[-2000:] for log in logs]
     sessions = assert_postgres_matches(world, event_values)
     assert_opensearch_matches(world, expected_ids, sessions)
+
+
+def test_a_consumer_joining_while_another_has_batches_in_flight_stays_exact(
+    world: IsolatedPipeline, tmp_path: Path
+) -> None:
+    """The first consumer gives up partitions while a live stream keeps it writing two batches
+    at once: what it had in flight for them is written but not committed by it, the newcomer
+    re-reads it, and the stores end exact, with the group's offsets at the end of the topic."""
+    world.cli("schema")
+    dump = tmp_path / "sent.jsonl"
+    logs = [tmp_path / f"c{i}.log" for i in range(2)]
+    consume = ("consume", "--batch-size", "200", "--in-flight", "2")
+    procs = [world.spawn(*consume, log=logs[0])]
+    producer_log = tmp_path / "producer.log"
+    producer = None
+    try:
+        wait_until_assigned(logs[:1], timeout=60)
+        live = ("--events", "30000", "--rate", "1500", "--seed", "14")
+        faults = ("--duplicate-rate", "0.03", "--malformed-rate", "0.01")
+        producer = world.spawn("produce", *live, *faults, "--dump", str(dump), log=producer_log)
+        wait_for(lambda: count_events(world) >= 2_000, what="the first consumer under way", timeout=120)
+        procs.append(world.spawn(*consume, log=logs[1]))
+        wait_for(
+            lambda: "revoked partitions" in logs[0].read_text(),
+            what="the first consumer giving up partitions",
+            timeout=120,
+            process=procs[0],
+            log=logs[0],
+        )
+        assert producer.poll() is None, "the partitions moved after the stream had ended"
+        assert producer.wait(timeout=120) == 0, producer_log.read_text()[-2000:]
+        event_values, malformed = dumped(dump)
+        expected_ids = set(unique_events(event_values))
+        wait_for(lambda: count_events(world) == len(expected_ids), what="every event stored", timeout=240)
+        wait_for(
+            lambda: caught_up(world.settings, world.topics.group, world.topics.events),
+            what="the group's offsets at the end of the topic",
+            timeout=60,
+        )
+    finally:
+        if producer is not None and producer.poll() is None:
+            terminate([producer])
+        codes = terminate(procs)
+    assert codes == [0, 0], [log.read_text()[-2000:] for log in logs]
+    assert caught_up(world.settings, world.topics.group, world.topics.events), "a stopping member moved an offset back"
+    assert "assigned partitions" in logs[1].read_text()
+    sessions = assert_postgres_matches(world, event_values)
+    assert_opensearch_matches(world, expected_ids, sessions)
+    letters = read_all(world.settings, world.topics.dead_letter)
+    assert {m.value() for m in letters} == set(malformed), "dead letters are not the malformed messages"
 
 
 def group_type(world: IsolatedPipeline) -> ConsumerGroupType:

@@ -27,8 +27,11 @@ def _devstack(*args: str) -> None:
     subprocess.run([*DEVSTACK, *args], check=True, capture_output=True, timeout=300)
 
 
+@pytest.mark.parametrize("in_flight", [1, 2])
 @pytest.mark.parametrize("service", ["postgres", "opensearch", "kafka"])
-def test_consumer_rides_out_a_service_outage(world: IsolatedPipeline, tmp_path: Path, service: str) -> None:
+def test_consumer_rides_out_a_service_outage(
+    world: IsolatedPipeline, tmp_path: Path, service: str, in_flight: int
+) -> None:
     world.cli("schema")
     dump = tmp_path / "sent.jsonl"
     world.cli(
@@ -48,7 +51,7 @@ def test_consumer_rides_out_a_service_outage(world: IsolatedPipeline, tmp_path: 
     expected_ids = set(unique_events(event_values))
 
     log = tmp_path / "consumer.log"
-    consumer = world.spawn("consume", "--batch-size", "300", log=log)
+    consumer = world.spawn("consume", "--batch-size", "300", "--in-flight", str(in_flight), log=log)
     try:
         wait_for(
             lambda: count_events(world) >= 2_000,
