@@ -200,8 +200,13 @@ def _format(layout: Layout, config: Path) -> None:
     )
 
 
+def pid(layout: Layout) -> int | None:
+    """The service's process id while it runs."""
+    return proc.read_pid(_pid_file(layout))
+
+
 def is_running(layout: Layout) -> bool:
-    return proc.read_pid(_pid_file(layout)) is not None
+    return pid(layout) is not None
 
 
 def _admin(layout: Layout, ca: certs.CertPair) -> AdminClient:

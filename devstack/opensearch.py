@@ -205,8 +205,13 @@ def _write_config(layout: Layout, ca: certs.CertPair) -> Path:
     return conf
 
 
+def pid(layout: Layout) -> int | None:
+    """The service's process id while it runs."""
+    return proc.read_pid(_pid_file(layout))
+
+
 def is_running(layout: Layout) -> bool:
-    return proc.read_pid(_pid_file(layout)) is not None
+    return pid(layout) is not None
 
 
 def _answers(layout: Layout, context: ssl.SSLContext) -> bool:

@@ -63,15 +63,17 @@ def connect(layout: Layout, user: str, *, database: str = names.DATABASE, timeou
     )
 
 
-def is_running(layout: Layout) -> bool:
-    pid_file = _pid_file(layout)
-    if not pid_file.exists():
-        return False
+def pid(layout: Layout) -> int | None:
+    """The postmaster's process id while it runs (the first line of ``postmaster.pid``)."""
     try:
-        pid = int(pid_file.read_text().splitlines()[0])
-    except (ValueError, IndexError, PermissionError):
-        return False
-    return proc.pid_alive(pid)
+        number = int(_pid_file(layout).read_text().splitlines()[0])
+    except (FileNotFoundError, ValueError, IndexError, PermissionError):
+        return None
+    return number if proc.pid_alive(number) else None
+
+
+def is_running(layout: Layout) -> bool:
+    return pid(layout) is not None
 
 
 def _answers(layout: Layout) -> bool:

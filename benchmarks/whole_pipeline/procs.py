@@ -12,11 +12,12 @@ How CPU and memory of a pipeline process are measured, with no extra package (ps
   over into a forked (or vforked) child until ``exec``, so ``ru_maxrss`` reported the
   benchmark's own RSS for every child (the measurement is in docs/decisions.md).
 
-The shared services (Kafka, PostgreSQL, OpenSearch) are not our children: their CPU is
-read from ``/proc/<pid>/stat`` before and after a phase (for PostgreSQL including the
-CPU of backends that exited meanwhile, which the postmaster accumulates). Those figures
-include whatever other users of the shared stack did during the phase, and are reported
-as such.
+The services (Kafka, PostgreSQL, OpenSearch) are not our children: their CPU is read
+from ``/proc/<pid>/stat`` before and after a phase, for each service the process devstack
+started (its pid file) and every descendant (for PostgreSQL including the CPU of
+backends that exited meanwhile, which the postmaster accumulates). Another checkout's
+stack on the same machine is not counted; whatever other users of this stack did during
+the phase is, and is reported as such.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from benchmarks.whole_pipeline.records import PhaseUsage, ProcessUsage
+from devstack.layout import load_layout
+from devstack.services import service_pids
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -179,41 +182,51 @@ def machine_cpu() -> tuple[float, float]:
     return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
 
 
-SERVICES: dict[str, Callable[[str, str], bool]] = {
-    "kafka": lambda comm, cmd: "kafka.Kafka" in cmd,
-    "opensearch": lambda comm, cmd: "org.opensearch.bootstrap.OpenSearch" in cmd,
-    "postgresql": lambda comm, cmd: comm == "postgres",
-}
-
-
-def _proc_cpu(pid: str) -> tuple[str, str, float] | None:
+def _proc_stat(pid: str) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds of the process and of its children it has reaped) from ``/proc/PID/stat``."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             stat = f.read()
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return None
-    comm = stat[stat.index("(") + 1 : stat.rindex(")")]
     fields = stat[stat.rindex(")") + 2 :].split()
-    # utime stime cutime cstime: fields 14-17 of stat(5), here 11-14 after pid and comm
+    # ppid is field 4 of stat(5); utime stime cutime cstime fields 14-17: here 1 and 11-14 after pid and comm
     ticks = int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
-    return comm, cmd, ticks / CLOCK_TICKS
+    return int(fields[1]), ticks / CLOCK_TICKS
+
+
+def tree_cpu(roots: Mapping[str, int | None], stats: Mapping[int, tuple[int, float]]) -> dict[str, float]:
+    """CPU seconds of each named root process and all its descendants (0 for a root that is not running).
+
+    ``stats``: pid -> (parent pid, CPU seconds) of every process. A child's CPU moves into its
+    parent's reaped-children figures when it exits, so the sum stays continuous.
+    """
+    owner: dict[int, str] = {pid: name for name, pid in roots.items() if pid is not None}
+
+    def service_of(pid: int) -> str | None:
+        seen: list[int] = []
+        while pid not in owner and pid in stats and pid not in seen and pid > 1:
+            seen.append(pid)
+            pid = stats[pid][0]
+        name = owner.get(pid)
+        for visited in seen:
+            if name is not None:
+                owner[visited] = name
+        return name
+
+    out = dict.fromkeys(roots, 0.0)
+    for pid, (_parent, seconds) in stats.items():
+        name = service_of(pid)
+        if name is not None:
+            out[name] += seconds
+    return out
 
 
 def service_cpu() -> dict[str, float]:
-    """CPU seconds consumed so far by each local service's processes (0 for a remote one)."""
-    out = dict.fromkeys(SERVICES, 0.0)
-    for pid in pids():
-        info = _proc_cpu(pid)
-        if info is None:
-            continue
-        comm, cmd, seconds = info
-        for name, match in SERVICES.items():
-            if match(comm, cmd):
-                out[name] += seconds
-                break
-    return out
+    """CPU seconds consumed so far by each service of the local stack (devstack's processes and their
+    children; 0 for a service that is not running here, such as a remote one)."""
+    stats = {int(pid): stat for pid in pids() if (stat := _proc_stat(pid)) is not None}
+    return tree_cpu(service_pids(load_layout()), stats)
 
 
 @dataclass
@@ -283,14 +296,14 @@ class ProcessCpuSampler(threading.Thread):
                     with open(f"/proc/{pid}/cmdline", "rb") as f:
                         if self.needle.encode() not in f.read():
                             continue
-                info = _proc_cpu(pid)
+                info = _proc_stat(pid)
             except OSError:
                 continue
             if info is None:
                 continue
             if pid not in self.last:
-                self.first[pid] = info[2] if self._scans == 0 else 0.0
-            self.last[pid] = info[2]
+                self.first[pid] = info[1] if self._scans == 0 else 0.0
+            self.last[pid] = info[1]
         self._scans += 1
 
     def run(self) -> None:
