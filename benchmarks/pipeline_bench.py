@@ -15,8 +15,15 @@ other users is touched, and everything created is removed, also on failure):
 4. Freshness: ``pipeline produce --rate R --duration S`` while ``pipeline consume`` runs;
    send-to-visible delay per sink (``benchmarks/whole_pipeline/freshness.py`` says how and why).
 5. Cost: CPU seconds per 100,000 events of every pipeline process (the kernel's ``rusage``
-   at exit) and its peak RSS (``VmHWM``, followed while it runs); see
-   ``benchmarks/whole_pipeline/procs.py``.
+   at exit) and its peak RSS (``VmHWM``, followed while it runs), and of every service
+   process (``/proc/PID/stat``); see ``benchmarks/whole_pipeline/procs.py``.
+6. Round trips: one consumer drains a small backlog of its own topic through delay
+   proxies at 0 ms and at each ``--latency-rtt-ms`` (``benchmarks/whole_pipeline/roundtrips.py``).
+
+Steps 3 and 4 run ``--repeat`` times (3 by default, 1 with ``--ci``), each repeat on fresh
+sinks and all phases of a repeat before the next, so that a drift of the shared machine's
+load spreads over every figure alike; the round trips interleave their own rounds. The
+report gives each figure's median and spread over the repeats and judges the medians.
 
 It prints a table and writes ``pipeline-bench-<UTC time>.json`` (machine, versions,
 settings, every figure and ratio, targets with PASS/MISS) and a ``.png`` chart next to
@@ -48,15 +55,24 @@ import sys
 import traceback
 from pathlib import Path
 
+from benchmarks.latency.routes import RouteError, parse_latencies
 from benchmarks.whole_pipeline import chart
 from benchmarks.whole_pipeline.backlog import measure_limits, produce_backlog
 from benchmarks.whole_pipeline.drain import measure_drain
 from benchmarks.whole_pipeline.environment import machine_info, versions
-from benchmarks.whole_pipeline.judge import CHART_TARGETS, TARGET_FRESHNESS_P99_S, TARGET_FRESHNESS_RATE, judge
+from benchmarks.whole_pipeline.freshness import SINKS
+from benchmarks.whole_pipeline.judge import (
+    CHART_TARGETS,
+    TARGET_ALL_PROCESSES_CPU_S_PER_100K,
+    TARGET_FRESHNESS_P99_S,
+    TARGET_FRESHNESS_RATE,
+    judge,
+)
 from benchmarks.whole_pipeline.live import FRESHNESS_SAMPLES_PER_S, measure_freshness
 from benchmarks.whole_pipeline.procs import ChildFailed, stop_all
-from benchmarks.whole_pipeline.records import Files, Report
+from benchmarks.whole_pipeline.records import Files, Report, Spread, median_of
 from benchmarks.whole_pipeline.records import Settings as BenchSettings
+from benchmarks.whole_pipeline.roundtrips import measure_latency
 from benchmarks.whole_pipeline.run import REPO_ROOT, Options, Run
 from benchmarks.whole_pipeline.table import load_text, print_report
 from pipeline.config.settings import Settings, find_local_outputs, read_outputs_file
@@ -74,6 +90,8 @@ CI_DEFAULTS = {
     "freshness_seconds": 3.0,
     "freshness_warmup": 1.0,
     "freshness_max_warmup": 6.0,
+    "repeat": 1,
+    "latency_events": 5_000,
 }
 FULL_DEFAULTS = {
     "events": 1_000_000,
@@ -81,6 +99,8 @@ FULL_DEFAULTS = {
     "freshness_seconds": 60.0,
     "freshness_warmup": 5.0,
     "freshness_max_warmup": 40.0,
+    "repeat": 3,
+    "latency_events": 100_000,
 }
 
 
@@ -98,6 +118,15 @@ def parse_args(argv: list[str] | None) -> Options:
         "--freshness-max-warmup",
         type=float,
         help="...and at the latest this many, caught up or not (default 40; --ci 6)",
+    )
+    parser.add_argument("--repeat", type=int, help="repeats of the drains and the live run (default 3; --ci 1)")
+    parser.add_argument(
+        "--latency-events", type=int, help="backlog of the round-trip rounds (default 100,000; --ci 5,000)"
+    )
+    parser.add_argument(
+        "--latency-ms",
+        default="50",
+        help="added round-trip times of the round-trip rounds, ms, comma-separated; 0 is always run (default 50)",
     )
     parser.add_argument(
         "--out",
@@ -123,6 +152,12 @@ def parse_args(argv: list[str] | None) -> Options:
             setattr(args, key, value)
     if args.events < 1 or args.freshness_rate <= 0 or args.freshness_seconds <= 0 or args.freshness_warmup < 0:
         parser.error("--events, --freshness-rate and --freshness-seconds must be positive")
+    if args.repeat < 1 or args.latency_events < 1:
+        parser.error("--repeat and --latency-events must be at least 1")
+    try:
+        args.latency_ms = [x for x in parse_latencies(args.latency_ms) if x]
+    except RouteError as exc:
+        parser.error(str(exc))
     return Options(**vars(args))
 
 
@@ -144,22 +179,67 @@ def bench_settings(options: Options, world: IsolatedWorld, outputs_path: Path) -
         opensearch_refresh_interval=DEFAULT_REFRESH_INTERVAL,
         opensearch_max_docs_per_request=DEFAULT_MAX_DOCS,
         opensearch_max_bytes_per_request=DEFAULT_MAX_BYTES,
+        repeat=options.repeat,
+        latency_events=options.latency_events,
+        latency_rtt_ms=options.latency_ms,
         stack_outputs=str(outputs_path),
     )
 
 
 def measure(run: Run) -> None:
-    """The phases, in order: the backlog and its limits, a drain by one consumer, then on fresh sinks
-    a drain by two, and the live run on those same sinks (now holding the backlog: a realistic state)."""
-    world = run.world
-    first = world.new_pipeline("drain1")
-    produce_backlog(run, first)
-    measure_limits(run, first)
-    measure_drain(run, first, consumers=1)
-    world.drop_pipeline(first)
-    second = world.new_pipeline("drain2")
-    measure_drain(run, second, consumers=2)
-    measure_freshness(run, second)
+    """The phases, in order: the backlog and its limits; then each repeat: a drain by one consumer,
+    on fresh sinks a drain by two, and the live run on those same sinks (now holding the backlog:
+    a realistic state); then the round trips. Each figure's median repeat becomes the report's."""
+    world, repeats = run.world, run.options.repeat
+    sinks = world.new_pipeline("drain1")
+    produce_backlog(run, sinks)
+    measure_limits(run, sinks)
+    for repeat in range(1, repeats + 1):
+        run.repeat_label = f"_r{repeat}" if repeats > 1 else ""
+        if repeat > 1:
+            sinks = world.new_pipeline(f"drain1-r{repeat}")
+        measure_drain(run, sinks, consumers=1)
+        world.drop_pipeline(sinks)
+        sinks = world.new_pipeline(f"drain2-r{repeat}")
+        measure_drain(run, sinks, consumers=2)
+        measure_freshness(run, sinks)
+        world.drop_pipeline(sinks)
+    run.repeat_label = ""
+    measure_latency(run)
+    choose_medians(run)
+
+
+def choose_medians(run: Run) -> None:
+    """Name each phase's median repeat the report's own and record every headline figure's spread."""
+    report = run.report
+    for key, repeats in report.drain_repeats.items():
+        report.drain[key] = median_of(repeats, lambda r: r.events_per_s)
+    if report.freshness_repeats:
+        chosen = median_of(report.freshness_repeats, lambda f: f.sinks["opensearch_events"].p99_s or 0.0)
+        report.freshness = chosen
+        run.plot = run.plots[report.freshness_repeats.index(chosen)]
+    report.spread = spreads(report)
+
+
+def spreads(report: Report) -> dict[str, Spread]:
+    out: dict[str, Spread] = {}
+    slowest = report.limits.slowest_sink.events_per_s if report.limits is not None else None
+    for key, repeats in report.drain_repeats.items():
+        name = key.replace("consumers_", "drain")
+        out[f"{name}_events_per_s"] = Spread.of([r.events_per_s for r in repeats])
+        if slowest:
+            out[f"{name}_vs_slowest_sink_limit"] = Spread.of([round(r.events_per_s / slowest, 4) for r in repeats])
+        out[f"{name}_all_processes_cpu_s_per_100k_events"] = Spread.of(
+            [r.all_processes_cpu_s_per_100k_events for r in repeats]
+        )
+        out[f"{name}_consumer_cpu_s_per_100k_events"] = Spread.of([r.cpu_s_per_100k_events for r in repeats])
+        for service in repeats[0].service_cpu_s_per_100k_events:
+            out[f"{name}_{service}_cpu_s_per_100k_events"] = Spread.of(
+                [r.service_cpu_s_per_100k_events.get(service) for r in repeats]
+            )
+    for sink in SINKS:
+        out[f"freshness_p99_{sink}_s"] = Spread.of([f.sinks[sink].p99_s for f in report.freshness_repeats])
+    return out
 
 
 def _keep_logs(source: Path, target: Path) -> None:
@@ -239,7 +319,9 @@ def main(argv: list[str] | None = None) -> int:
         f"load {load_text(report.machine.load_average_before)} -> {load_text(report.machine.load_average_after)}"
     )
     assert run is not None
-    skipped = chart.render(png_path, report, run.plot, CHART_TARGETS, TARGET_FRESHNESS_P99_S, title)
+    skipped = chart.render(
+        png_path, report, run.plot, CHART_TARGETS, TARGET_FRESHNESS_P99_S, TARGET_ALL_PROCESSES_CPU_S_PER_100K, title
+    )
     if skipped:
         report.files.chart_skipped = skipped
     else:

@@ -1,13 +1,15 @@
-"""The benchmark's PNG: throughput of every stage against the limits, and the freshness distribution.
+"""The benchmark's PNG: throughput against the limits, CPU per event per process, and freshness.
 
-Why these three panels: the first answers "how far is the pipeline from what the parts
+Why these four panels: the first answers "how far is the pipeline from what the parts
 could do, and which part is the ceiling" at a glance (limits and pipeline runs on one
-axis, targets as lines); the second shows the whole freshness distribution per sink as
-an empirical CDF, where p50/p99 and the 5 s OpenSearch refresh steps are visible, which
-a table of percentiles hides; the third shows every sample's delay over time with the
-send rate and the consumer's lag, so a start-up backlog or a consumer falling behind is
-visible instead of being averaged into a percentile. matplotlib is in the ``bench`` extra; without it the
-benchmark still writes its JSON and says the chart was skipped.
+axis, targets as lines); the second shows where the CPU of an event goes, process by
+process, in each drain, against the target for all of them together; the third shows
+the whole freshness distribution per sink as an empirical CDF, where p50/p99 and the
+OpenSearch refresh steps are visible, which a table of percentiles hides; the fourth
+shows every sample's delay over time with the send rate and the consumer's lag, so a
+start-up backlog or a consumer falling behind is visible instead of being averaged into
+a percentile. matplotlib is in the ``bench`` extra; without it the benchmark still
+writes its JSON and says the chart was skipped.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from benchmarks.whole_pipeline.records import LIMIT_LABELS, FreshnessPlot, Repor
 LIMIT_COLOR = "#8c8c8c"
 PIPELINE_COLOR = "#1f77b4"
 PRODUCER_COLOR = "#2ca02c"
+PROCESS_COLORS = {"consumer": "#1f77b4", "kafka": "#7f7f7f", "postgresql": "#ff7f0e", "opensearch": "#2ca02c"}
 SINK_COLORS = {"postgres_events": "#1f77b4", "postgres_sessions": "#ff7f0e", "opensearch_events": "#2ca02c"}
 
 
@@ -29,7 +32,8 @@ def render(
     report: Report,
     plot: FreshnessPlot,
     targets: Mapping[str, float],
-    freshness_target_s: float,
+    freshness_target_s: Mapping[str, float],
+    cpu_target: float,
     title: str,
 ) -> str | None:
     """Write the chart of ``report`` and the live run's ``plot``; returns None on success or why it was skipped."""
@@ -41,8 +45,11 @@ def render(
     except ImportError:
         return "matplotlib is not installed (pip install -e '.[bench]')"
 
-    fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(11, 14), gridspec_kw={"height_ratios": [1.1, 1, 1]})
+    fig, (top, cpu, middle, bottom) = plt.subplots(
+        4, 1, figsize=(11, 18), gridspec_kw={"height_ratios": [1.1, 0.6, 1, 1]}
+    )
     _throughput(top, bars_from(report), targets)
+    _cpu(cpu, cpu_rows(report), cpu_target)
     _cdf(middle, plot.cdf, freshness_target_s)
     _timeline(bottom, plot, freshness_target_s)
     fig.suptitle(title, fontsize=10)
@@ -74,7 +81,37 @@ def _throughput(ax: Any, bars: Sequence[tuple[str, float, str]], targets: Mappin
     ax.grid(axis="x", which="both", alpha=0.3)
 
 
-def _cdf(ax: Any, cdf: Mapping[str, Sequence[float]], target_s: float) -> None:
+def _cpu(ax: Any, rows: Sequence[tuple[str, Mapping[str, float]]], target: float) -> None:
+    processes = list(dict.fromkeys(name for _, parts in rows for name in parts))
+    y = list(range(len(rows)))[::-1]
+    left = [0.0] * len(rows)
+    for process in processes:
+        widths = [parts.get(process, 0.0) for _, parts in rows]
+        ax.barh(y, widths, left=left, label=process, color=PROCESS_COLORS.get(process))
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    for yi, total in zip(y, left, strict=True):
+        ax.text(total, yi, f" {total:.1f}", va="center", fontsize=8)
+    ax.set_yticks(y, [label for label, _ in rows])
+    ax.axvline(target, linestyle="--", color="#d62728", linewidth=1)
+    ax.text(target, max(y, default=0) + 0.45, f" target <= {target:g}", color="#d62728", fontsize=8, va="bottom")
+    ax.set_xlabel("CPU-seconds per 100,000 events")
+    ax.set_title("cost per event, by process, in each drain (median repeat)")
+    if rows:
+        ax.legend(loc="lower right", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def cpu_rows(report: Report) -> list[tuple[str, dict[str, float]]]:
+    """(label, {process: CPU-s per 100k events}) for each drain: the consumers, then every service."""
+    out: list[tuple[str, dict[str, float]]] = []
+    for run in report.drain.values():
+        parts = {"consumer": run.cpu_s_per_100k_events or 0.0, **run.service_cpu_s_per_100k_events}
+        plural = "s" if run.consumers > 1 else ""
+        out.append((f"drain, {run.consumers} consumer{plural}", parts))
+    return out
+
+
+def _cdf(ax: Any, cdf: Mapping[str, Sequence[float]], targets: Mapping[str, float]) -> None:
     plotted = False
     for sink, values in cdf.items():
         if not values:
@@ -88,8 +125,11 @@ def _cdf(ax: Any, cdf: Mapping[str, Sequence[float]], target_s: float) -> None:
             color=SINK_COLORS.get(sink),
         )
         plotted = True
-    ax.axvline(target_s, linestyle="--", color="#d62728", linewidth=1)
-    ax.text(target_s, 0.02, f" target p99 <= {target_s:g} s", color="#d62728", fontsize=8)
+    for sink, target_s in targets.items():
+        ax.axvline(target_s, linestyle="--", color=SINK_COLORS.get(sink, "#d62728"), linewidth=1)
+    for target_s in sorted(set(targets.values())):
+        sinks = ", ".join(sink for sink, t in targets.items() if t == target_s)
+        ax.text(target_s, 0.02, f" p99 <= {target_s:g} s: {sinks}", color="#d62728", fontsize=8, rotation=90)
     for q in (0.5, 0.95, 0.99):
         ax.axhline(q, color="#cccccc", linewidth=0.8)
     ax.set_xlabel("seconds from send (Kafka CreateTime) to visible in the sink")
@@ -102,7 +142,7 @@ def _cdf(ax: Any, cdf: Mapping[str, Sequence[float]], target_s: float) -> None:
     ax.grid(alpha=0.3)
 
 
-def _timeline(ax: Any, plot: FreshnessPlot, target_s: float) -> None:
+def _timeline(ax: Any, plot: FreshnessPlot, targets: Mapping[str, float]) -> None:
     for sink, points in plot.timeline.items():
         if points:
             ax.scatter(
@@ -111,7 +151,8 @@ def _timeline(ax: Any, plot: FreshnessPlot, target_s: float) -> None:
     window = plot.window
     if window:
         ax.axvspan(window[0], window[1], color="#e8f0fa", zorder=0, label="measured window")
-    ax.axhline(target_s, linestyle="--", color="#d62728", linewidth=1)
+    for sink, target_s in targets.items():
+        ax.axhline(target_s, linestyle="--", color=SINK_COLORS.get(sink, "#d62728"), linewidth=1)
     ax.set_xlabel("send time, seconds from the first message of the load")
     ax.set_ylabel("seconds to visible")
     ax.set_ylim(bottom=0)
@@ -150,4 +191,9 @@ def bars_from(report: Report) -> list[tuple[str, float, str]]:
         if run.events_per_s:
             plural = "s" if run.consumers > 1 else ""
             out.append((f"drain, {run.consumers} consumer{plural}", run.events_per_s, "pipeline"))
+    if report.latency is not None:
+        for key, spread in report.latency.events_per_s.items():
+            if spread.median:
+                label = f"drain, 1 consumer, {report.latency.events:,} events, +{key} round trip"
+                out.append((label, spread.median, "pipeline"))
     return out

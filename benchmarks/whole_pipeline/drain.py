@@ -102,6 +102,9 @@ def measure_drain(run: Run, sinks: IsolatedPipeline, consumers: int) -> DrainRun
         service_cpu_s_per_100k_events={k: round(v / events * 1e5, 3) for k, v in phase.service_cpu_s.items()}
         if events
         else {},
+        all_processes_cpu_s_per_100k_events=per_100k(
+            sum(u.cpu_s for u in ordered) + sum(phase.service_cpu_s.values()), events
+        ),
         attributable_cpu_s_per_100k_events=cpu,
         opensearch_op_seconds=os_ops,
         cpu_ceiling_events_per_s=round(ceiling, 1) if ceiling else None,
@@ -117,7 +120,7 @@ def measure_drain(run: Run, sinks: IsolatedPipeline, consumers: int) -> DrainRun
             f"drain with {consumers} consumer(s): sinks hold {check.postgres_events} (PostgreSQL) / "
             f"{check.opensearch_events} (OpenSearch) events of {run.backlog} produced"
         )
-    run.report.drain[f"consumers_{consumers}"] = result
+    run.report.drain_repeats.setdefault(f"consumers_{consumers}", []).append(result)
     return result
 
 

@@ -54,7 +54,7 @@ def measure_freshness(run: Run, sinks: IsolatedPipeline) -> Freshness:
     topic = run.world.topics.events
     # A new group that starts at the topic's end: the drain group may still hold a member that
     # vanished mid-rebalance (see the drain), and joining it would wait for that member's timeout.
-    sinks = dataclasses.replace(sinks, group=run.world.group_at_end("live"))
+    sinks = dataclasses.replace(sinks, group=run.world.group_at_end("live" + run.repeat_label))
     sampler = FreshnessSampler(sinks.settings, topic, sinks.index_prefix, sample_every=every)
     lag = GroupWatcher(sinks.settings, topic, sinks.group, partitions=sorted(sampler.start_offsets), poll_s=0.2)
     stats_file = run.logs / "freshness-consumer.json"
@@ -176,8 +176,8 @@ def measure_freshness(run: Run, sinks: IsolatedPipeline) -> Freshness:
             f"its first 0.5 s (a steady rate sends {rate / 2:,.0f}): it takes the stream's start time before "
             "building the simulation and then sends everything due meanwhile at once"
         )
-    run.report.freshness = figures
-    run.plot = plot
+    run.report.freshness_repeats.append(figures)
+    run.plots.append(plot)
     return figures
 
 

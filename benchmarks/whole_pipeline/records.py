@@ -12,13 +12,40 @@ that could not be measured (it is written as ``null``); ``UNSET`` is a key left 
 
 from __future__ import annotations
 
-from typing import Any, Self
+import statistics
+from collections.abc import Callable, Sequence
+from typing import Any, Self, TypeVar
 
 import msgspec
+
+T = TypeVar("T")
 
 
 class Record(msgspec.Struct, kw_only=True):
     """Base of every record of the report (each subclass repeats ``kw_only``: msgspec does not inherit it)."""
+
+
+class Spread(Record, kw_only=True):
+    """One figure over the repeats of its phase: the median, the lowest and the highest, and every
+    value in the order the repeats ran (``None``: that repeat could not measure it)."""
+
+    median: float | None
+    low: float | None
+    high: float | None
+    values: list[float | None]
+
+    @classmethod
+    def of(cls, values: Sequence[float | None]) -> Self:
+        known = sorted(v for v in values if v is not None)
+        if not known:
+            return cls(median=None, low=None, high=None, values=list(values))
+        return cls(median=round(statistics.median(known), 4), low=known[0], high=known[-1], values=list(values))
+
+
+def median_of(repeats: Sequence[T], key: Callable[[T], float]) -> T:
+    """The repeat whose ``key`` is the median (the lower middle one of an even number)."""
+    ordered = sorted(repeats, key=key)
+    return ordered[(len(ordered) - 1) // 2]
 
 
 # --- the machine and the software -------------------------------------------------------------
@@ -65,6 +92,9 @@ class Settings(Record, kw_only=True):
     opensearch_refresh_interval: str
     opensearch_max_docs_per_request: int
     opensearch_max_bytes_per_request: int
+    repeat: int
+    latency_events: int
+    latency_rtt_ms: list[float]
     stack_outputs: str
 
 
@@ -249,7 +279,16 @@ class DrainRun(Record, kw_only=True):
     peak_rss_mib_max: float
     machine_busy_cores: float | None
     service_cpu_s_per_100k_events: dict[str, float]
-    service_cpu_note: str = "whole service processes over the phase: includes other users of the shared stack"
+    service_cpu_note: str = (
+        "this stack's service processes (devstack's pid files and their descendants) over the phase: "
+        "includes other users of the same stack"
+    )
+    all_processes_cpu_s_per_100k_events: float | None
+    all_processes_note: str = (
+        "the consumer processes (rusage) plus every local service process (Kafka, PostgreSQL, "
+        "OpenSearch; /proc/<pid>/stat over the phase): the whole cost of an event on this machine, "
+        "other users of the shared stack included"
+    )
     attributable_cpu_s_per_100k_events: dict[str, float]
     attributable_note: str = (
         "consumer: rusage; postgresql_backends: CPU of the backends connected to this run's "
@@ -363,10 +402,44 @@ class FreshnessPlot(Record, kw_only=True):
     """(time, consumer group lag in messages)."""
 
 
+# --- round trips ---------------------------------------------------------------------------------------
+
+
+class LatencyRound(Record, kw_only=True):
+    repeat: int
+    rtt_ms: float
+    events: int
+    drain_s: float
+    events_per_s: float
+    steady_events_per_s: float | None
+    consumer_cpu_s: float
+    load_average: list[float]
+
+
+class Latency(Record, kw_only=True):
+    """One consumer draining the same backlog through delay proxies at each added round-trip time."""
+
+    how: str = (
+        "`pipeline consume --drain` (one process) on fresh sinks, its stack outputs pointing at "
+        "asyncio delay proxies in front of Kafka, PostgreSQL and OpenSearch that add half the "
+        "round-trip time each way (benchmarks/latency/); 0 ms goes through the same proxies, so "
+        "the ratios measure the latency alone; rounds interleaved, order rotated each repeat"
+    )
+    events: int
+    in_flight: int
+    rtt_ms: list[float]
+    rounds: list[LatencyRound]
+    events_per_s: dict[str, Spread]
+    """Per round-trip time (``"50ms"``): the drain rate over the repeats."""
+    ratio_to_0ms: dict[str, float | None]
+    """Median rate at each round-trip time over the median at 0 ms."""
+
+
 # --- the verdict ---------------------------------------------------------------------------------------
 
 
 class Cost(Record, kw_only=True):
+    all_processes_cpu_s_per_100k_events_drain1: float | None
     consumer_cpu_s_per_100k_events: float | None
     consumer_peak_rss_mib: float | None
     two_consumers_cpu_s_per_100k_events: float | None
@@ -395,6 +468,7 @@ class Ratios(Record, kw_only=True):
     freshness_p99_postgres_events_vs_target: float | None
     freshness_p99_postgres_sessions_vs_target: float | None
     freshness_p99_opensearch_events_vs_target: float | None
+    latency_50ms_vs_0ms: float | None
 
 
 class Target(Record, kw_only=True):
@@ -438,7 +512,14 @@ class Report(Record, kw_only=True):
     limits: Limits | None = None
     producer: Producer | None = None
     drain: dict[str, DrainRun] = {}
+    """Per consumer count, the repeat with the median rate (every repeat is in ``drain_repeats``)."""
     freshness: Freshness | None = None
+    """The repeat with the median OpenSearch p99 (every repeat is in ``freshness_repeats``)."""
+    latency: Latency | None = None
+    spread: dict[str, Spread] = {}
+    """The headline figures over the repeats; the targets are judged on their medians."""
+    drain_repeats: dict[str, list[DrainRun]] = {}
+    freshness_repeats: list[Freshness] = []
     cost: Cost | None = None
     ratios: Ratios | None = None
     targets: list[Target] = []

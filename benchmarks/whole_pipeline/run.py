@@ -32,6 +32,9 @@ class Options:
     seed: int
     keep_logs: bool
     ci: bool
+    repeat: int
+    latency_events: int
+    latency_ms: list[float]
 
 
 class Run:
@@ -45,8 +48,12 @@ class Run:
         self.children: list[Child] = []
         self.backlog = 0
         """Events delivered by the backlog producer (what the limits and drains process)."""
+        self.plots: list[FreshnessPlot] = []
+        """Each live run's data for the chart, in the order they ran."""
         self.plot = FreshnessPlot()
-        """The live run's data for the chart."""
+        """The chart's: the median live run's."""
+        self.repeat_label = ""
+        """Appended to the names of the phases of the repeat in progress (``_r2``)."""
 
     def spawn(self, name: str, command: list[str]) -> Child:
         """Start a pipeline process; its output goes to a log named after it (kept with ``--keep-logs``)."""
@@ -58,6 +65,7 @@ class Run:
     def phase(self, name: str, before: Snapshot) -> PhaseUsage:
         """Record the machine's use since ``before`` as phase ``name``."""
         usage = phase_usage(before, Snapshot.take())
+        name += self.repeat_label
         self.report.phases[name] = usage
         if usage.noisy:
             self.note(

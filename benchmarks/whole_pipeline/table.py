@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from benchmarks.whole_pipeline.records import LIMIT_LABELS, Freshness, Report
+from benchmarks.whole_pipeline.records import LIMIT_LABELS, Freshness, Latency, Report
 from pipeline.jobs.consume import STAGES
 
 
@@ -84,7 +84,7 @@ def print_report(report: Report, out: TextIO = sys.stdout) -> None:
             + ", ".join(f"{k} {val:.2f}" for k, val in cpu.items())
             + f"; total {sum(cpu.values()):.2f}{limit_text}"
         )
-    p("machine CPU during the drains (cores busy; whole-service CPU-s per 100k events, shared stack):")
+    p("machine CPU during the drains (cores busy; CPU-s per 100k events of each service of this stack):")
     for run in report.drain.values():
         svc = ", ".join(f"{k} {val:.2f}" for k, val in run.service_cpu_s_per_100k_events.items())
         written = sum(pr.sessions_written for pr in run.processes)
@@ -94,6 +94,12 @@ def print_report(report: Report, out: TextIO = sys.stdout) -> None:
     if report.freshness is not None:
         _freshness(report.freshness, p)
     p()
+    if report.latency is not None:
+        _latency(report.latency, p)
+        p()
+    if report.spread:
+        _spread(report, p)
+        p()
     p(f"{'target':64} {'measured':>12} {'target':>12} {'result':>6}")
     for t in report.targets:
         if t.measured is None:
@@ -103,7 +109,7 @@ def print_report(report: Report, out: TextIO = sys.stdout) -> None:
         target = f"{t.op} {t.target:,.0f}" if t.unit == "events/s" else f"{t.op} {t.target:g}"
         p(f"{t.name:64} {measured:>12} {target:>12} {t.result:>6}" + (f"  {t.note}" if t.note else ""))
     one = report.drain.get("consumers_1")
-    if one is not None and any(t.result == "MISS" for t in report.targets[:3]):
+    if one is not None and any(t.result == "MISS" for t in report.targets[1:3]):
         p(
             "  drain MISS, where the one consumer's time went: "
             + ", ".join(f"{k} {val:.0f}%" for k, val in one.stage_share_pct.items())
@@ -151,6 +157,31 @@ def _freshness(fresh: Freshness, p: Callable[..., None]) -> None:
         f"{c.process.max_rss_mib:.0f} MiB; measurement overhead: {o.benchmark_process_cpu_s} CPU-s here, "
         f"{o.opensearch_search_time_s} s of OpenSearch query time"
     )
+
+
+def _latency(latency: Latency, p: Callable[..., None]) -> None:
+    p(
+        f"round trips: one consumer (in flight {latency.in_flight}) drains {latency.events:,} events through "
+        "delay proxies (rounds interleaved):"
+    )
+    for key, spread in latency.events_per_s.items():
+        ratio = latency.ratio_to_0ms.get(key)
+        low_high = f"{_rate(spread.low)}..{_rate(spread.high)}"
+        share = "n/a" if ratio is None else f"{ratio:.2f}"
+        p(f"  +{key:>6} round trip: median {_rate(spread.median)} events/s ({low_high}), {share} of 0 ms")
+
+
+def _spread(report: Report, p: Callable[..., None]) -> None:
+    repeats = report.settings.repeat if report.settings is not None else 1
+    p(f"over the {repeats} repeat(s): median (lowest..highest); the targets are judged on the medians")
+    for name, spread in report.spread.items():
+        if spread.median is None:
+            continue
+        p(f"  {name:58} {spread.median:>12,.3f} ({spread.low:,.3f}..{spread.high:,.3f})")
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
 
 
 def _seconds(value: float | None) -> str:

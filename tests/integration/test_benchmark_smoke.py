@@ -3,7 +3,8 @@
 Only that it exits 0 and writes its JSON report with every top-level section. No figure
 is checked: timings on a shared machine say nothing about correctness, and the
 benchmark compares them with its targets itself (PASS/MISS, never asserted). The run is
-the real one at tiny sizes (20,000 events, 1,000 events/s for 3 s), in a private topic,
+the real one at tiny sizes (20,000 events, 1,000 events/s for 3 s, one repeat, 5,000 events
+through the delay proxies), in a private topic,
 database and index prefix that the benchmark removes again; it takes about a minute.
 """
 
@@ -31,6 +32,10 @@ EXPECTED_KEYS = {
     "producer",
     "drain",
     "freshness",
+    "latency",
+    "spread",
+    "drain_repeats",
+    "freshness_repeats",
     "cost",
     "ratios",
     "targets",

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import msgspec
+from hypothesis import given
+from hypothesis import strategies as st
 
-from benchmarks.whole_pipeline.judge import _target
+from benchmarks.whole_pipeline.judge import _median, _target
 from benchmarks.whole_pipeline.procs import NOISY_LOAD, Snapshot, phase_usage
 from benchmarks.whole_pipeline.records import (
     Files,
@@ -16,7 +18,9 @@ from benchmarks.whole_pipeline.records import (
     KafkaLimit,
     Machine,
     Report,
+    Spread,
     Versions,
+    median_of,
 )
 
 
@@ -78,3 +82,35 @@ def test_a_phase_is_noisy_exactly_when_the_load_before_it_was_above_the_threshol
     noisy = phase_usage(snapshot(1.0, NOISY_LOAD + 0.01), snapshot(3.0, 0.0))
     assert not quiet.noisy and noisy.noisy
     assert quiet.service_cpu_s == {"kafka": 2.0} and quiet.machine_busy_pct == 50.0
+
+
+@given(st.lists(st.floats(min_value=0, max_value=1e9, allow_nan=False) | st.none(), min_size=1, max_size=9))
+def test_a_spread_is_the_median_and_the_extremes_of_the_known_values_in_run_order(
+    values: list[float | None],
+) -> None:
+    spread = Spread.of(values)
+    known = sorted(v for v in values if v is not None)
+    assert spread.values == values
+    if not known:
+        assert (spread.median, spread.low, spread.high) == (None, None, None)
+        return
+    middle = len(known) // 2
+    median = known[middle] if len(known) % 2 else (known[middle - 1] + known[middle]) / 2
+    assert spread.median == round(median, 4)
+    assert (spread.low, spread.high) == (min(known), max(known))
+
+
+@given(st.lists(st.integers(min_value=-1000, max_value=1000), min_size=1, max_size=9))
+def test_the_median_repeat_is_the_lower_middle_one_by_its_key(keys: list[int]) -> None:
+    repeats = [{"rate": k, "n": i} for i, k in enumerate(keys)]
+    chosen = median_of(repeats, lambda r: r["rate"])
+    assert chosen in repeats
+    middle = (len(keys) - 1) // 2
+    assert sum(k < chosen["rate"] for k in keys) <= middle < sum(k <= chosen["rate"] for k in keys)
+
+
+def test_the_judge_judges_a_repeated_figure_on_its_median_not_on_one_repeat() -> None:
+    r = report()
+    r.spread = {"freshness_p99_opensearch_events_s": Spread.of([5.0, 1.5, 1.9])}
+    assert _median(r, "freshness_p99_opensearch_events_s") == 1.9
+    assert _median(r, "not_repeated", 7.0) == 7.0
