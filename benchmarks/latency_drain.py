@@ -80,6 +80,8 @@ class Round:
     consumer_cpu_s: float
     load_average: list[float]
     proxy_connections: dict[str, int]
+    proxy_client_turns: dict[str, int]
+    """Per service, the round trips the consumer's connections waited for (``latency.proxy.Turns``)."""
 
 
 @dataclass
@@ -220,6 +222,7 @@ def drain_round(
             finally:
                 watcher.stop()
             connections = {p.route.name: p.connections for p in proxies.proxies} if proxies else {}
+            turns = {p.route.name: p.client_turns for p in proxies.proxies} if proxies else {}
         if watcher.done_at is None:
             raise ChildFailed(f"{child.name} exited before the group committed the backlog:\n{child.log_tail()}")
         stats = read_stats(stats_file)
@@ -238,6 +241,7 @@ def drain_round(
             consumer_cpu_s=usage.cpu_s,
             load_average=[round(x, 2) for x in os.getloadavg()],
             proxy_connections=connections,
+            proxy_client_turns=turns,
         )
     finally:
         world.drop_pipeline(sinks)

@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 CHUNK_BYTES = 65_536
@@ -80,6 +80,26 @@ class DelayLine:
         return len(self._chunks)
 
 
+class Turns:
+    """How often the client of one connection spoke again after the server had (the pure part).
+
+    On a request-response connection each such turn is a round trip the client waited for:
+    over a whole drain, the count per service says where the added latency goes. Requests
+    sent back to back without waiting (Kafka's pipelining) count once, which is the point.
+    """
+
+    def __init__(self) -> None:
+        self.client_turns = 0
+        self._last: str | None = None
+
+    def saw(self, side: str) -> None:
+        """Bytes arrived from ``side`` (``"client"`` or ``"server"``)."""
+        if side != self._last:
+            self._last = side
+            if side == "client":
+                self.client_turns += 1
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """One proxy: listen on ``listen_host:listen_port`` (0: any free port), relay to ``target``."""
@@ -102,6 +122,8 @@ class DelayProxy:
         self.port = route.listen_port
         self.connections = 0
         """Client connections accepted so far (a test reads it to see traffic really went through)."""
+        self.turns: list[Turns] = []
+        """One per connection: see :class:`Turns`."""
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -130,9 +152,11 @@ class DelayProxy:
                 )
             except OSError:
                 return  # the client sees the connection closed, as it would see a refused one
+            turns = Turns()
+            self.turns.append(turns)
             relays = {
-                asyncio.ensure_future(self._relay(client_reader, upstream_writer)),
-                asyncio.ensure_future(self._relay(upstream_reader, client_writer)),
+                asyncio.ensure_future(self._relay(client_reader, upstream_writer, lambda: turns.saw("client"))),
+                asyncio.ensure_future(self._relay(upstream_reader, client_writer, lambda: turns.saw("server"))),
             }
             try:
                 # Each direction ends on its own (a half-close); a broken one ends both.
@@ -148,7 +172,14 @@ class DelayProxy:
             _close(client_writer)
             self._tasks.discard(task)
 
-    async def _relay(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    @property
+    def client_turns(self) -> int:
+        """Round trips the clients of every connection so far waited for (see :class:`Turns`)."""
+        return sum(t.client_turns for t in self.turns)
+
+    async def _relay(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, arrived_from: Callable[[], None]
+    ) -> None:
         """Copy ``source`` to ``sink`` through a :class:`DelayLine`; half-close ``sink`` at the end."""
         loop = asyncio.get_running_loop()
         line = DelayLine(self.one_way_s)
@@ -161,6 +192,7 @@ class DelayProxy:
             nonlocal ended
             try:
                 while chunk := await source.read(CHUNK_BYTES):
+                    arrived_from()
                     line.push(loop.time(), chunk)
                     arrived.set()
                     if line.full:

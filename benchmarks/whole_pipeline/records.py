@@ -414,6 +414,10 @@ class LatencyRound(Record, kw_only=True):
     steady_events_per_s: float | None
     consumer_cpu_s: float
     load_average: list[float]
+    batches: int
+    client_turns: dict[str, int]
+    """Per service, how often the consumer's connections spoke again after the service had: on
+    request-response connections, the round trips it waited for (``benchmarks/latency/proxy.py``)."""
 
 
 class Latency(Record, kw_only=True):

@@ -78,6 +78,8 @@ def measure_latency(run: Run) -> Latency:
                     steady_events_per_s=one.steady_events_per_s,
                     consumer_cpu_s=one.consumer_cpu_s,
                     load_average=one.load_average,
+                    batches=one.batches,
+                    client_turns=one.proxy_client_turns,
                 )
             )
     run.report.notes.extend(world.cleanup_errors)

@@ -169,6 +169,10 @@ def _latency(latency: Latency, p: Callable[..., None]) -> None:
         low_high = f"{_rate(spread.low)}..{_rate(spread.high)}"
         share = "n/a" if ratio is None else f"{ratio:.2f}"
         p(f"  +{key:>6} round trip: median {_rate(spread.median)} events/s ({low_high}), {share} of 0 ms")
+    last = latency.rounds[-1] if latency.rounds else None
+    if last is not None and last.batches:
+        per_batch = ", ".join(f"{name} {n / last.batches:.1f}" for name, n in last.client_turns.items())
+        p(f"  round trips waited for per batch (last round, {last.batches} batches): {per_batch}")
 
 
 def _spread(report: Report, p: Callable[..., None]) -> None:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from benchmarks.latency.proxy import DelayLine
+from benchmarks.latency.proxy import DelayLine, Turns
 from benchmarks.latency.routes import (
     KAFKA,
     OPENSEARCH,
@@ -211,3 +211,12 @@ def test_a_list_of_kafka_bootstrap_servers_is_refused() -> None:
     many = outputs() | {Output.KAFKA_BOOTSTRAP.value: "a:1,b:2"}
     with pytest.raises(RouteError, match="one Kafka bootstrap address"):
         routes(many, kafka_proxied_port=19094, kafka_proxy_port=19095)
+
+
+@given(st.lists(st.sampled_from(["client", "server"]), max_size=40))
+def test_a_turn_is_counted_each_time_the_client_speaks_after_the_server_or_first(sides: list[str]) -> None:
+    turns = Turns()
+    for side in sides:
+        turns.saw(side)
+    runs = [side for i, side in enumerate(sides) if i == 0 or sides[i - 1] != side]
+    assert turns.client_turns == runs.count("client")
