@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ import click
 
 from pipeline.config.settings import Settings, load_settings
 from pipeline.errors import ConfigError, PipelineError, ServiceError
-from pipeline.sinks.opensearch.mappings import DEFAULT_REFRESH_INTERVAL
+from pipeline.sinks.opensearch.mappings import DEFAULT_REFRESH_INTERVAL, check_refresh_interval
 
 if TYPE_CHECKING:
     from pipeline.jobs.produce import ProduceOptions
@@ -135,13 +134,11 @@ def _index_prefix_option(fn: Callable[..., T]) -> Callable[..., T]:
     )(fn)
 
 
-_REFRESH_INTERVAL = re.compile(r"-1|[1-9][0-9]*(ms|s|m)")
-
-
 def _refresh_interval(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
-    if not _REFRESH_INTERVAL.fullmatch(value):
-        raise click.BadParameter(f"{value!r} is not an interval such as 500ms, 1s, 30s or 1m (or -1: never)")
-    return value
+    try:
+        return check_refresh_interval(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @main.command()

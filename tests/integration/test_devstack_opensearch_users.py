@@ -20,26 +20,27 @@ from devstack.opensearch_access import (
     remove_stale_users,
     revoke_prefix,
 )
+from pipeline.config.settings import Settings
 from pipeline.contract.names import IndexNames
-from tests.support.opensearch_prefix import private_names
+from tests.support.opensearch_prefix import private_names, private_prefix_user
 
 
 def names() -> IndexNames:
     return private_names()
 
 
-def test_users_of_runs_that_are_gone_are_removed_and_live_ones_kept(opensearch_admin: OpenSearch) -> None:
+def test_users_of_runs_that_are_gone_are_removed_and_live_ones_kept(
+    settings: Settings, opensearch_admin: OpenSearch
+) -> None:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.2)"])
     gone = owner_attributes() | {"owner_pid": str(child.pid), "owner_started": _process_start(child.pid) or "x"}
     child.wait()
-    dead, legacy, live, orphan = names(), names(), names(), names()
+    dead, legacy, orphan = names(), names(), names()
     grant_prefix(opensearch_admin, user=prefix_user(dead), password=new_password(), names=dead, attributes=gone)
     grant_prefix(opensearch_admin, user=prefix_user(legacy), password=new_password(), names=legacy)
-    grant_prefix(
-        opensearch_admin, user=prefix_user(live), password=new_password(), names=live, attributes=owner_attributes()
-    )
     _put(opensearch_admin, "roles", f"{prefix_user(orphan)}-role", pipeline_role(orphan))  # killed mid-grant
-    try:
+    with private_prefix_user(settings, opensearch_admin) as running:  # this run's own user, as every test makes it
+        live = running.names
         removed = remove_stale_users(opensearch_admin)
         assert {prefix_user(dead), prefix_user(legacy)} <= set(removed) and prefix_user(live) not in removed
         users, roles = _list(opensearch_admin, "internalusers"), _list(opensearch_admin, "roles")
@@ -47,8 +48,6 @@ def test_users_of_runs_that_are_gone_are_removed_and_live_ones_kept(opensearch_a
         for stale in (dead, legacy, orphan):
             assert prefix_user(stale) not in users and f"{prefix_user(stale)}-role" not in roles
         assert "clickstream-pipeline" in users and "avnadmin" in users
-    finally:
-        revoke_prefix(opensearch_admin, user=prefix_user(live))
 
 
 def test_concurrent_runs_changing_users_at_once_all_succeed(opensearch_admin: OpenSearch) -> None:

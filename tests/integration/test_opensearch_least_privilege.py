@@ -17,13 +17,12 @@ import pytest
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import AuthenticationException, AuthorizationException, SSLError
 
-from devstack.opensearch_access import PIPELINE_USER, settings_for_prefix
+from devstack.opensearch_access import PIPELINE_USER
 from infra.component import PIPELINE_INDEX_PATTERNS
 from pipeline.config.secret import Secret
 from pipeline.config.settings import Settings
-from pipeline.sinks.opensearch.templates import delete_all
 from pipeline.sinks.opensearch_client import connect_opensearch, opensearch_client
-from tests.support.opensearch_prefix import private_names
+from tests.support.opensearch_prefix import private_prefix_user
 
 
 @pytest.fixture
@@ -106,64 +105,47 @@ def test_the_pipeline_user_deletes_nothing_even_in_its_own_indices(settings: Set
     """Retention (dropping an old month) and deletions are admin decisions; the consumer only adds and updates.
 
     (Delete-by-query is not tried: the local distribution lacks the module that serves it.)"""
-    names = private_names()
-    index = f"{names.events_alias}-2001.01"
-    try:
-        with settings_for_prefix(settings, names) as scoped, closing(opensearch_client(scoped.opensearch)) as own:
-            own.indices.create(index=index)
-            assert own.index(index=index, id="e-1", body={"page": "/"}, refresh=True)["result"] == "created"
-            assert refused(lambda: own.delete(index=index, id="e-1"))
-            deleted_in_bulk = own.bulk(body=[{"delete": {"_index": index, "_id": "e-1"}}])["items"][0]["delete"]
-            assert deleted_in_bulk["status"] == 403
-            assert refused(lambda: own.indices.delete(index=index))
+    with private_prefix_user(settings, admin) as user:
+        own, index = user.client, f"{user.names.events_alias}-2001.01"
+        own.indices.create(index=index)
+        assert own.index(index=index, id="e-1", body={"page": "/"}, refresh=True)["result"] == "created"
+        assert refused(lambda: own.delete(index=index, id="e-1"))
+        deleted_in_bulk = own.bulk(body=[{"delete": {"_index": index, "_id": "e-1"}}])["items"][0]["delete"]
+        assert deleted_in_bulk["status"] == 403
+        assert refused(lambda: own.indices.delete(index=index))
         assert admin.get(index=index, id="e-1")["_source"] == {"page": "/"}
-    finally:
-        delete_all(admin, names)
 
 
 def test_the_pipeline_user_reads_nothing_back_like_the_aiven_write_rule(settings: Settings, admin: OpenSearch) -> None:
     """Aiven's ``write`` permission has no search or get: neither has the local role, so the
     pipeline is proven here not to need them there."""
-    names = private_names()
-    index = f"{names.events_alias}-2001.01"
-    try:
-        with settings_for_prefix(settings, names) as scoped, closing(opensearch_client(scoped.opensearch)) as own:
-            own.indices.create(index=index)
-            assert own.index(index=index, id="e-1", body={"page": "/"}, refresh=True)["result"] == "created"
-            assert refused(lambda: own.get(index=index, id="e-1"))
-            assert refused(lambda: own.search(index=index))
-            assert refused(lambda: own.mget(index=index, body={"ids": ["e-1"]}))
-            assert refused(lambda: own.count(index=index))
-            assert "page" in own.indices.get_mapping(index=index)[index]["mappings"]["properties"]  # what it needs
+    with private_prefix_user(settings, admin) as user:
+        own, index = user.client, f"{user.names.events_alias}-2001.01"
+        own.indices.create(index=index)
+        assert own.index(index=index, id="e-1", body={"page": "/"}, refresh=True)["result"] == "created"
+        assert refused(lambda: own.get(index=index, id="e-1"))
+        assert refused(lambda: own.search(index=index))
+        assert refused(lambda: own.mget(index=index, body={"ids": ["e-1"]}))
+        assert refused(lambda: own.count(index=index))
+        assert "page" in own.indices.get_mapping(index=index)[index]["mappings"]["properties"]  # what it needs
         assert admin.get(index=index, id="e-1")["_source"] == {"page": "/"}
-    finally:
-        delete_all(admin, names)
 
 
 def test_one_prefix_user_cannot_reach_another_prefix(settings: Settings, admin: OpenSearch) -> None:
-    first, second = (private_names() for _ in range(2))
-    try:
-        with (
-            settings_for_prefix(settings, first) as one,
-            settings_for_prefix(settings, second) as other,
-            closing(opensearch_client(one.opensearch)) as writer,
-            closing(opensearch_client(other.opensearch)) as intruder,
-        ):
-            index = f"{first.events_alias}-2001.01"
-            writer.indices.create(index=index)
-            writer.index(index=index, id="e-1", body={"page": "/"}, refresh=True)
-            assert refused(lambda: intruder.search(index=index))
-            assert refused(lambda: intruder.get(index=index, id="e-1"))
-            assert bulk_item_status(intruder, index) == 403
-            assert refused(lambda: intruder.indices.create(index=f"{first.sessions_alias}-v9"))
-            # ...while the intruder's own prefix works, so the refusals above are about the prefix.
-            own_index = f"{second.events_alias}-2001.01"
-            intruder.indices.create(index=own_index)
-            assert bulk_item_status(intruder, own_index) == 201
+    with private_prefix_user(settings, admin) as one, private_prefix_user(settings, admin) as other:
+        writer, intruder = one.client, other.client
+        index = f"{one.names.events_alias}-2001.01"
+        writer.indices.create(index=index)
+        writer.index(index=index, id="e-1", body={"page": "/"}, refresh=True)
+        assert refused(lambda: intruder.search(index=index))
+        assert refused(lambda: intruder.get(index=index, id="e-1"))
+        assert bulk_item_status(intruder, index) == 403
+        assert refused(lambda: intruder.indices.create(index=f"{one.names.sessions_alias}-v9"))
+        # ...while the intruder's own prefix works, so the refusals above are about the prefix.
+        own_index = f"{other.names.events_alias}-2001.01"
+        intruder.indices.create(index=own_index)
+        assert bulk_item_status(intruder, own_index) == 201
         assert admin.get(index=index, id="e-1")["_source"] == {"page": "/"}
-    finally:
-        delete_all(admin, first)
-        delete_all(admin, second)
 
 
 def test_https_is_verified_against_the_stack_ca(settings: Settings) -> None:

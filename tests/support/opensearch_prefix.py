@@ -1,16 +1,19 @@
-"""A private OpenSearch index prefix: its names, optionally its templates, and its removal."""
+"""A private OpenSearch index prefix: its names, optionally its templates or a user of its own, and its removal."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
 
 from opensearchpy import OpenSearch
 
+from devstack.opensearch_access import settings_for_prefix
 from pipeline.config.settings import Settings
 from pipeline.contract.names import IndexNames
 from pipeline.sinks.opensearch.templates import delete_all, ensure_templates
+from pipeline.sinks.opensearch_client import opensearch_client
 from tests.support.ids import private_id
 
 
@@ -36,3 +39,28 @@ def private_prefix(
         yield names
     finally:
         delete_all(admin, names)
+
+
+@dataclass(frozen=True)
+class PrefixUser:
+    """A private prefix and a pipeline user limited to it, as the consumer runs in production."""
+
+    names: IndexNames
+    settings: Settings
+    """The stack's settings with that user's OpenSearch URI."""
+    client: OpenSearch
+    """A client of that user."""
+
+
+@contextmanager
+def private_prefix_user(settings: Settings, admin: OpenSearch, names: IndexNames | None = None) -> Iterator[PrefixUser]:
+    """A fresh prefix (``names``, or new ones) with a user of its own and a client of that user.
+
+    At the end the user and its role are removed, then every index and template of the prefix.
+    """
+    with (
+        private_prefix(admin, names) as prefix,
+        settings_for_prefix(settings, prefix) as scoped,
+        closing(opensearch_client(scoped.opensearch)) as client,
+    ):
+        yield PrefixUser(prefix, scoped, client)

@@ -46,9 +46,11 @@ Mapping choices worth a sentence:
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 from pipeline.contract.names import IndexNames
+from pipeline.errors import ConfigError
 from pipeline.sessions.columns import document_columns
 
 MAPPING_VERSION: Final = 2
@@ -73,6 +75,21 @@ consumer's batch time. 1 s (OpenSearch's own default) keeps the newest events vi
 within about 2 s; a longer interval builds fewer, larger segments and costs OpenSearch less
 CPU per document (measured in ``docs/decisions.md``), so ``pipeline schema
 --refresh-interval`` trades freshness for that saving. Tests refresh explicitly."""
+_REFRESH_INTERVAL: Final = re.compile(r"-1|[1-9][0-9]*(ms|s|m)")
+
+
+def check_refresh_interval(value: str) -> str:
+    """``value`` if it is a refresh interval this project sets: a positive whole number of
+    milliseconds, seconds or minutes (``500ms``, ``1s``, ``1m``), or ``-1`` (never on its own).
+
+    Checked before anything is sent, so a typo is one clear error rather than a cluster
+    setting OpenSearch refuses half-way through putting the templates.
+    """
+    if not _REFRESH_INTERVAL.fullmatch(value):
+        raise ConfigError(f"{value!r} is not an interval such as 500ms, 1s, 30s or 1m (or -1: never)")
+    return value
+
+
 TEMPLATE_PRIORITY: Final = 200
 """Above the priority of built-in templates (100), so ours win on our patterns."""
 

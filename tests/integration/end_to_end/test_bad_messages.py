@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import random
 import re
-import uuid
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
@@ -37,8 +35,10 @@ from typing import Any
 import psycopg
 from confluent_kafka import Producer
 
+from pipeline.contract.event import TYPE_RULES, encode_event
 from pipeline.kafka.dead_letters import PREFIX_BYTES, parse_headers
 from pipeline.simulation import SimulationConfig, backfill
+from tests.support.events import event_of_type
 from tests.support.java_producer import produce_with_java
 from tests.support.kafka_offsets import caught_up
 from tests.support.kafka_topics import read_all
@@ -77,44 +77,28 @@ class Sent:
 
 
 class Shop:
-    """Events of users outside the simulated shop, written as JSON text the test controls."""
+    """Events of users outside the simulated shop, as dicts :func:`render` writes as JSON text the test controls."""
 
     def __init__(self, now: dt.datetime) -> None:
         self.now = now
-        self.rng = random.Random(1207)
         self.n = 0
 
-    def event(self, **changes: Any) -> dict[str, Any]:
+    def event(self, event_type: str = "purchase", /, **changes: Any) -> dict[str, Any]:
+        """A valid event of ``event_type`` by a user and session of its own, 90 minutes ago; ``changes``
+        replace fields afterwards (money as ``RAW:`` text). Its product id, where it has one, is numeric,
+        so only the test's own ``refuse-os-*`` ids break the stricter index."""
         self.n += 1
-        base: dict[str, Any] = {
-            "event_id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
-            "schema_version": 1,
-            "event_type": "purchase",
-            "occurred_at": _ts(self.now - dt.timedelta(minutes=90) + dt.timedelta(seconds=self.n)),
-            "user_id": f"odd-u-{self.n}",
-            "session_id": f"odd-s-{self.n}",
-            "page_url": "https://shop.example.com/checkout",
-            "referrer": None,
-            "utm_source": None,
-            "utm_medium": None,
-            "utm_campaign": None,
-            "device_type": "desktop",
-            "browser": "Firefox",
-            "os": "Linux",
-            "country": "FI",
-            "element_id": None,
-            "search_query": None,
-            "product_id": "777",
-            "price": "RAW:19.90",
-            "order_id": f"o-{self.n}",
-            "revenue": "RAW:19.90",
-        }
-        base.update(changes)
-        return base
-
-
-def _ts(value: dt.datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+        numeric_product = {"product_id": "777"} if event_type in TYPE_RULES["product_id"] else {}
+        event = event_of_type(
+            event_type,
+            occurred_at=self.now - dt.timedelta(minutes=90) + dt.timedelta(seconds=self.n),
+            user_id=f"odd-u-{self.n}",
+            session_id=f"odd-s-{self.n}",
+            **numeric_product,
+        )
+        # The contract's own wire form, its numbers kept as written.
+        fields: dict[str, Any] = json.loads(encode_event(event), parse_float=lambda number: f"RAW:{number}")
+        return fields | changes
 
 
 def render(event: dict[str, Any], *, separators: tuple[str, str] = (",", ":")) -> bytes:
@@ -176,16 +160,7 @@ def offending(shop: Shop) -> tuple[list[Bad], list[Bad], list[Sent], list[Sent]]
 
     java_bad(b'{"event_id":"' + b"a" * NEAR_LIMIT, "truncated", None)
     java_bad(
-        render(
-            shop.event(
-                search_query="q" * NEAR_LIMIT,
-                event_type="search",
-                product_id=None,
-                price=None,
-                order_id=None,
-                revenue=None,
-            )
-        ),
+        render(shop.event("search", search_query="q" * NEAR_LIMIT)),
         "too_long",
         "search_query",
     )
@@ -201,7 +176,8 @@ def offending(shop: Shop) -> tuple[list[Bad], list[Bad], list[Sent], list[Sent]]
     add({"user_id": "odd-dup-2"}, "duplicate_field", "occurred_at", raw=smuggled)
     twice_price = render(shop.event())[:-1] + b',"price" : 1.00}'
     add({"user_id": "odd-dup-3"}, "duplicate_field", "price", raw=twice_price)
-    same_twice = render(shop.event())[:-1] + b',"os":"Linux"}'
+    same = shop.event()
+    same_twice = render(same)[:-1] + f',"os":{json.dumps(same["os"])}}}'.encode()
     add({"user_id": "odd-dup-4"}, "duplicate_field", "os", raw=same_twice)
     escaped = shop.event()
     good.append(
@@ -263,11 +239,11 @@ def test_offending_messages_of_every_kind_never_stop_two_consumers_nor_split_the
     bad, java_bad, tricky, java_tricky = offending(shop)
 
     # 3. copies of one event: on one partition (offset order decides), on two (timing decides)
-    base = shop.event(event_type="page_view", product_id=None, price=None, order_id=None, revenue=None)
+    base = shop.event("page_view")
     x1, x2 = render(base), render({**base, "country": "SE"})
     y = shop.event(price="RAW:49.9")
     y1, y2 = render(y), render({**y, "price": "RAW:49.90"})  # the same event once normalised
-    z = shop.event(event_type="search", search_query="boots", product_id=None, price=None, order_id=None, revenue=None)
+    z = shop.event("search", search_query="boots")
     z1, z2 = render(z), render({**z, "user_id": "odd-other", "session_id": "odd-other-s", "search_query": "shoes"})
     same_partition = [Sent(2, b"odd-x", x1), Sent(2, b"odd-x", x2), Sent(3, b"odd-y", y1), Sent(3, b"odd-y", y2)]
     cross = [Sent(1, b"odd-z", z1), Sent(4, b"odd-other", z2)]

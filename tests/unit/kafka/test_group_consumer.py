@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
@@ -19,11 +20,13 @@ def joined(*partitions: int) -> tuple[FakeConsumer, GroupConsumer]:
     return fake, consumer
 
 
-def one_batch_read() -> tuple[FakeConsumer, GroupConsumer, int]:
-    """A member owning partitions 0 and 1 that has read offsets 0-3 of the one and 0-1 of the other."""
+def one_batch_read(read: Mapping[int, int] | None = None) -> tuple[FakeConsumer, GroupConsumer, int]:
+    """A member owning the partitions of ``read`` that has read, in one batch, the first ``read[p]``
+    offsets of each partition ``p``; by default 0-3 of partition 0 and 0-1 of partition 1."""
+    read = read or {0: 4, 1: 2}
     fake = FakeConsumer()
     consumer = member(fake)
-    fake.play(Step(assign=[0, 1], deliver=messages(0, range(4)) + messages(1, range(2))))
+    fake.play(Step(assign=list(read), deliver=[m for p, count in read.items() for m in messages(p, range(count))]))
     return fake, consumer, consumer.begin_batch(consumer.poll_batch(100, 0.1))
 
 
@@ -34,11 +37,7 @@ def settled(consumer: GroupConsumer) -> bool:
 
 
 def test_a_written_batch_is_committed_for_what_it_read_and_counts_once_answered() -> None:
-    fake = FakeConsumer()
-    consumer = member(fake)
-    fake.play(Step(assign=[0, 1], deliver=messages(0, range(5)) + messages(1, range(3))))
-    batch = consumer.poll_batch(100, 0.1)
-    n = consumer.begin_batch(batch)
+    fake, consumer, n = one_batch_read({0: 5, 1: 3})
     assert fake.requests == []  # read is not written
     assert not consumer.commit_batch(n)  # sent, not answered yet
     assert fake.commits == [{0: 5, 1: 3}]
@@ -47,10 +46,7 @@ def test_a_written_batch_is_committed_for_what_it_read_and_counts_once_answered(
 
 
 def test_a_failed_commit_is_kept_and_retried_until_it_succeeds() -> None:
-    fake = FakeConsumer()
-    consumer = member(fake)
-    fake.play(Step(assign=[0], deliver=messages(0, range(4))))
-    n = consumer.begin_batch(consumer.poll_batch(100, 0.1))
+    fake, consumer, n = one_batch_read({0: 4})
     fake.failing_commits = 2
     assert not consumer.commit_batch(n)
     assert not settled(consumer)  # refused; sent again
@@ -61,10 +57,7 @@ def test_a_failed_commit_is_kept_and_retried_until_it_succeeds() -> None:
 
 
 def test_an_unanswered_commit_is_sent_again_after_a_while_not_at_every_poll() -> None:
-    fake = FakeConsumer()
-    consumer = member(fake)
-    fake.play(Step(assign=[0], deliver=messages(0, range(4))))
-    n = consumer.begin_batch(consumer.poll_batch(100, 0.1))
+    fake, consumer, n = one_batch_read({0: 4})
     fake.unanswered_commits = 1
     assert not consumer.commit_batch(n)
     polls = 0
@@ -108,10 +101,7 @@ def test_lost_partitions_are_never_committed() -> None:
 
 
 def test_a_partition_that_comes_back_starts_clean() -> None:
-    fake = FakeConsumer()
-    consumer = member(fake)
-    fake.play(Step(assign=[0], deliver=messages(0, range(10))))
-    before = consumer.begin_batch(consumer.poll_batch(100, 0.1))
+    fake, consumer, before = one_batch_read({0: 10})
     # revoked before the batch was written; another member commits 30; it comes back
     fake.play(Step(revoke=[0]), Step(assign=[0], deliver=messages(0, range(30, 35))))
     consumer.poll_batch(100, 0.1)
