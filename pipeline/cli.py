@@ -12,6 +12,7 @@ import click
 
 from pipeline.config.settings import Settings, load_settings
 from pipeline.errors import ConfigError, PipelineError, ServiceError
+from pipeline.jobs.consume_defaults import BATCH_SIZE, IN_FLIGHT, MAX_BATCH_SIZE, MAX_IN_FLIGHT
 from pipeline.sinks.opensearch.mappings import DEFAULT_REFRESH_INTERVAL, check_refresh_interval
 
 if TYPE_CHECKING:
@@ -200,7 +201,7 @@ def dashboards(ctx: Context, export_to: Path | None, index_prefix: str) -> None:
 
 @main.command()
 @click.option("--group", metavar="ID", help="Consumer group (default: the stack's kafka_consumer_group).")
-@click.option("--batch-size", default=5000, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--batch-size", default=BATCH_SIZE, show_default=True, type=click.IntRange(1, MAX_BATCH_SIZE))
 @click.option("--drain", is_flag=True, help="Exit once the group has committed everything in the topic.")
 @click.option("--idle-exit", type=float, metavar="S", help="Exit after S seconds without a message.")
 @click.option("--stats-json", type=click.Path(path_type=Path, dir_okay=False), help="Write final counters here.")
@@ -221,9 +222,9 @@ def dashboards(ctx: Context, export_to: Path | None, index_prefix: str) -> None:
 )
 @click.option(
     "--in-flight",
-    default=1,
+    default=IN_FLIGHT,
     show_default=True,
-    type=click.IntRange(1, 4),
+    type=click.IntRange(1, MAX_IN_FLIGHT),
     metavar="K",
     help="Batches written at once, each with its own PostgreSQL connection and OpenSearch client "
     "(hides round trips when the services are far away); offsets are still committed in reading order.",

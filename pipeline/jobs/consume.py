@@ -30,6 +30,7 @@ from confluent_kafka import Message
 from pipeline.config.settings import Settings
 from pipeline.errors import SinkUnavailable
 from pipeline.events.decode import EventDecoder, InvalidEvent
+from pipeline.jobs.consume_defaults import BATCH_SIZE, IN_FLIGHT, MAX_IN_FLIGHT
 from pipeline.jobs.in_flight import Flight, Turn, Window
 from pipeline.kafka.consumer import GroupConsumer, GroupProtocol
 from pipeline.kafka.dead_letters import DeadLetter, DeadLetterSender
@@ -105,7 +106,7 @@ class ConsumeOptions:
     topic: str
     dead_letter_topic: str
     group: str
-    batch_size: int = 5_000
+    batch_size: int = BATCH_SIZE
     batch_wait_s: float = 0.25
     drain: bool = False
     """Stop once the whole group has committed everything that was in the topic."""
@@ -119,7 +120,7 @@ class ConsumeOptions:
     member's partitions move. Under KIP-848 that is the group's ``consumer.session.timeout.ms``."""
     group_protocol: GroupProtocol = "auto"
     """``consumer`` (KIP-848), ``classic``, or ``auto``: KIP-848 where the broker offers it."""
-    in_flight: int = 1
+    in_flight: int = IN_FLIGHT
     """Batches written at once, each by its own PostgreSQL connection and OpenSearch client;
     committed strictly in reading order all the same (see ``pipeline.jobs.in_flight``)."""
 
@@ -176,8 +177,8 @@ class ConsumeLoop:
         stop: threading.Event | None = None,
         on_batch: Callable[[ConsumeStats], None] | None = None,
     ) -> None:
-        if options.in_flight < 1:
-            raise ValueError(f"in_flight must be at least 1, not {options.in_flight}")
+        if not 1 <= options.in_flight <= MAX_IN_FLIGHT:
+            raise ValueError(f"in_flight must be 1 to {MAX_IN_FLIGHT}, not {options.in_flight}")
         self.settings = settings
         self.options = options
         self.stop = stop or threading.Event()
