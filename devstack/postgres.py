@@ -156,7 +156,20 @@ def up(layout: Layout, ca: certs.CertPair) -> None:
         log_file = layout.service_dir("postgres") / "postgres.log"
         proc.run(
             layout,
-            [str(bin_dir() / "pg_ctl"), "-D", str(data), "-l", str(log_file), "-w", "-t", "60", "start"],
+            # On the command line, not in postgresql.conf: a stack made before the setting gets it too.
+            [
+                str(bin_dir() / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(log_file),
+                "-o",
+                f"-c max_locks_per_transaction={names.MAX_LOCKS_PER_TRANSACTION}",
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
             what=f"starting PostgreSQL (log: {log_file})",
         )
     proc.wait_until(lambda: _answers(layout), what="PostgreSQL", timeout=60)

@@ -237,7 +237,11 @@ class ClickstreamPlatform(pulumi.ComponentResource):
             # No TimescaleDB settings here: Aiven's defaults run it, and a user-config key
             # once set cannot be removed again. Whether to use it is the stack output
             # postgres_timescaledb, which `pipeline schema` honours.
-            pg_user_config=aiven.PgPgUserConfigArgs(pg_version=cfg.postgres_version, ip_filter_strings=cfg.ip_filter),
+            pg_user_config=aiven.PgPgUserConfigArgs(
+                pg_version=cfg.postgres_version,
+                ip_filter_strings=cfg.ip_filter,
+                pg=aiven.PgPgUserConfigPgArgs(max_locks_per_transaction=names.MAX_LOCKS_PER_TRANSACTION),
+            ),
             opts=self._service(),
         )
         app_user = aiven.PgUser(

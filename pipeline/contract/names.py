@@ -40,6 +40,11 @@ CONSUMER_PRINCIPAL: Final = f"{PROJECT}-consumer"
 DATABASE: Final = PROJECT
 APP_ROLE: Final = f"{PROJECT}_app"
 """The application role: reads and writes rows, owns nothing, creates nothing."""
+MAX_LOCKS_PER_TRANSACTION: Final = 256
+"""The server's ``max_locks_per_transaction`` (PostgreSQL's default: 64). The sink holds one
+advisory lock per session of each batch in flight until it commits (two 5,000-event
+batches of live traffic: about 6,500), and the lock table holds this many times the
+connection slots in all, which on a small Aiven plan would leave too little room at 64."""
 
 # --- OpenSearch ---------------------------------------------------------------------------
 PIPELINE_USER: Final = f"{PROJECT}-pipeline"

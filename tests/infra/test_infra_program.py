@@ -18,6 +18,7 @@ import pytest
 
 from infra.component import PIPELINE_INDEX_PATTERNS, ClickstreamPlatform, contract_outputs
 from infra.config import ConfigError, PlatformConfig
+from pipeline.contract import names
 from pipeline.contract.outputs import Output
 from tests.infra.infra_harness import (
     KAFKA_PORT,
@@ -166,6 +167,7 @@ def test_services_follow_config(config_run: tuple[PlatformConfig, ProgramRun]) -
     assert (pg["plan"], pg["serviceName"]) == (cfg.postgres_plan, cfg.postgres_service_name)
     assert pg["pgUserConfig"]["pgVersion"] == cfg.postgres_version
     assert "timescaledb" not in pg["pgUserConfig"]  # a user-config key once set cannot be removed
+    assert pg["pgUserConfig"]["pg"] == {"maxLocksPerTransaction": names.MAX_LOCKS_PER_TRANSACTION}
     assert run.output(Output.POSTGRES_TIMESCALEDB.value) == ("true" if cfg.timescaledb else "false")
     assert (opensearch["plan"], opensearch["serviceName"]) == (cfg.opensearch_plan, cfg.opensearch_service_name)
     assert opensearch["opensearchUserConfig"]["opensearchVersion"] == cfg.opensearch_version

@@ -10,6 +10,7 @@ import pytest
 from psycopg import sql
 
 from pipeline.config.settings import Settings
+from pipeline.contract import names
 from tests.support.postgres_db import app_user
 
 
@@ -19,6 +20,12 @@ def test_connection_is_tls_verified_full(settings: Settings) -> None:
     with psycopg.connect(conninfo) as conn:
         assert conn.info.pgconn.ssl_in_use
         assert conn.execute("SHOW server_version_num").fetchone()[0] >= "150000"
+
+
+def test_the_lock_table_has_the_room_the_sink_is_sized_for(settings: Settings) -> None:
+    with psycopg.connect(settings.postgres.conninfo("app")) as conn:
+        (value,) = conn.execute("SHOW max_locks_per_transaction").fetchone() or ("",)
+    assert int(value) == names.MAX_LOCKS_PER_TRANSACTION
 
 
 def test_plain_text_connection_is_refused(settings: Settings) -> None:

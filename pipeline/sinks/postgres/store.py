@@ -46,10 +46,11 @@ same error) raises :class:`~pipeline.errors.ServiceError`: retrying would not he
 
 Capacity note: every session of a batch holds one advisory lock until commit, and the
 server's lock table has room for about ``max_locks_per_transaction x (max_connections +
-background processes)`` locks in total (64 x 222 = about 14,200 on the local stack; less
-on small Aiven plans). A 20,000-event batch of live traffic touches about 13,000 sessions,
-so keep batches at the consumer's default (5,000) or raise ``max_locks_per_transaction``;
-running out is reported as a retryable :class:`~pipeline.errors.SinkUnavailable` that says so.
+background processes)`` locks in total. The Pulumi program and the local stack set
+``max_locks_per_transaction`` to ``names.MAX_LOCKS_PER_TRANSACTION`` (256 x 222 = about
+56,800 on the local stack). A 20,000-event batch of live traffic touches about 13,000
+sessions, and the consumer writes up to ``--in-flight`` batches at once; running out is
+reported as a retryable :class:`~pipeline.errors.SinkUnavailable` that says so.
 
 A store holds one connection and is not meant to be shared between threads; give each
 consumer thread or process its own.
