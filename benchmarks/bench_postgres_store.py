@@ -42,11 +42,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from pathlib import Path
+from typing import cast
 
 import psycopg
 
 from pipeline.config.settings import Settings, find_local_outputs, load_settings
-from pipeline.contract.event import Event
+from pipeline.contract.event import DeviceType, Event, EventType
 from pipeline.sinks.batch import Envelope
 from pipeline.sinks.postgres.migrate import apply_migrations
 from pipeline.sinks.postgres.store import (
@@ -60,6 +61,7 @@ from tests.support.postgres_db import temporary_database
 
 UTC = dt.UTC
 PAGES = ["/", "/search", "/cart", "/checkout"] + [f"/c/{c}" for c in range(20)] + [f"/p/p-{p}" for p in range(500)]
+KINDS: list[EventType] = ["page_view", "click", "search", "add_to_cart", "purchase"]
 REFERRERS = [None, "https://www.google.com/", "https://news.example.org/a/1", "android-app://com.example.social"]
 
 
@@ -68,7 +70,7 @@ class _Session:
     session_id: str
     user_id: str
     remaining: int
-    device: tuple[str, str, str]
+    device: tuple[DeviceType, str, str]
     country: str
     referrer: str | None
     at: dt.datetime
@@ -78,7 +80,7 @@ def live_events(n: int, *, concurrent: int, mean_length: int, seed: int = 11) ->
     """``n`` valid events from ``concurrent`` interleaved sessions of ~``mean_length`` events."""
     rng = random.Random(seed)
     start = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(hours=2)
-    devices = [
+    devices: list[tuple[DeviceType, str, str]] = [
         ("desktop", "Chrome", "Windows"),
         ("mobile", "Safari", "iOS"),
         ("mobile", "Chrome", "Android"),
@@ -102,7 +104,7 @@ def live_events(n: int, *, concurrent: int, mean_length: int, seed: int = 11) ->
         slot = rng.randrange(concurrent)
         s = active[slot]
         s.at += dt.timedelta(milliseconds=rng.randrange(200, 40_000))
-        kind = rng.choices(["page_view", "click", "search", "add_to_cart", "purchase"], [50, 35, 8, 5, 2])[0]
+        kind = rng.choices(KINDS, [50, 35, 8, 5, 2])[0]
         price = Decimal(rng.randrange(100, 50_000)).scaleb(-2) if kind in ("add_to_cart", "purchase") else None
         events.append(
             Event(
@@ -120,7 +122,7 @@ def live_events(n: int, *, concurrent: int, mean_length: int, seed: int = 11) ->
                 device_type=s.device[0],
                 browser=s.device[1],
                 os=s.device[2],
-                country=s.country,  # type: ignore[arg-type]
+                country=s.country,
                 element_id="btn-buy" if kind == "click" else None,
                 search_query="red shoes" if kind == "search" else None,
                 product_id="p-1" if price is not None else None,
@@ -245,7 +247,7 @@ def main() -> None:
     for _ in range(args.repeat):
         for copy_format in args.formats.split(","):
             for batch_size in sizes:
-                r = run(outputs, events, batch_size, copy_format)  # type: ignore[arg-type]
+                r = run(outputs, events, batch_size, cast("CopyFormat", copy_format))
                 t = r.timings
                 batches = -(-(len(events) - 10) // batch_size)
                 phases = ("prepare", "lock", "copy", "insert", "merge", "commit")
