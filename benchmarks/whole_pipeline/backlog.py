@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from benchmarks.whole_pipeline.limits import decode_and_postgres_limits, kafka_consume_limit, opensearch_limit
-from benchmarks.whole_pipeline.procs import Snapshot, wait_all
+from benchmarks.whole_pipeline.procs import wait_all
 from benchmarks.whole_pipeline.records import Limits, Producer, SlowestSink
 from benchmarks.whole_pipeline.run import Run, per_100k, produce_line
 from tests.support.world import IsolatedPipeline
@@ -17,7 +17,7 @@ def produce_backlog(run: Run, sinks: IsolatedPipeline) -> Producer:
     """The real CLI in a subprocess; its own final line gives the rate. Sets ``run.backlog``."""
     options = run.options
     log.info("producer: pipeline produce --events %d (the backlog)", options.events)
-    before = Snapshot.take()
+    before = run.start_phase()
     child = run.spawn(
         "producer", sinks.command("produce", "--events", str(options.events), "--seed", str(options.seed))
     )
@@ -44,15 +44,15 @@ def measure_limits(run: Run, sinks: IsolatedPipeline) -> Limits:
     """Each limit alone over the backlog, so they do not compete with each other for the cores."""
     settings, topic = sinks.settings, run.world.topics.events
     log.info("limit: raw Kafka consume of %d messages", run.backlog)
-    before = Snapshot.take()
+    before = run.start_phase()
     kafka = kafka_consume_limit(settings, topic, run.world.group("limit"))
     run.phase("limit_kafka", before)
     log.info("limit: decode, then PostgreSQL binary COPY")
-    before = Snapshot.take()
+    before = run.start_phase()
     decode, postgres = decode_and_postgres_limits(settings, topic)
     run.phase("limit_decode_postgres", before)
     log.info("limit: OpenSearch bulk")
-    before = Snapshot.take()
+    before = run.start_phase()
     opensearch = opensearch_limit(settings, topic, f"{sinks.index_prefix}-limit")
     run.phase("limit_opensearch", before)
     slowest = min((postgres, "postgres_copy"), (opensearch, "opensearch_bulk"), key=lambda x: x[0].events_per_s)

@@ -8,7 +8,7 @@ import signal
 import time
 
 from benchmarks.whole_pipeline.groupwatch import GroupWatcher
-from benchmarks.whole_pipeline.procs import Child, ChildFailed, ProcessCpuSampler, Snapshot, reap, stop_all
+from benchmarks.whole_pipeline.procs import Child, ChildFailed, ProcessCpuSampler, reap, stop_all
 from benchmarks.whole_pipeline.records import DrainProcess, DrainRun, ProcessUsage, SinksCheck
 from benchmarks.whole_pipeline.run import Run, per_100k, read_stats
 from pipeline.jobs.consume import STAGES, ConsumeStats
@@ -39,7 +39,7 @@ def measure_drain(run: Run, sinks: IsolatedPipeline, consumers: int) -> DrainRun
     topic = run.world.topics.events
     ends = end_offsets(sinks.settings, topic)
     watcher = GroupWatcher(sinks.settings, topic, sinks.group, partitions=sorted(ends), ends=ends)
-    before = Snapshot.take()
+    before = run.start_phase()
     # the database name is in the process title of its backends and autovacuum workers
     backends = ProcessCpuSampler("postgres", f" {sinks.database}")
     backends.start()

@@ -9,7 +9,7 @@ import time
 
 from benchmarks.whole_pipeline.freshness import FreshnessSampler
 from benchmarks.whole_pipeline.groupwatch import GroupWatcher
-from benchmarks.whole_pipeline.procs import Child, ChildFailed, Snapshot, reap, stop
+from benchmarks.whole_pipeline.procs import Child, ChildFailed, reap, stop
 from benchmarks.whole_pipeline.records import Freshness, LiveConsumer, LiveProducer, MeasurementOverhead
 from benchmarks.whole_pipeline.run import PRODUCE_LINE, Run, per_100k, produce_line, read_stats
 from pipeline.sinks.opensearch.mappings import DEFAULT_REFRESH_INTERVAL
@@ -68,7 +68,7 @@ def measure_freshness(run: Run, sinks: IsolatedPipeline) -> Freshness:
         lag.start()
         _wait_for_log(consumer, "assigned partitions", timeout=90)
         log.info("freshness: consumer ready; starting the producer")
-        before = Snapshot.take()
+        before = run.start_phase()
         own_cpu = time.process_time()
         searches = _search_seconds(sinks)
         duration = max_warmup + seconds + 15  # headroom: the window, not the duration, should end the load

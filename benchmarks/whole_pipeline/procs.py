@@ -27,7 +27,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -238,6 +238,8 @@ class Snapshot:
     total: float
     services: dict[str, float]
     load: tuple[float, float, float]
+    waited_s: float = 0.0
+    """How long the phase waited for the load to settle before this snapshot (see :func:`settle`)."""
 
     @classmethod
     def take(cls) -> Snapshot:
@@ -248,6 +250,33 @@ class Snapshot:
 NOISY_LOAD: Final = 1.5
 """A phase that starts with a higher 1-minute load average is marked noisy: on the 2-core
 development machine that is more than half of it busy with something else."""
+
+
+SETTLE_MAX_S: Final = 120.0
+"""How long a phase waits at most for the 1-minute load to fall to ``NOISY_LOAD``: the
+load average forgets with a time constant of a minute, so the benchmark's own previous
+phase (two busy cores) has faded below 1.5 within about a minute."""
+
+
+def settle(
+    load: Callable[[], float],
+    *,
+    threshold: float = NOISY_LOAD,
+    max_wait_s: float = SETTLE_MAX_S,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    poll_s: float = 1.0,
+) -> float:
+    """Wait until ``load()`` is at most ``threshold`` or ``max_wait_s`` have passed; return the seconds waited.
+
+    Why: a phase that starts on a busy machine measures the other work too. The phase
+    still runs when the load stays high (another user's work does not end on request);
+    it is then marked noisy by :func:`phase_usage`.
+    """
+    start = clock()
+    while load() > threshold and clock() - start < max_wait_s:
+        sleep(min(poll_s, max(0.0, max_wait_s - (clock() - start))))
+    return clock() - start
 
 
 def phase_usage(before: Snapshot, after: Snapshot) -> PhaseUsage:
@@ -263,6 +292,7 @@ def phase_usage(before: Snapshot, after: Snapshot) -> PhaseUsage:
         load_average_before=list(before.load),
         load_average_after=list(after.load),
         noisy=before.load[0] > NOISY_LOAD,
+        settle_wait_s=round(before.waited_s, 1),
     )
 
 

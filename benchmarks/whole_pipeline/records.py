@@ -126,6 +126,9 @@ class PhaseUsage(Record, kw_only=True):
     noisy: bool = False
     """The 1-minute load average before the phase was above ``procs.NOISY_LOAD``: other work
     shared the cores, so its figures say little about the pipeline."""
+    settle_wait_s: float = 0.0
+    """Seconds the phase waited, before it started, for the 1-minute load to fall to
+    ``procs.NOISY_LOAD`` (at most ``procs.SETTLE_MAX_S``)."""
 
 
 # --- limits -----------------------------------------------------------------------------------------

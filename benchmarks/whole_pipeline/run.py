@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 
-from benchmarks.whole_pipeline.procs import NOISY_LOAD, Child, ChildFailed, Snapshot, phase_usage, spawn
+from benchmarks.whole_pipeline.procs import NOISY_LOAD, Child, ChildFailed, Snapshot, phase_usage, settle, spawn
 from benchmarks.whole_pipeline.records import FreshnessPlot, PhaseUsage, Report
 from pipeline.jobs.consume import ConsumeStats
 from tests.support.world import IsolatedWorld
@@ -61,6 +63,11 @@ class Run:
         child = spawn(name, command, log_file, cwd=REPO_ROOT)
         self.children.append(child)
         return child
+
+    def start_phase(self) -> Snapshot:
+        """Wait for the machine to settle (:func:`procs.settle`), then take the phase's first snapshot."""
+        waited = settle(lambda: os.getloadavg()[0])
+        return dataclasses.replace(Snapshot.take(), waited_s=waited)
 
     def phase(self, name: str, before: Snapshot) -> PhaseUsage:
         """Record the machine's use since ``before`` as phase ``name``."""

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import msgspec
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from benchmarks.whole_pipeline.judge import _median, _target
-from benchmarks.whole_pipeline.procs import NOISY_LOAD, Snapshot, phase_usage
+from benchmarks.whole_pipeline.procs import NOISY_LOAD, Snapshot, phase_usage, settle
 from benchmarks.whole_pipeline.records import (
     Files,
     Freshness,
@@ -114,3 +115,30 @@ def test_the_judge_judges_a_repeated_figure_on_its_median_not_on_one_repeat() ->
     r.spread = {"freshness_p99_opensearch_events_s": Spread.of([5.0, 1.5, 1.9])}
     assert _median(r, "freshness_p99_opensearch_events_s") == 1.9
     assert _median(r, "not_repeated", 7.0) == 7.0
+
+
+@given(
+    st.lists(st.floats(min_value=0, max_value=20, allow_nan=False), min_size=1, max_size=300),
+    st.floats(min_value=0, max_value=200),
+)
+def test_a_phase_waits_until_the_load_has_settled_and_never_longer_than_allowed(
+    loads: list[float], max_wait: float
+) -> None:
+    clock = [0.0]
+    readings = iter(loads)
+    last = [loads[0]]
+
+    def load() -> float:
+        last[0] = next(readings, last[0])
+        return last[0]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    waited = settle(load, threshold=1.5, max_wait_s=max_wait, clock=lambda: clock[0], sleep=sleep, poll_s=1.0)
+    assert waited <= max_wait + 1e-9
+    settled_at = next((i for i, x in enumerate(loads) if x <= 1.5), None)
+    if settled_at is not None and settled_at < max_wait:
+        assert waited == settled_at  # one reading a second, the first one at once
+    else:
+        assert waited == pytest.approx(max_wait)
