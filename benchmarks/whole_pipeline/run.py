@@ -37,6 +37,7 @@ class Options:
     repeat: int
     latency_events: int
     latency_ms: list[float]
+    settle_max_s: float
 
 
 class Run:
@@ -66,7 +67,7 @@ class Run:
 
     def start_phase(self) -> Snapshot:
         """Wait for the machine to settle (:func:`procs.settle`), then take the phase's first snapshot."""
-        waited = settle(lambda: os.getloadavg()[0])
+        waited = settle(lambda: os.getloadavg()[0], max_wait_s=self.options.settle_max_s)
         return dataclasses.replace(Snapshot.take(), waited_s=waited)
 
     def phase(self, name: str, before: Snapshot) -> PhaseUsage:
