@@ -53,7 +53,7 @@ def render(
     _cdf(middle, plot.cdf, freshness_target_s)
     _timeline(bottom, plot, freshness_target_s)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.985))  # room for the title above the first panel
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return None
