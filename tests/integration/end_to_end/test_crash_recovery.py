@@ -83,15 +83,20 @@ def test_consumer_killed_at_the_fault_points_and_at_random_moments_ends_exact(
     stored, indexed = count_events(world), count_indexed_events(world)
     assert 0 < stored < indexed, f"not killed between the sinks: {stored} stored, {indexed} indexed"
 
-    # 2. Batch 2 committed in PostgreSQL (its documents indexed before), its session rows not indexed yet.
-    second = world.spawn(*consume, log=log, env={FAULT_ENV: "after_postgres:2"})
+    # A restarted consumer first re-reads what its predecessor stored without committing: the
+    # batches it had in flight and the one or two before them whose asynchronous commits may not
+    # have been answered. Killing the next ones at a later batch makes sure they stored new work.
+    later = in_flight + 3
+
+    # 2. A batch committed in PostgreSQL (its documents indexed before), its session rows not indexed yet.
+    second = world.spawn(*consume, log=log, env={FAULT_ENV: f"after_postgres:{later}"})
     assert second.wait(timeout=120) == KILLED, log.read_text()[-3000:]
     assert count_events(world) > stored and count_indexed_events(world) >= count_events(world)
     assert sessions_behind(world), "every session document was already as new as its row"
     stored = count_events(world)
 
     # 3. Both sinks written, no dead letter sent, offsets not committed.
-    third = world.spawn(*consume, log=log, env={FAULT_ENV: "after_opensearch:2"})
+    third = world.spawn(*consume, log=log, env={FAULT_ENV: f"after_opensearch:{later}"})
     assert third.wait(timeout=120) == KILLED, log.read_text()[-3000:]
     stored_after = count_events(world)
     assert stored_after > stored
