@@ -43,7 +43,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import statistics
 import sys
 import time
@@ -52,7 +51,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from benchmarks.latency.proxy import ProxyThread
-from benchmarks.latency.routes import RouteError, parse_latencies, proxied_outputs, routes
+from benchmarks.latency.routes import RouteError, check_proxied_listener, parse_latencies, proxied_outputs, routes
 from benchmarks.whole_pipeline.groupwatch import GroupWatcher
 from benchmarks.whole_pipeline.procs import Child, ChildFailed, spawn, stop_all, wait_all
 from benchmarks.whole_pipeline.run import REPO_ROOT, produce_line, read_stats
@@ -156,16 +155,6 @@ def round_order(
     pairs = [(rtt, k) for rtt in latencies for k in in_flights]
     n = len(pairs)
     return [(r + 1, *pairs[(r + i) % n]) for r in range(repeat) for i in range(n)]
-
-
-def _check_proxied_listener(host: str, port: int) -> None:
-    try:
-        socket.create_connection((host, port), timeout=5).close()
-    except OSError:
-        raise SystemExit(
-            f"nothing listens on the broker's proxied listener {host}:{port}: the local Kafka was started "
-            "before it existed; restart it (devstack stop kafka && devstack up)"
-        ) from None
 
 
 def drain_round(
@@ -358,7 +347,10 @@ def main(argv: list[str] | None = None) -> int:
     base_outputs = dict(read_outputs_file(outputs_path))
     base = Settings.from_outputs(base_outputs, source=str(outputs_path))
     layout = load_layout()
-    _check_proxied_listener("127.0.0.1", layout.kafka_proxied_port)
+    try:
+        check_proxied_listener("127.0.0.1", layout.kafka_proxied_port)
+    except RouteError as exc:
+        raise SystemExit(str(exc)) from None
     started = dt.datetime.now(dt.UTC)
     latencies: list[float | None] = [*([None] if args.direct else []), *args.latencies]
     report = LatencyReport(

@@ -13,6 +13,7 @@ to that listener, and every connection of the client, bootstrap and after, goes 
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
@@ -122,3 +123,15 @@ def proxied_outputs(outputs: Mapping[str, object], ports: Mapping[str, int]) -> 
             else:
                 out[output.value] = with_port(value, port)
     return out
+
+
+def check_proxied_listener(host: str, port: int) -> None:
+    """Raise :class:`RouteError` unless the broker's proxied listener answers (a stack started
+    before devstack had it does not)."""
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError:
+        raise RouteError(
+            f"nothing listens on the broker's proxied listener {host}:{port}: the local Kafka was started "
+            "before it existed; restart it (devstack stop kafka && devstack up)"
+        ) from None

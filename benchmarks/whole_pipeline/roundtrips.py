@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import errno
 import logging
-import socket
 
+from benchmarks.latency.routes import RouteError, check_proxied_listener
 from benchmarks.latency_drain import drain_round, round_order
 from benchmarks.whole_pipeline.procs import ChildFailed, wait_all
 from benchmarks.whole_pipeline.records import Latency, LatencyRound, Spread
@@ -37,12 +37,9 @@ def measure_latency(run: Run) -> Latency:
     rtts = sorted({0.0, *options.latency_ms})
     layout = load_layout()
     try:
-        socket.create_connection(("127.0.0.1", layout.kafka_proxied_port), timeout=5).close()
-    except OSError:
-        raise ChildFailed(
-            f"nothing listens on the broker's proxied listener (port {layout.kafka_proxied_port}): the local "
-            "Kafka was started before it existed; restart it (devstack stop kafka && devstack up)"
-        ) from None
+        check_proxied_listener("127.0.0.1", layout.kafka_proxied_port)
+    except RouteError as exc:
+        raise ChildFailed(f"round trips: {exc}") from None
     in_flight = ConsumeOptions.in_flight
     rounds: list[LatencyRound] = []
     with IsolatedWorld(base.base_outputs, base.base, tag="l", partitions=None, strict=False) as world:
